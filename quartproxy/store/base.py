@@ -109,8 +109,9 @@ class Store(Protocol):
         """Events with seq > after; None when the buffer is unknown or expired."""
         ...
 
-    async def buffer_wait(self, message_id: str, after: int, timeout: float) -> None:
-        """Return when events after `after` may exist, or after `timeout` seconds."""
+    async def buffer_wait(self, message_id: str, after: int) -> None:
+        """Return when events after `after` may exist (spurious returns are allowed).
+        Callers bound the wait with a cancel scope; it must be cancellation-safe."""
         ...
 
     # -- lifecycle -----------------------------------------------------------------------------

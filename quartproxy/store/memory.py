@@ -130,12 +130,11 @@ class MemoryStore:
             return None
         return BufferSlice(buf.session_id, [e for e in buf.events if e[0] > after])
 
-    async def buffer_wait(self, message_id: str, after: int, timeout: float) -> None:
+    async def buffer_wait(self, message_id: str, after: int) -> None:
         buf = self._buffers.get(message_id)
         if buf is None or (buf.events and buf.events[-1][0] > after):
             return
-        with trio.move_on_after(timeout):
-            await buf.changed.wait()
+        await buf.changed.wait()
 
     async def ping(self) -> None:
         return None
