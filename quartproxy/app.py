@@ -4,6 +4,8 @@ app. The only place that looks at DEPLOYMENT_MODE (through store.open_store)."""
 from __future__ import annotations
 
 import logging
+import traceback
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -12,9 +14,10 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from . import lifecycle, logs, metrics
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, cors, ops, sessions
+from .http import chat, cors, docs, ops, sessions
 from .http.common import request_id
 from .services import Services
 from .store import open_store
@@ -41,8 +44,13 @@ def create_app(
 
         upstream_transport = EchoTransport(settings.session_secret_key)
 
-    for bp in (sessions.bp, chat.bp, ops.bp):
+    for bp in (sessions.bp, chat.bp, ops.bp, docs.bp):
         app.register_blueprint(bp)
+    metrics.configure(settings.allowed_origins.exact)
+
+    @app.before_request
+    async def bind_request_id() -> None:
+        logs.bind_request_id(request_id())
 
     app.before_request(cors.preflight)
 
@@ -53,6 +61,7 @@ def create_app(
 
     @app.errorhandler(ApiError)
     async def api_error(err: ApiError) -> tuple[Response, int, dict[str, str]]:
+        metrics.rejected(err, request.headers.get("Origin"))
         return jsonify(err.body()), err.status, err.all_headers()
 
     @app.errorhandler(HTTPException)
@@ -62,6 +71,14 @@ def create_app(
     @app.errorhandler(Exception)
     async def crash(err: Exception) -> tuple[Response, int, dict[str, str]]:
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=err)
+        if settings.debug:  # DEBUG=true only: readable errors for the developer
+            body = from_status(500).body()
+            body["debug"] = {
+                "exception": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exception(err),
+            }
+            metrics.rejected(from_status(500), request.headers.get("Origin"))
+            return jsonify(body), 500, {}
         return await api_error(from_status(500))
 
     stop = trio.Event()
@@ -87,7 +104,14 @@ def create_app(
                             + 60,
                         )
                         task_status.started(Services(settings, store, upstream, runner))
-                        await stop.wait()
+                        unregister = lifecycle.register(partial(lifecycle.drain_turns, runner))
+                        metrics.worker_started()
+                        try:
+                            await stop.wait()
+                        finally:
+                            unregister()
+                            metrics.worker_stopped()
+                            metrics.draining(False)
                         # Hypercorn has already given open requests graceful_timeout; answers
                         # whose clients left are cancelled now and end with `shutting_down`.
                         runner.accepting = False

@@ -17,6 +17,7 @@ class ApiError(Exception):
         *,
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -24,6 +25,8 @@ class ApiError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.headers = dict(headers or {})
+        # Internal detail for metrics and logs (e.g. "bot" or "spam" for `blocked`); never sent.
+        self.reason = reason
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}

@@ -1,4 +1,13 @@
-"""Logging set-up: readable lines in development, one JSON object per line in production."""
+"""Logging: one JSON object per line in production, readable lines in development.
+
+Every line carries the id of the request it belongs to (`request_id`), taken from a contextvar
+that the app sets at the start of each request. Trio copies the context into tasks started from
+a request, so the log lines of an answer's upstream call carry it too. The same id is sent to
+n8n as `X-Request-ID` and returned to the client in the `X-Request-ID` response header.
+
+The access log comes from Hypercorn: `python -m quartproxy` hands Hypercorn the
+`quartproxy.access` logger, so access lines get the same format (and, in JSON, fields).
+"""
 
 from __future__ import annotations
 
@@ -6,31 +15,112 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any
 
 from .config import Settings
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("quartproxy_request_id", default=None)
+ACCESS_LOGGER = "quartproxy.access"
+SERVER_LOGGER = "quartproxy.server"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
+_STANDARD = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+) | {"message", "asctime", "request_id", "taskName"}
+
+# Hypercorn access-log atoms -> JSON field names.
+_ACCESS_FIELDS = {
+    "h": "remote",
+    "m": "method",
+    "U": "path",
+    "q": "query",
+    "H": "protocol",
+    "s": "status",
+    "b": "bytes",
+    "D": "duration_us",
+    "a": "user_agent",
+    "{x-request-id}o": "request_id",
+    "{x-forwarded-for}i": "forwarded_for",
+}
+
+
+def bind_request_id(request_id: str | None) -> None:
+    """Attach `request_id` to every log line of the current task (and tasks it starts)."""
+    REQUEST_ID.set(request_id)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        + f".{int(record.msecs):03d}Z"
+    )
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+        out: dict[str, Any] = {
+            "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
         }
+        if record.name == ACCESS_LOGGER and isinstance(record.args, Mapping):
+            atoms = record.args
+            out["msg"] = "access"
+            for atom, name in _ACCESS_FIELDS.items():
+                value = atoms.get(atom, "-") if atom.startswith("{") else atoms.get(atom)
+                if value not in (None, "-", ""):
+                    out[name] = _number(value) if name in ("status", "bytes") else value
+        else:
+            out["msg"] = record.getMessage()
+            rid = getattr(record, "request_id", None)
+            if rid:
+                out["request_id"] = rid
+            for key, value in vars(record).items():
+                if key not in _STANDARD and key not in out:
+                    out[key] = value if _jsonable(value) else repr(value)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s%(rid)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        rid = getattr(record, "request_id", None)
+        record.rid = f" [{rid}]" if rid else ""
+        return super().format(record)
+
+
+def _number(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
 def setup_logging(settings: Settings) -> None:
+    """Install the handler on the `quartproxy` logger tree (app, access log, server)."""
     handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     root = logging.getLogger("quartproxy")
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     root.propagate = False
+    # Access lines are INFO: keep them even when LOG_LEVEL is WARNING or ERROR.
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)

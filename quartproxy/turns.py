@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import trio
 
+from . import metrics
 from .core.events import Delta, End, Error, Start, TurnEvent, from_record, is_final, to_record
 from .store.base import HistoryEntry, Store
 from .upstream import N8nClient
@@ -115,6 +116,7 @@ class TurnRunner:
         self.clock = clock
         self.live: dict[str, LiveTurn] = {}
         self.accepting = True
+        self._emptied = trio.Event()
 
     async def start(self, req: TurnRequest) -> LiveTurn:
         """Reserve the session and start the answer; returns at once with the Start event
@@ -142,6 +144,18 @@ class TurnRunner:
         live = self.live.get(message_id)
         return live if live is not None else BufferedTurn(self.store, message_id, self.clock)
 
+    async def wait_idle(self) -> None:
+        """Until no answer of this process is running (the shutdown drain waits on this)."""
+        while self.live:
+            if self._emptied.is_set():
+                self._emptied = trio.Event()
+            await self._emptied.wait()
+
+    def cancel_all(self) -> None:
+        """End every running answer with `shutting_down` (the drain's deadline passed)."""
+        for turn in list(self.live.values()):
+            turn.cancel_scope.cancel()
+
     def cancel_session(self, session_id: str) -> None:
         """Stop this worker's answers for a session that is being deleted."""
         for turn in list(self.live.values()):
@@ -163,6 +177,7 @@ class TurnRunner:
 
     async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
         parts: list[str] = []
+        timer = metrics.TurnTimer(req.origin)
         try:
             with turn.cancel_scope:
                 stream = self.upstream.stream_answer(
@@ -177,6 +192,7 @@ class TurnRunner:
                     async for event in events:
                         await self._record(turn, event)
                         if isinstance(event, Delta):
+                            timer.first_token()
                             parts.append(event.text)
                         elif isinstance(event, Error):
                             return
@@ -198,6 +214,9 @@ class TurnRunner:
                 except Exception:
                     log.warning("could not release session %s (expires by itself)", req.session_id)
             self.live.pop(turn.message_id, None)
+            if not self.live:
+                self._emptied.set()
+            timer.finish(metrics.outcome_of(turn.events[-1], deleted=turn.erased))
 
     async def _finish(self, turn: LiveTurn, event: Error) -> None:
         """End a turn that has no final event yet, even when the store is failing."""

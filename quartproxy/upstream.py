@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import trio
 
+from . import metrics
 from .config import Settings
 from .core.events import Delta, Error, TurnEvent
 from .core.n8n_parse import N8nAnswerParser, parse_history
@@ -98,14 +99,18 @@ class N8nClient:
         request = self.client.build_request("POST", self.url, json=body, headers=headers)
         response: httpx.Response | None = None
         try:
+            sent = time.perf_counter()
             with trio.move_on_after(self.settings.n8n_timeout_seconds) as first_byte:
                 response = await self.client.send(request, stream=True)
             if response is None or first_byte.cancelled_caught:
                 log.warning("n8n sent no answer within %ss", self.settings.n8n_timeout_seconds)
+                metrics.n8n_error("timeout")
                 yield TIMEOUT
                 return
+            metrics.n8n_response("sendMessage", time.perf_counter() - sent)
             if response.status_code != 200:
                 log.warning("n8n answered HTTP %s (%s)", response.status_code, _why(response))
+                metrics.n8n_error(metrics.n8n_status_kind(response.status_code))
                 yield REJECTED
                 return
             parser = N8nAnswerParser(response.headers.get("content-type", ""))
@@ -120,29 +125,38 @@ class N8nClient:
                         data = None
                 if waited.cancelled_caught:
                     log.warning("n8n stream stalled for %ss", gap)
+                    metrics.n8n_error("stalled")
                     yield TIMEOUT
                     return
                 if data is None:
                     break
                 gap = self.settings.n8n_stream_idle_seconds
                 for event in parser.feed(data):
+                    if isinstance(event, Error):
+                        metrics.n8n_parse_error(event.message)
                     yield event
                     if isinstance(event, Error):
                         return
             for event in parser.close():
+                if isinstance(event, Error):
+                    metrics.n8n_parse_error(event.message)
                 yield event
             if parser.garbage_lines:
                 log.info("n8n stream had %d unreadable lines (skipped)", parser.garbage_lines)
         except httpx.ConnectError:
             log.warning("n8n refused the connection")
+            metrics.n8n_error("refused")
             yield UNAVAILABLE
         except httpx.PoolTimeout:
             log.warning("all %d n8n connections busy", self.settings.n8n_max_connections)
+            metrics.n8n_error("pool_exhausted")
             yield UNAVAILABLE
         except httpx.TimeoutException:
+            metrics.n8n_error("timeout")
             yield TIMEOUT
         except (httpx.HTTPError, httpx.StreamError) as exc:
             log.warning("n8n stream failed: %s", type(exc).__name__)
+            metrics.n8n_error("transport")
             yield CUT
         finally:
             if response is not None:
@@ -169,14 +183,18 @@ class N8nClient:
         headers["Accept"] = "application/json"
         body = {"action": "loadPreviousSession", "sessionId": session_id}
         try:
+            sent = time.perf_counter()
             with trio.move_on_after(self.settings.n8n_timeout_seconds):
                 response = await self.client.post(self.url, json=body, headers=headers)
+                metrics.n8n_response("loadPreviousSession", time.perf_counter() - sent)
                 if response.status_code != 200:
                     log.info("n8n history answered HTTP %s", response.status_code)
+                    metrics.n8n_error(metrics.n8n_status_kind(response.status_code))
                     return []
                 return parse_history(response.json())
         except (httpx.HTTPError, ValueError) as exc:
             log.info("n8n history failed: %s", type(exc).__name__)
+            metrics.n8n_error("refused" if isinstance(exc, httpx.ConnectError) else "transport")
         return []
 
     async def health(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import trio
 from quart import Blueprint, Response, jsonify, request
 
-from .. import guard
+from .. import guard, metrics
 from ..core import render
 from ..core.events import TurnEvent, is_final, parse_event_id
 from ..errors import ApiError
@@ -43,29 +43,32 @@ async def follow(
     draw: Renderer,
     heartbeat: float,
     ping: bytes | None,
+    channel: str = "sse",
 ) -> AsyncIterator[bytes]:
     """Render a turn's events after `after` until its final event, with `ping` every
     `heartbeat` seconds of silence. The yield stays outside the cancel scope (a trio rule for
-    generators); a client that leaves cancels only this generator, never the turn."""
+    generators); a client that leaves cancels only this generator, never the turn.
+    `channel` labels the open-streams gauge."""
     seq = after
-    while True:
-        batch: list[tuple[int, TurnEvent]] = []
-        with trio.move_on_after(heartbeat):
-            batch = await source.next_batch(seq)
-        if not batch:
-            if ping is not None:
-                yield ping
-            continue
-        out = []
-        final = False
-        for seq, event in batch:
-            out.append(draw(event, message_id, seq))
-            if is_final(event):
-                final = True
-                break
-        yield b"".join(out)
-        if final:
-            return
+    with metrics.stream_open(channel):
+        while True:
+            batch: list[tuple[int, TurnEvent]] = []
+            with trio.move_on_after(heartbeat):
+                batch = await source.next_batch(seq)
+            if not batch:
+                if ping is not None:
+                    yield ping
+                continue
+            out = []
+            final = False
+            for seq, event in batch:
+                out.append(draw(event, message_id, seq))
+                if is_final(event):
+                    final = True
+                    break
+            yield b"".join(out)
+            if final:
+                return
 
 
 def _sse(event: TurnEvent, message_id: str, seq: int) -> bytes:
@@ -126,7 +129,7 @@ async def message_sse() -> Response:
 async def message_ndjson() -> Response:
     svc, message_id, source = await _start_turn()
     hb = svc.settings.heartbeat_seconds
-    return _streaming(follow(source, message_id, -1, _ndjson, hb, None), NDJSON_HEADERS)
+    return _streaming(follow(source, message_id, -1, _ndjson, hb, None, "ndjson"), NDJSON_HEADERS)
 
 
 @bp.get("/api/v1/chat/message/<message_id>")
@@ -144,7 +147,9 @@ async def resume(message_id: str) -> Response:
         after = parsed[1]
     part = await svc.store.buffer_read(message_id, after, svc.clock())
     if part is None or part.session_id != claims.session_id:
+        metrics.resumed("expired")
         raise ApiError(404, "not_found", "This answer is no longer available.")
+    metrics.resumed("ok")
     source = svc.turns.source(message_id)
     hb = svc.settings.heartbeat_seconds
     return _streaming(follow(source, message_id, after, _sse, hb, render.SSE_PING), SSE_HEADERS)

@@ -1,11 +1,15 @@
-"""Operations endpoints: health, and the demo page."""
+"""Operations endpoints: health, metrics, and the demo page."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from quart import Blueprint, Response, current_app, jsonify, send_from_directory
+import trio
+from quart import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
+from .. import metrics
+from ..errors import ApiError
 from ..store.base import StoreUnavailable
 from .common import services
 
@@ -33,6 +37,23 @@ async def health() -> tuple[Response, int]:
         body["status"] = "shutting_down"
         return jsonify(body), 503
     return jsonify(body), 503 if failing else 200
+
+
+@bp.get("/metrics")
+async def prometheus() -> Response:
+    """Prometheus text exposition, summed over all workers. With METRICS_TOKEN set, only for
+    `Authorization: Bearer <METRICS_TOKEN>`."""
+    token = services().settings.metrics_token
+    if token:
+        scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise ApiError(401, "unauthorized", "A valid metrics token is required.")
+    body = await trio.to_thread.run_sync(metrics.render)
+    response = Response(body, status=200, content_type=metrics.CONTENT_TYPE)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/")

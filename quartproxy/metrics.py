@@ -1,0 +1,368 @@
+"""Prometheus metrics: every metric object of the gateway, and one-line functions to record them.
+
+Correct with several Hypercorn workers: `python -m quartproxy` points
+`PROMETHEUS_MULTIPROC_DIR` at a fresh directory before it spawns workers; prometheus-client
+then keeps each process's values in memory-mapped files there, and `/metrics` (served by any
+worker) sums them. The environment variable must be set before this module is imported, which
+is why the CLI sets it before it spawns the workers.
+
+Cheap on the hot path: label children used per turn are looked up once per turn; nothing is
+recorded per delta except the first one (time to first token).
+
+Cardinality is bounded: `origin` labels are the configured exact origins (canonical form),
+`other` for wildcard-matched or unknown origins and `none` without an Origin; every other label
+comes from a fixed set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+if TYPE_CHECKING:
+    from .core.events import TurnEvent
+    from .errors import ApiError
+
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# In single-process mode this registry is what /metrics renders; in multiprocess mode the values
+# live in files and /metrics renders a fresh registry fed by MultiProcessCollector.
+REGISTRY = CollectorRegistry()
+if MULTIPROCESS_DIR is None:
+    ProcessCollector(registry=REGISTRY)
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0, 120.0)
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+TURNS = Counter(
+    "quartproxy_chat_turns",
+    "Chat turns by how they ended (ok, or the error code of their final event).",
+    ["outcome", "origin"],
+    registry=REGISTRY,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "quartproxy_chat_time_to_first_token_seconds",
+    "From the start of a turn to its first delta.",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+TURN_DURATION = Histogram(
+    "quartproxy_chat_turn_duration_seconds",
+    "From the start of a turn to its final event, by outcome.",
+    ["outcome"],
+    buckets=DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+TURNS_IN_FLIGHT = Gauge(
+    "quartproxy_chat_turns_in_flight",
+    "Answers being produced right now (summed over live workers).",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+N8N_LATENCY = Histogram(
+    "quartproxy_n8n_response_seconds",
+    "From sending a request to n8n until its response headers arrive.",
+    ["action"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+N8N_ERRORS = Counter(
+    "quartproxy_n8n_errors",
+    "Failed n8n calls by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+OPEN_STREAMS = Gauge(
+    "quartproxy_open_streams",
+    "Open answer streams by channel (sse, ndjson, ws, compat).",
+    ["channel"],
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+REJECTIONS = Counter(
+    "quartproxy_rejections",
+    "Requests refused before any answer, by reason (and rate-limit tier).",
+    ["reason", "tier", "origin"],
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "quartproxy_http_errors",
+    "Error answers by contract error code.",
+    ["code"],
+    registry=REGISTRY,
+)
+RESUMES = Counter(
+    "quartproxy_resumes",
+    "Resume requests (Last-Event-ID) by result: ok, or expired.",
+    ["result"],
+    registry=REGISTRY,
+)
+WORKERS = Gauge(
+    "quartproxy_workers",
+    "Worker processes serving (summed over live workers).",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+DRAINING = Gauge(
+    "quartproxy_draining_workers",
+    "Workers that refuse new turns because they are shutting down.",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+
+OUTCOMES = frozenset(
+    {
+        "ok",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "upstream_error",
+        "shutting_down",
+        "internal",
+        "deleted",
+        "not_found",
+    }
+)
+ERROR_CODES = frozenset(
+    {
+        "bad_request",
+        "payload_too_large",
+        "unsupported_media_type",
+        "origin_not_allowed",
+        "unauthorized",
+        "session_mismatch",
+        "forbidden",
+        "rate_limited",
+        "busy",
+        "blocked",
+        "not_found",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "upstream_error",
+        "internal",
+        "shutting_down",
+    }
+)
+# Contract error code -> rejection reason. Codes not listed are not rejections (they are still
+# counted in quartproxy_http_errors_total).
+REJECTION_REASONS = {
+    "origin_not_allowed": "origin",
+    "rate_limited": "rate_limit",
+    "busy": "busy",
+    "blocked": "blocked",  # refined to bot/spam by ApiError.reason
+    "bad_request": "bad_input",
+    "payload_too_large": "bad_input",
+    "unsupported_media_type": "bad_input",
+    "unauthorized": "auth",
+    "session_mismatch": "auth",
+    "forbidden": "auth",
+    "shutting_down": "shutting_down",
+}
+REASONS = frozenset(REJECTION_REASONS.values()) | {"bot", "spam"}
+TIERS = frozenset({"ip", "session", "origin", "session_create", "ws", "compat"})
+N8N_ERROR_KINDS = frozenset(
+    {
+        "refused",
+        "pool_exhausted",
+        "timeout",
+        "stalled",
+        "http_auth",
+        "http_not_found",
+        "http_5xx",
+        "http_other",
+        "error_chunk",
+        "cut",
+        "empty",
+        "unreadable",
+        "transport",
+    }
+)
+
+_origins: frozenset[str] = frozenset()
+
+
+def configure(exact_origins: Iterable[str]) -> None:
+    """The origins that get their own label (canonical exact origins of ALLOWED_ORIGINS)."""
+    global _origins
+    _origins = frozenset(exact_origins)
+
+
+def origin_label(origin: str | None) -> str:
+    if not origin:
+        return "none"
+    if origin in _origins:
+        return origin
+    from .core.origins import normalise_origin
+
+    norm = normalise_origin(origin)
+    return norm if norm in _origins else "other"
+
+
+def _bounded(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else "other"
+
+
+# --- turns -------------------------------------------------------------------------------------
+
+
+class TurnTimer:
+    """Times one turn: create at its start, `first_token()` on each delta (only the first counts),
+    `finish(outcome)` exactly once at its end."""
+
+    __slots__ = ("origin", "started", "ttft")
+
+    def __init__(self, origin: str | None) -> None:
+        self.origin = origin
+        self.started = time.perf_counter()
+        self.ttft: float | None = None
+        TURNS_IN_FLIGHT.inc()
+
+    def first_token(self) -> None:
+        if self.ttft is None:
+            self.ttft = time.perf_counter() - self.started
+            TIME_TO_FIRST_TOKEN.observe(self.ttft)
+
+    def finish(self, outcome: str) -> None:
+        turn_finished(outcome, self.ttft, time.perf_counter() - self.started, self.origin)
+        TURNS_IN_FLIGHT.dec()
+
+
+def turn_finished(outcome: str, ttft: float | None, duration: float, origin: str | None) -> None:
+    """Count a finished turn (ttft is observed by TurnTimer.first_token; here for callers that
+    time turns themselves, when given and TurnTimer was not used)."""
+    outcome = _bounded(outcome, OUTCOMES)
+    TURNS.labels(outcome, origin_label(origin)).inc()
+    TURN_DURATION.labels(outcome).observe(duration)
+
+
+def outcome_of(final: TurnEvent | None, *, deleted: bool = False) -> str:
+    """The outcome label of a turn from its final event."""
+    if deleted:
+        return "deleted"
+    if final is None:
+        return "internal"
+    if final.name == "end":
+        return "ok"
+    return str(getattr(final, "code", "internal"))
+
+
+# --- n8n ---------------------------------------------------------------------------------------
+
+
+def n8n_response(action: str, seconds: float) -> None:
+    N8N_LATENCY.labels(action).observe(seconds)
+
+
+def n8n_error(kind: str) -> None:
+    N8N_ERRORS.labels(_bounded(kind, N8N_ERROR_KINDS)).inc()
+
+
+def n8n_status_kind(status: int) -> str:
+    if status in (401, 403):
+        return "http_auth"
+    if status == 404:
+        return "http_not_found"
+    if status >= 500:
+        return "http_5xx"
+    return "http_other"
+
+
+def n8n_parse_error(message: str) -> None:
+    """Count an error the answer parser reported (told apart by its message)."""
+    from .core import n8n_parse
+
+    kinds = {
+        n8n_parse.WORKFLOW_FAILED: "error_chunk",
+        n8n_parse.STREAM_CUT: "cut",
+        n8n_parse.EMPTY_ANSWER: "empty",
+        n8n_parse.UNREADABLE: "unreadable",
+    }
+    n8n_error(kinds.get(message, "other"))
+
+
+# --- channels ----------------------------------------------------------------------------------
+
+
+class StreamGauge:
+    """`with metrics.stream_open("sse"):` around the life of one answer stream."""
+
+    __slots__ = ("_child",)
+
+    def __init__(self, channel: str) -> None:
+        self._child = OPEN_STREAMS.labels(channel)
+
+    def __enter__(self) -> None:
+        self._child.inc()
+
+    def __exit__(self, *exc: object) -> None:
+        self._child.dec()
+
+
+def stream_open(channel: str) -> StreamGauge:
+    return StreamGauge(channel)
+
+
+def resumed(result: str) -> None:
+    RESUMES.labels("ok" if result == "ok" else "expired").inc()
+
+
+def rejected(err: ApiError, origin: str | None) -> None:
+    """Count an error answer; those that refuse a request also count as a rejection with
+    its reason (and the rate-limit tier from the `X-RateLimit-Tier` header the limiter sets)."""
+    ERRORS.labels(_bounded(err.code, ERROR_CODES)).inc()
+    reason = REJECTION_REASONS.get(err.code)
+    if reason is None:
+        return
+    if reason == "blocked":
+        reason = _bounded(getattr(err, "reason", None) or "blocked", REASONS)
+    tier = ""
+    if reason == "rate_limit":
+        tier = _bounded(err.headers.get("X-RateLimit-Tier", ""), TIERS)
+    REJECTIONS.labels(reason, tier, origin_label(origin)).inc()
+
+
+# --- process -----------------------------------------------------------------------------------
+
+
+def worker_started() -> None:
+    WORKERS.inc()
+
+
+def worker_stopped() -> None:
+    WORKERS.dec()
+
+
+def draining(on: bool) -> None:
+    DRAINING.set(1 if on else 0)
+
+
+def render() -> bytes:
+    """The exposition text, summed over every worker in multiprocess mode. Reads files:
+    call it from a thread."""
+    if MULTIPROCESS_DIR is None:
+        return generate_latest(REGISTRY)
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Forget a dead worker's live gauges (called by the supervisor that saw it exit)."""
+    if MULTIPROCESS_DIR is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
