@@ -1,11 +1,20 @@
-"""`python -m quartproxy [serve] [--bind HOST:PORT] [--workers N]` runs the gateway exactly as
-`hypercorn -c hypercorn.toml quartproxy:app` does; `python -m quartproxy demo` starts a
-self-contained demo with no n8n and no configuration."""
+"""`python -m quartproxy [serve] [--bind HOST:PORT] [--workers N]` runs the gateway with the
+settings of hypercorn.toml, like `hypercorn -c hypercorn.toml quartproxy:app`, plus what plain
+Hypercorn does not do: a graceful drain on SIGTERM that ends open answer streams with a final
+event (server.py), metrics summed over several workers (a fresh PROMETHEUS_MULTIPROC_DIR), and
+access/error logs in the app's format (JSON in production). `DEBUG=true` adds reload on code
+changes. `python -m quartproxy demo` starts a self-contained demo with no n8n and no
+configuration."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,18 +35,57 @@ def hypercorn_config(bind: list[str] | None, workers: int | None):  # type: igno
     return config
 
 
-def serve(args: argparse.Namespace) -> int:
-    from hypercorn.run import run
+def metrics_directory() -> None:
+    """Several workers write their metrics to files in one directory that /metrics sums. Use
+    PROMETHEUS_MULTIPROC_DIR when given (emptied: stale files of a previous run would count),
+    else a fresh temporary directory removed at exit. Must run before workers are spawned."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return
+    made = tempfile.mkdtemp(prefix="quartproxy-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
 
+
+def serve(args: argparse.Namespace) -> int:
     from .config import ConfigError, environment, load_settings
+    from .logs import ACCESS_LOGGER, SERVER_LOGGER, setup_logging
 
     try:
-        load_settings(environment())  # fail fast, with one line, before workers spawn
+        settings = load_settings(environment())  # fail fast, with one line, before workers spawn
     except ConfigError as exc:
         print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
         return 2
+    setup_logging(settings)
     config = hypercorn_config(args.bind, args.workers)
-    config.application_path = "quartproxy:app"
+    # Hypercorn evaluates this in the module namespace (a module __getattr__ is not consulted).
+    config.application_path = "quartproxy:app_from_environment()"
+    if args.graceful_timeout is not None:
+        config.graceful_timeout = args.graceful_timeout
+    # Hypercorn's "-" means its own plain stdout/stderr loggers; use the app's format instead.
+    # (Loggers are pickled by name, so spawned workers log through their own handlers.)
+    if config.accesslog == "-":
+        config.accesslog = logging.getLogger(ACCESS_LOGGER)
+    if config.errorlog == "-":
+        config.errorlog = logging.getLogger(SERVER_LOGGER)
+    if settings.debug:
+        # Development only: reload on code changes (Hypercorn's reloader needs a spawned
+        # worker). No drain here: a reload simply restarts the worker.
+        from hypercorn.run import run as hypercorn_run
+
+        config.use_reloader = True
+        config.workers = max(1, config.workers)
+        if config.workers > 1:
+            metrics_directory()
+        return hypercorn_run(config)
+    if config.workers > 1:
+        metrics_directory()
+    from .server import run
+
     return run(config)
 
 
@@ -73,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["serve", "demo"], default="serve")
     parser.add_argument("--bind", "-b", action="append", help="HOST:PORT (repeatable)")
     parser.add_argument("--workers", "-w", type=int, help="worker processes (serve only)")
+    parser.add_argument(
+        "--graceful-timeout",
+        type=float,
+        help="seconds running answers get to finish on SIGTERM (default: hypercorn.toml)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args)

@@ -19,6 +19,7 @@ from .config import Settings
 from .errors import ApiError, from_status
 from .http import chat, cors, docs, ops, sessions
 from .http.common import request_id
+from .http.keepalive import shield_final_send
 from .services import Services
 from .store import open_store
 from .turns import TurnRunner
@@ -44,6 +45,7 @@ def create_app(
 
         upstream_transport = EchoTransport(settings.session_secret_key)
 
+    app.asgi_app = shield_final_send(app.asgi_app)  # type: ignore[method-assign]
     for bp in (sessions.bp, chat.bp, ops.bp, docs.bp):
         app.register_blueprint(bp)
     metrics.configure(settings.allowed_origins.exact)

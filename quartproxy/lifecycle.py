@@ -43,7 +43,8 @@ def register(drainer: Drainer) -> Callable[[], None]:
 
 async def drain_all(grace: float, force: trio.Event | None = None) -> None:
     """Drain every registered app concurrently (normally one per process)."""
-    force = force or trio.Event()
+    if force is None:
+        force = trio.Event()
     async with trio.open_nursery() as nursery:
         for drainer in list(_drainers):
             nursery.start_soon(drainer, grace, force)

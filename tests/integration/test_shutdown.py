@@ -1,0 +1,173 @@
+"""Graceful shutdown of a real server process (`python -m quartproxy`) on SIGTERM, with an
+answer held in flight by the fake n8n's gate. Synchronisation is on the server's own log lines
+and on the gate, never on sleeps."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import httpx
+
+from tests.ops_support import scrape, server_env, server_process, value
+from tests.support import FINGERPRINT, ORIGIN, FakeN8n, parse_sse
+
+
+def headers(session: dict[str, str]) -> dict[str, str]:
+    return {
+        "Origin": ORIGIN,
+        "Authorization": f"Bearer {session['token']}",
+        "X-Chat-Fingerprint": FINGERPRINT,
+    }
+
+
+async def new_session(client: httpx.AsyncClient) -> dict[str, str]:
+    r = await client.post(
+        "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers={"Origin": ORIGIN}
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def event(name: str) -> Any:
+    return lambda line: line.get("event") == name
+
+
+def serving(line: dict[str, Any]) -> bool:
+    return "Running on" in str(line.get("msg", ""))
+
+
+async def read_until(chunks: Any, needle: str) -> str:
+    seen = ""
+    async for text in chunks:
+        seen += text
+        if needle in seen:
+            return seen
+    raise AssertionError(f"stream ended without {needle!r}: {seen!r}")
+
+
+async def test_sigterm_refuses_new_turns_and_lets_the_running_answer_finish(
+    fake_n8n: FakeN8n,
+) -> None:
+    async with (
+        server_process(server_env(fake_n8n.url), graceful=30) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as other,
+    ):
+        s = await new_session(client)
+        async with client.stream(
+            "POST", "/api/v1/chat/message", json={"message": "gate:drain"}, headers=headers(s)
+        ) as r:
+            chunks = r.aiter_text()
+            seen = await read_until(chunks, "before")
+            server.signal(signal.SIGTERM)
+            (started,) = await server.wait_log(event("drain_started"))
+            assert started["running"] == 1
+
+            # While the answer runs, the server still answers, but takes no new turn.
+            s2 = await new_session(other)
+            refused = await other.post(
+                "/api/v1/chat/message", json={"message": "hi"}, headers=headers(s2)
+            )
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "shutting_down"
+            health = await other.get("/health")
+            assert health.status_code == 503
+            assert health.json()["status"] == "shutting_down"
+            metrics = await scrape(other)
+            assert value(metrics, "quartproxy_draining_workers") == 1
+            assert value(metrics, "quartproxy_chat_turns_in_flight") == 1
+
+            fake_n8n.gates["drain"].set()
+            seen += "".join([t async for t in chunks])
+        events = parse_sse(seen)
+        assert [e.event for e in events] == ["start", "delta", "delta", "end"]
+        assert events[-1].data["text"] == "before after"
+        assert await server.proc.wait() == 0
+    (drained,) = [line for line in server.lines if line.get("event") == "drained"]
+    assert drained["cut"] == 0
+
+
+async def test_answers_still_running_at_the_deadline_end_with_shutting_down(
+    fake_n8n: FakeN8n,
+) -> None:
+    async with (
+        server_process(server_env(fake_n8n.url), graceful=1) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+    ):
+        s = await new_session(client)
+        async with client.stream(
+            "POST", "/api/v1/chat/message", json={"message": "gate:never"}, headers=headers(s)
+        ) as r:
+            chunks = r.aiter_text()
+            seen = await read_until(chunks, "before")
+            server.signal(signal.SIGTERM)
+            seen += "".join([t async for t in chunks])  # the gate is never opened
+        events = parse_sse(seen)
+        assert [e.event for e in events] == ["start", "delta", "error"]
+        assert events[1].data["text"] == "before "
+        assert events[-1].data["code"] == "shutting_down"
+        assert events[-1].id == f"{events[0].data['message_id']}:2"  # resumable position
+        assert await server.proc.wait() == 0
+    assert [line["running"] for line in server.lines if line.get("event") == "drain_deadline"] == [
+        1
+    ]
+    assert "gate:never" not in fake_n8n.finished
+
+
+async def test_two_workers_each_drain_before_the_server_exits(fake_n8n: FakeN8n) -> None:
+    """Hypercorn's own master terminates every other worker as soon as the first one exits
+    (see the next test); ours waits until each worker has drained."""
+    async with (
+        server_process(server_env(fake_n8n.url), workers=2, graceful=30) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+    ):
+        s = await new_session(client)
+        async with client.stream(
+            "POST", "/api/v1/chat/message", json={"message": "gate:two"}, headers=headers(s)
+        ) as r:
+            chunks = r.aiter_text()
+            seen = await read_until(chunks, "before")
+            await server.wait_log(serving, count=2)  # both workers have started their apps
+            server.signal(signal.SIGTERM)
+            # The idle worker drains at once and exits; the busy one keeps its answer going.
+            await server.wait_log(event("worker_exited"))
+            fake_n8n.gates["two"].set()
+            seen += "".join([t async for t in chunks])
+        events = parse_sse(seen)
+        assert [e.event for e in events] == ["start", "delta", "delta", "end"]
+        assert events[-1].data["text"] == "before after"
+        assert await server.proc.wait() == 0
+    drains = [line for line in server.lines if line.get("event") == "drain_started"]
+    assert sorted(line["running"] for line in drains) == [0, 1]
+
+
+async def test_stock_hypercorn_master_cuts_streams_of_other_workers(fake_n8n: FakeN8n) -> None:
+    """The measured fact behind server.py: with `hypercorn -w 2`, SIGTERM makes the idle worker
+    exit at once and the master then terminates the busy one; its stream ends without any
+    final event."""
+    async with (
+        server_process(
+            server_env(fake_n8n.url), workers=2, graceful=30, stock_hypercorn=True
+        ) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+    ):
+        s = await new_session(client)
+        seen = ""
+        cut = False
+        async with client.stream(
+            "POST", "/api/v1/chat/message", json={"message": "gate:stock"}, headers=headers(s)
+        ) as r:
+            chunks = r.aiter_text()
+            seen = await read_until(chunks, "before")
+            await server.wait_log(serving, count=2)
+            server.signal(signal.SIGTERM)
+            try:
+                seen += "".join([t async for t in chunks])
+            except httpx.HTTPError:
+                cut = True
+        await server.proc.wait()
+    events = parse_sse(seen)
+    assert cut
+    assert [e.event for e in events] == ["start", "delta"]
+    assert "gate:stock" not in fake_n8n.finished
