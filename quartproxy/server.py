@@ -32,8 +32,6 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import check_multiprocess_shutdown_event, load_application
 
-from . import lifecycle
-
 log = logging.getLogger("quartproxy.server")
 EXTRA_SHUTDOWN_SECONDS = 15.0  # on top of drain + Hypercorn's graceful window
 
@@ -78,6 +76,9 @@ async def shutdown_trigger(grace: float, master: EventType | None) -> None:
                 nursery.start_soon(on_master)
             await asked.wait()
             log.info("shutdown requested (pid %d)", os.getpid(), extra={"event": "shutdown"})
+            # Imported here: the supervisor must not create metric files of its own.
+            from . import lifecycle
+
             await lifecycle.drain_all(grace, force)
             nursery.cancel_scope.cancel()
     log.info("closing connections", extra={"event": "closing"})

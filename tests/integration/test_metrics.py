@@ -198,6 +198,8 @@ async def test_two_workers_sum_their_metrics(fake_n8n: FakeN8n, tmp_path) -> Non
                 nursery.start_soon(one_client)
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
             m = await scrape(c)
+        # each worker keeps its own files in the directory the CLI was given (and emptied)
+        assert len(list((tmp_path / "prom").glob("gauge_livesum_*.db"))) == 2
     assert value(m, "quartproxy_workers") == 2
     assert value(m, TURNS, outcome="ok", origin=ORIGIN) == clients
     assert value(m, TURNS, outcome="upstream_error", origin=ORIGIN) == clients
@@ -206,5 +208,3 @@ async def test_two_workers_sum_their_metrics(fake_n8n: FakeN8n, tmp_path) -> Non
     assert value(m, "quartproxy_chat_time_to_first_token_seconds_count") == clients
     assert value(m, "quartproxy_open_streams", channel="sse") == 0
     assert value(m, "quartproxy_chat_turns_in_flight") == 0
-    # each worker keeps its own file in the directory the CLI was given (and emptied)
-    assert len(list((tmp_path / "prom").glob("gauge_livesum_*.db"))) >= 2
