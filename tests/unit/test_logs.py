@@ -1,0 +1,92 @@
+"""Log formatting: JSON fields, request ids, Hypercorn access atoms."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import trio
+
+from quartproxy.logs import (
+    ACCESS_LOGGER,
+    JsonFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    bind_request_id,
+)
+
+
+def record(name: str, msg: str, args: object = None, **extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord(name, logging.INFO, __file__, 1, msg, args, None)  # type: ignore[arg-type]
+    for key, val in extra.items():
+        setattr(rec, key, val)
+    RequestIdFilter().filter(rec)
+    return rec
+
+
+def test_json_line_has_request_id_and_extra_fields() -> None:
+    bind_request_id("rid-12345678")
+    try:
+        line = json.loads(JsonFormatter().format(record("quartproxy.x", "hi %s", ("you",), n=3)))
+    finally:
+        bind_request_id(None)
+    assert line["msg"] == "hi you"
+    assert line["request_id"] == "rid-12345678"
+    assert line["n"] == 3
+    assert line["level"] == "INFO" and line["ts"].endswith("Z")
+
+
+def test_json_line_without_request_id_has_none() -> None:
+    line = json.loads(JsonFormatter().format(record("quartproxy.x", "plain")))
+    assert "request_id" not in line
+
+
+def test_access_atoms_become_fields() -> None:
+    atoms = {
+        "h": "127.0.0.1:5000",
+        "m": "POST",
+        "U": "/api/v1/chat/message",
+        "q": "",
+        "H": "1.1",
+        "s": "200",
+        "b": "-",
+        "D": 1234,
+        "a": "curl/8",
+        "{x-request-id}o": "abcdef0123456789",
+    }
+    rec = record(ACCESS_LOGGER, '%(h)s "%(r)s"', None)
+    rec.args = atoms  # as Hypercorn passes them (a mapping)
+    line = json.loads(JsonFormatter().format(rec))
+    assert line["msg"] == "access"
+    assert line["status"] == 200
+    assert line["path"] == "/api/v1/chat/message"
+    assert line["request_id"] == "abcdef0123456789"
+    assert line["duration_us"] == 1234
+    assert "bytes" not in line and "query" not in line  # "-" and "" are left out
+
+
+def test_text_line_shows_request_id() -> None:
+    bind_request_id("rid-abcdefgh")
+    try:
+        text = TextFormatter().format(record("quartproxy.x", "hello"))
+    finally:
+        bind_request_id(None)
+    assert "[rid-abcdefgh]" in text and text.endswith("hello")
+    assert "[" not in TextFormatter().format(record("quartproxy.x", "hello")).split("INFO")[1]
+
+
+async def test_request_id_follows_into_tasks_started_from_the_request() -> None:
+    seen: list[str | None] = []
+
+    async def child() -> None:
+        seen.append(record("quartproxy.x", "in child").request_id)  # type: ignore[attr-defined]
+
+    async def request_task(rid: str) -> None:
+        bind_request_id(rid)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(request_task, "rid-one-11111")
+        nursery.start_soon(request_task, "rid-two-22222")
+    assert sorted(seen) == ["rid-one-11111", "rid-two-22222"]  # type: ignore[type-var]
