@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import trio
 
 from tests.e2e import harness
 from tests.e2e.fake_openai import FakeOpenAI, ThreadedServer
@@ -18,7 +19,11 @@ from tests.e2e.fake_openai import FakeOpenAI, ThreadedServer
 @dataclass
 class FakeModel:
     app: FakeOpenAI
+    server: ThreadedServer
     base_url: str  # what n8n's OpenAI credential points at (ends in /v1)
+
+    async def open_gate(self, name: str) -> None:
+        await trio.to_thread.run_sync(self.server.open_gate, name)
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +32,7 @@ def fake_model() -> Iterator[FakeModel]:
     server = ThreadedServer(app)
     url = server.start()
     try:
-        yield FakeModel(app, f"{url}/v1")
+        yield FakeModel(app, server, f"{url}/v1")
     finally:
         server.stop()
 

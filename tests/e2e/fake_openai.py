@@ -4,6 +4,10 @@ n8n's "OpenAI Chat Model" node (lmChatOpenAi 1.2) calls `POST {base url}/chat/co
 the openai SDK. This app answers with a deterministic text derived from the last user message,
 streamed as one Server-Sent Event per token when the request asks for `stream: true`, or as one
 JSON body otherwise. Every request body is recorded so tests can see what n8n sent to the model.
+
+A user message containing `[gate:NAME]` makes the streamed answer stop after its first token
+until the test calls `ThreadedServer.open_gate(NAME)`: proof without sleeps that a token travels
+through n8n (and the proxy) before the model has finished.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MODEL = "qp-fake-model"
+GATE = re.compile(r"\[gate:(\w+)\]")
 
 
 def answer_tokens(messages: list[dict[str, Any]]) -> list[str]:
@@ -107,6 +112,13 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._gates: dict[str, trio.Event] = {}  # touched only in the server's trio thread
+
+    def gate(self, name: str) -> trio.Event:
+        return self._gates.setdefault(name, trio.Event())
+
+    def open_gate(self, name: str) -> None:
+        self.gate(name).set()
 
     def recorded(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -156,7 +168,12 @@ class FakeOpenAI:
                 ],
             }
         )
-        for event in sse_events(tokens, include_usage):
+        messages = request.get("messages", [])
+        users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+        gate = GATE.search(users[-1]) if users else None
+        for index, event in enumerate(sse_events(tokens, include_usage)):
+            if gate is not None and index == 2:  # after the role chunk and the first token
+                await self.gate(gate.group(1)).wait()
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -217,6 +234,10 @@ class ThreadedServer:
         if not self._ready.wait(timeout=30) or self._error is not None:
             raise RuntimeError(f"fake OpenAI server did not start: {self._error!r}")
         return self.url
+
+    def open_gate(self, name: str) -> None:
+        """Let a `[gate:NAME]` answer go on (blocking; call it from a worker thread in trio)."""
+        trio.from_thread.run_sync(self.app.open_gate, name, trio_token=self._token)
 
     def stop(self) -> None:
         if self._token is not None and self._stop is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from tests.e2e import harness
 from tests.e2e.conftest import FakeModel
@@ -310,3 +311,30 @@ async def test_chat_trigger_streaming(n8n: harness.N8n, client: httpx.AsyncClien
     expected = split_tokens("Fake model heard: stream it (turn 1)")
     assert [c["type"] for c in chunks] == ["begin"] + ["item"] * len(expected) + ["end"]
     assert item_text(chunks) == "".join(expected)
+
+
+async def test_agent_token_is_sent_before_the_model_finishes(
+    n8n: harness.N8n, fake_model: FakeModel, client: httpx.AsyncClient
+) -> None:
+    gate = uuid.uuid4().hex[:8]
+    message = f"hold on [gate:{gate}]"
+    expected = split_tokens(f"Fake model heard: {message} (turn 1)")
+    chunks: list[dict[str, Any]] = []
+    with trio.fail_after(60):
+        async with client.stream(
+            "POST",
+            n8n.webhook_url("agent"),
+            json=harness.chat_body(message),
+            headers={"Accept": ACCEPT, "Authorization": f"Bearer {harness.sign()}"},
+        ) as r:
+            async for line in r.aiter_lines():
+                if not line:
+                    continue
+                chunks.append(json.loads(line))
+                if chunks[-1]["type"] == "item" and len(chunks) == 2:
+                    # The model is holding every later token back: this one came through live.
+                    assert [c["type"] for c in chunks] == ["begin", "item"]
+                    assert chunks[-1]["content"] == expected[0]
+                    await fake_model.open_gate(gate)
+    assert [c["content"] for c in chunks if c["type"] == "item"] == expected
+    assert chunks[-1]["type"] == "end"

@@ -15,10 +15,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import trio
 
 from tests.e2e import harness
+from tests.e2e.conftest import FakeModel
 from tests.e2e.fake_openai import split_tokens
-from tests.support import ORIGIN, Proxy, SseEvent, running_proxy, settings_for, sse_turn
+from tests.support import (
+    ORIGIN,
+    Proxy,
+    SseEvent,
+    parse_sse,
+    running_proxy,
+    settings_for,
+    sse_turn,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -233,3 +243,69 @@ async def test_streaming_chat_trigger_through_the_proxy(n8n: harness.N8n) -> Non
     expected = split_tokens("Fake model heard: stream it (turn 1)")
     assert deltas(events) == expected
     assert events[-1].data["text"] == "".join(expected)
+
+
+# --- Live streaming and resume (the fake model holds its answer after the first token) ----------
+
+
+async def test_first_token_reaches_the_browser_before_the_model_finishes(
+    n8n: harness.N8n, fake_model: FakeModel
+) -> None:
+    gate = uuid.uuid4().hex[:8]
+    message = f"live please [gate:{gate}]"
+    expected = split_tokens(f"Fake model heard: {message} (turn 1)")
+    async with proxy_to(n8n.webhook_url("agent")) as proxy:
+        session = await proxy.session()
+        body = ""
+        opened = False
+        with trio.fail_after(60):
+            async with proxy.client.stream(
+                "POST",
+                "/api/v1/chat/message",
+                json={"message": message},
+                headers=proxy.auth(session),
+            ) as r:
+                async for text in r.aiter_text():
+                    body += text
+                    so_far = parse_sse(body)
+                    if not opened and deltas(so_far):
+                        # Every later token is still held by the model.
+                        assert kinds(so_far) == ["start", "delta"]
+                        assert deltas(so_far) == expected[:1]
+                        await fake_model.open_gate(gate)
+                        opened = True
+    events = parse_sse(body)
+    assert deltas(events) == expected
+    assert events[-1].data["text"] == "".join(expected)
+
+
+async def test_answer_survives_the_client_leaving_and_resumes(
+    n8n: harness.N8n, fake_model: FakeModel
+) -> None:
+    gate = uuid.uuid4().hex[:8]
+    message = f"I will be back [gate:{gate}]"
+    expected = split_tokens(f"Fake model heard: {message} (turn 1)")
+    async with proxy_to(n8n.webhook_url("agent")) as proxy:
+        session = await proxy.session()
+        headers = proxy.auth(session)
+        body = ""
+        with trio.fail_after(60):
+            async with proxy.client.stream(
+                "POST", "/api/v1/chat/message", json={"message": message}, headers=headers
+            ) as r:
+                async for text in r.aiter_text():
+                    body += text
+                    if deltas(parse_sse(body)):
+                        break  # the browser tab closes after the first token
+            seen = parse_sse(body)
+            mid = seen[0].data["message_id"]
+            last = str(seen[-1].id)
+            await fake_model.open_gate(gate)  # n8n and the model finish with nobody listening
+            r = await proxy.client.get(
+                f"/api/v1/chat/message/{mid}", headers={**headers, "Last-Event-ID": last}
+            )
+    assert r.status_code == 200
+    rest = parse_sse(r.text)
+    assert rest[-1].event == "end"
+    assert deltas(seen) + deltas(rest) == expected
+    assert rest[-1].data == {"message_id": mid, "text": "".join(expected)}
