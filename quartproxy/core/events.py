@@ -1,0 +1,87 @@
+"""The event model of one chat turn, shared by every channel (SSE, NDJSON, WebSocket).
+
+A turn is `Start, Delta*, (End | Error)`. Event number `seq` counts from 0 (the Start); its
+public id is `"<message_id>:<seq>"`, which clients send back as `Last-Event-ID` to resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    message_id: str
+    session_id: str
+    name = "start"
+
+    def data(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "session_id": self.session_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+    name = "delta"
+
+    def data(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    message_id: str
+    text: str
+    name = "end"
+
+    def data(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    code: str
+    message: str
+    name = "error"
+
+    def data(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+TurnEvent = Start | Delta | End | Error
+FINAL = (End, Error)
+
+
+def is_final(event: TurnEvent) -> bool:
+    return isinstance(event, FINAL)
+
+
+def to_record(event: TurnEvent) -> dict[str, Any]:
+    """A JSON-able form for stores: `{"type": name, **data}`."""
+    return {"type": event.name, **event.data()}
+
+
+def from_record(record: dict[str, Any]) -> TurnEvent:
+    kind = record.get("type")
+    if kind == "start":
+        return Start(str(record["message_id"]), str(record["session_id"]))
+    if kind == "delta":
+        return Delta(str(record["text"]))
+    if kind == "end":
+        return End(str(record["message_id"]), str(record["text"]))
+    if kind == "error":
+        return Error(str(record["code"]), str(record["message"]))
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+def event_id(message_id: str, seq: int) -> str:
+    return f"{message_id}:{seq}"
+
+
+def parse_event_id(value: str) -> tuple[str, int] | None:
+    """`"<message_id>:<seq>"` → (message_id, seq), or None when malformed."""
+    message_id, sep, seq = value.strip().rpartition(":")
+    if not sep or not message_id or not seq.isdigit() or len(seq) > 9:
+        return None
+    return message_id, int(seq)

@@ -1,0 +1,90 @@
+"""Rate-limit arithmetic: GCRA (generic cell rate algorithm), pure functions of (state, now).
+
+Why GCRA and not a sliding window: its whole state is one float per key (the "theoretical
+arrival time"), so every backend can decide atomically with one read-modify-write — a dict
+assignment in memory, one upsert in SQLite, one small Lua script in Redis — and it gives an
+exact Retry-After with no bursts at window edges.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+}
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`count` requests per `period` seconds; a burst of up to `count` is allowed."""
+
+    count: int
+    period: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse `N/period` where period is `second|minute|hour|day`, optionally with a
+        multiplier (`5/10s`, `100/15minutes`). Raises ValueError with a readable reason."""
+        m = _RATE_RE.match(text.lower())
+        if not m:
+            raise ValueError(f"expected N/period such as 30/minute, got {text!r}")
+        count, mult, unit = int(m.group(1)), m.group(2), m.group(3)
+        if unit not in _UNITS:
+            raise ValueError(f"unknown period unit {unit!r} in {text!r}")
+        period = _UNITS[unit] * (int(mult) if mult else 1)
+        if count <= 0 or period <= 0:
+            raise ValueError(f"rate must be positive, got {text!r}")
+        return cls(count, period)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the sustained rate."""
+        return self.period / self.count
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after: float  # seconds until one more request would pass (0 when allowed)
+    remaining: int  # requests still allowed right now after this one
+
+
+def gcra(tat: float | None, now: float, rate: Rate) -> tuple[Decision, float | None]:
+    """One GCRA step. `tat` is the stored theoretical arrival time (None: unknown key).
+
+    Returns the decision and the new tat to store (None: leave the stored state as it is).
+    A denied request does not consume capacity.
+    """
+    interval = rate.interval
+    burst = rate.period  # tolerance: `count` requests may arrive at once
+    base = now if tat is None or tat < now else tat
+    new_tat = base + interval
+    allow_at = new_tat - burst
+    if allow_at > now + 1e-9:
+        return Decision(False, allow_at - now, 0), None
+    remaining = int((now - allow_at) / interval + 1e-9)
+    return Decision(True, 0.0, max(0, min(rate.count - 1, remaining))), new_tat
+
+
+def ttl_for(new_tat: float, now: float) -> float:
+    """How long a key's state matters: after `tat` it is equivalent to an unknown key."""
+    return max(0.0, new_tat - now)

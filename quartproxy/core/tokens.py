@@ -1,0 +1,132 @@
+"""Session tokens (browser ↔ proxy) and upstream tokens (proxy → n8n). Pure: time is passed in.
+
+Algorithms are pinned on both sides: a session token is only ever accepted as HS256 signed with
+JWT_SECRET_KEY (so neither `alg: none` nor HS/RS confusion can get through), `exp` is required,
+and the leeway is one second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+SESSION_ALG = "HS256"
+UPSTREAM_TTL_SECONDS = 30
+LEEWAY_SECONDS = 1.0
+_REQUIRED = ["exp", "iat", "sid", "org", "fph", "jti"]
+
+
+class TokenError(Exception):
+    """A token that must be refused. `code` is the contract's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaims:
+    session_id: str
+    origin: str
+    fingerprint_hash: str  # "" when the session was created without a fingerprint
+    issued_at: int
+    expires_at: int
+    token_id: str
+
+
+def fingerprint_hash(fingerprint: str | None, secret: str) -> str:
+    """Keyed hash of the widget's fingerprint: the raw value is never stored or signed."""
+    if not fingerprint:
+        return ""
+    return hmac.new(secret.encode(), fingerprint.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def issue_session_token(
+    secret: str, *, session_id: str, origin: str, fph: str, now: float, ttl: float
+) -> tuple[str, SessionClaims]:
+    iat = int(now)
+    claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex)
+    token = jwt.encode(
+        {
+            "sid": session_id,
+            "org": origin,
+            "fph": fph,
+            "iat": iat,
+            "exp": claims.expires_at,
+            "jti": claims.token_id,
+            "typ": "qp-session",
+        },
+        secret,
+        algorithm=SESSION_ALG,
+    )
+    return token, claims
+
+
+def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaims:
+    """Signature, algorithm and expiry. Binding to origin and fingerprint is `check_binding`."""
+    if not token or len(token) > 4096:
+        raise TokenError("unauthorized", "A valid session token is required.")
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[SESSION_ALG],
+            options={"require": _REQUIRED, "verify_iat": False},
+            leeway=LEEWAY_SECONDS,
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("unauthorized", "The session has expired.") from None
+    except jwt.PyJWTError:
+        raise TokenError("unauthorized", "A valid session token is required.") from None
+    # PyJWT checks exp against the real clock; we check against `now` too so tests and callers
+    # that pass a clock get the same answer.
+    try:
+        exp = int(payload["exp"])
+        iat = int(payload["iat"])
+    except (TypeError, ValueError):
+        raise TokenError("unauthorized", "A valid session token is required.") from None
+    if exp + LEEWAY_SECONDS < now or payload.get("typ") != "qp-session":
+        raise TokenError("unauthorized", "The session has expired.")
+    fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"])
+    if not all(isinstance(f, str) for f in fields):
+        raise TokenError("unauthorized", "A valid session token is required.")
+    return SessionClaims(payload["sid"], payload["org"], payload["fph"], iat, exp, payload["jti"])
+
+
+def check_binding(claims: SessionClaims, *, origin: str | None, fph: str) -> None:
+    """A token is only good from the origin and the browser it was issued to."""
+    if origin is None or not hmac.compare_digest(claims.origin, origin):
+        raise TokenError("session_mismatch", "This session belongs to another site.")
+    if not hmac.compare_digest(claims.fingerprint_hash, fph):
+        raise TokenError("session_mismatch", "This session belongs to another browser.")
+
+
+def upstream_token(
+    secret: str,
+    *,
+    session_id: str,
+    origin: str,
+    message_id: str,
+    now: float,
+    algorithm: str = "HS256",
+) -> str:
+    """The 30-second token n8n's JWT Auth checks. The secret is used as its UTF-8 text,
+    exactly as it is typed into the n8n credential."""
+    iat = int(now)
+    return jwt.encode(
+        {
+            "iat": iat,
+            "exp": iat + UPSTREAM_TTL_SECONDS,
+            "jti": uuid.uuid4().hex,
+            "sid": session_id,
+            "origin": origin,
+            "mid": message_id,
+        },
+        secret,
+        algorithm=algorithm,
+    )

@@ -1,0 +1,122 @@
+"""The Store protocol: everything the gateway keeps, behind one small interface.
+
+Three backends implement it — memory (stateless mode), SQLite (one file), Redis (production,
+many workers) — and pass one shared test suite (tests/unit/test_store_contract.py). It is chosen
+once at start-up (`store.open_store`); no handler knows which one it talks to.
+
+Every method is atomic on its own (the rate-limit decision above all). Times are Unix seconds
+passed in by the caller, so tests control the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..core.limits import Decision, Rate
+
+
+class StoreUnavailable(Exception):
+    """The backend cannot be reached (Redis down, disk gone). Callers decide fail-open/closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    session_id: str
+    origin: str
+    fingerprint_hash: str
+    created_at: float
+    expires_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    message_id: str
+    role: str  # "user" | "assistant"
+    text: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BufferSlice:
+    """Events of one answer after a given seq, and whose answer it is."""
+
+    session_id: str
+    events: list[tuple[int, dict[str, Any]]]  # (seq, event record), seq ascending
+
+
+class Store(Protocol):
+    name: str
+    keeps_history: bool  # False: history is asked from n8n (stateless mode)
+
+    # -- rate limits and counters ------------------------------------------------------------
+    async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        """One atomic GCRA decision for `key` (see core.limits.gcra)."""
+        ...
+
+    async def incr(self, key: str, ttl: float, now: float) -> int:
+        """Add one to a counter that expires `ttl` seconds after its first hit; the new value."""
+        ...
+
+    # -- sessions ------------------------------------------------------------------------------
+    async def put_session(self, record: SessionRecord) -> None: ...
+
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        """None when unknown, expired or deleted."""
+        ...
+
+    async def delete_session(self, session_id: str) -> None:
+        """Erase the session, its history, its answer buffers and its busy flag."""
+        ...
+
+    # -- one answer in flight per session ------------------------------------------------------
+    async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
+        """True when no other answer is in flight for the session (the flag expires after ttl,
+        so a crashed worker cannot lock a session forever)."""
+        ...
+
+    async def release_turn(self, session_id: str, message_id: str) -> None:
+        """Clear the flag if it is still this message's."""
+        ...
+
+    # -- history -------------------------------------------------------------------------------
+    async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None: ...
+
+    async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
+        """The last `limit` entries, oldest first."""
+        ...
+
+    async def purge_history(self, before: float) -> int:
+        """Delete entries created before `before`; how many were deleted."""
+        ...
+
+    # -- answer buffers (resume) ---------------------------------------------------------------
+    async def buffer_append(
+        self,
+        message_id: str,
+        session_id: str,
+        seq: int,
+        record: dict[str, Any],
+        ttl: float,
+        now: float,
+    ) -> None:
+        """Store event `seq` of an answer; the buffer expires `ttl` seconds after its last event."""
+        ...
+
+    async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
+        """Events with seq > after; None when the buffer is unknown or expired."""
+        ...
+
+    async def buffer_wait(self, message_id: str, after: int) -> None:
+        """Return when events after `after` may exist (spurious returns are allowed).
+        Callers bound the wait with a cancel scope; it must be cancellation-safe."""
+        ...
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the backend cannot serve."""
+        ...
+
+    async def aclose(self) -> None: ...
