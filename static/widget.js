@@ -395,7 +395,8 @@
     'display:flex;align-items:center;justify-content:center;box-shadow:0 4px 14px rgba(0,0,0,.28);',
     'transition:transform .15s ease}',
     '.launcher:hover{transform:scale(1.06)}',
-    '.launcher svg{width:26px;height:26px}',
+    '.launcher svg{width:26px;height:26px}.launcher svg+svg,.root.is-open .launcher svg:first-child{display:none}',
+    '.root.is-open .launcher svg+svg{display:block}',
     '.root[data-position=left] .launcher{right:auto;left:20px}',
     '.root[data-position=left] .panel{right:auto;left:20px}',
     '.panel{position:fixed;bottom:88px;right:20px;z-index:var(--qpc-z,2147483000);width:min(380px,calc(100vw - 24px));',
@@ -418,7 +419,7 @@
     'overflow-wrap:anywhere;word-break:break-word}',
     '.user{align-self:flex-end;background:var(--_accent);color:var(--_on-accent);white-space:pre-wrap;border-bottom-right-radius:4px}',
     '.bot{align-self:flex-start;background:var(--_bot-bg);color:var(--_bot-fg);border-bottom-left-radius:4px}',
-    '.bot>:first-child{margin-top:0}.bot>:last-child{margin-bottom:0}',
+    '.body>:first-child{margin-top:0}.body>:last-child{margin-bottom:0}',
     '.bot p,.bot ul,.bot ol,.bot pre{margin:0 0 .6em}.bot ul,.bot ol{padding-left:1.3em}',
     '.bot p.h{font-weight:700}.bot hr{border:0;border-top:1px solid var(--_border)}',
     '.bot a{color:var(--_link);text-decoration:underline;text-underline-offset:2px}',
@@ -496,6 +497,7 @@
   root.lang = LANG;
 
   var launcher = button('launcher', t('open'), 'chat');
+  launcher.appendChild(icon('close'));
   launcher.setAttribute('aria-expanded', 'false');
   launcher.setAttribute('aria-controls', 'qpc-panel');
 
@@ -1022,7 +1024,7 @@
         }).then(function (res) {
           if (res.status === 404) throw new QPCError('lost');
           if (!res.ok) return httpError(res).then(function (e) { e.retryable = e.status >= 500 || e.code === 'network'; throw e; });
-          return pump(res, turn, sseParser(turn), null);
+          return pump(res, turn, sseParser(turn), unshow); // reconnected: the notice goes
         }).then(function () {
           if (!turn.done) return again();
         }, function (e) {
@@ -1032,16 +1034,14 @@
         });
       });
     }
+    function unshow() {
+      if (shown && shown.parentNode) shown.parentNode.removeChild(shown);
+      shown = null;
+    }
     return wait(0).then(function () {
       if (!quiet) shown = notice(t('reconnecting'));
       return again();
-    }).then(function (v) {
-      if (shown && shown.parentNode) shown.parentNode.removeChild(shown);
-      return v;
-    }, function (e) {
-      if (shown && shown.parentNode) shown.parentNode.removeChild(shown);
-      throw e;
-    });
+    }).then(function (v) { unshow(); return v; }, function (e) { unshow(); throw e; });
   }
 
   // A fallback is remembered for an hour: the middlebox that forced it is a property of the network.
@@ -1117,6 +1117,7 @@
     if (navigator.onLine === false) { notice(t('offline')); return false; }
     busy = true;
     sendDisabled(true);
+    Array.prototype.forEach.call(log.querySelectorAll('[data-notice]'), function (n) { n.parentNode.removeChild(n); });
     var userEntry = { r: 'user', t: text };
     S.log.push(userEntry);
     saveLog();
