@@ -314,6 +314,7 @@ def embed_page(script_src: str, attrs: dict[str, str], *, head: str = "", before
     data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in attrs.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Customer site</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
   body {{ font: 20px/2 Georgia, serif; color: #7a0000; }}
   div, p, button, textarea {{ color: #ff00ff !important; background: #00ff00; }}
