@@ -85,13 +85,21 @@ class Visit:
         self.page.on("dialog", on_dialog)
 
     def open(
-        self, stack: Stack, path: str = "/", *, via_relay: bool = False, head: str = "", **attrs: str
+        self,
+        stack: Stack,
+        path: str = "/",
+        *,
+        via_relay: bool = False,
+        head: str = "",
+        **attrs: str,
     ) -> Any:
         if via_relay:  # the widget talks to the proxy through the cuttable relay
             attrs["proxy"] = stack.relay_url
         self.site.pages[path] = embed_page(f"{stack.proxy_url}/static/widget.js", attrs, head=head)
         self.page.goto(self.site.origin + path)
-        self.page.wait_for_function("() => !!(window.QuartProxyChat && window.QuartProxyChat.version)")
+        self.page.wait_for_function(
+            "() => !!(window.QuartProxyChat && window.QuartProxyChat.version)"
+        )
         return self.page
 
     def shot(self, label: str) -> Path:
@@ -105,7 +113,9 @@ class Visit:
 
 
 @pytest.fixture
-def visit(browser: Any, site: PageServer, request: pytest.FixtureRequest) -> Iterator[Callable[..., Visit]]:
+def visit(
+    browser: Any, site: PageServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Visit]]:
     visits: list[Visit] = []
 
     def make(**context: Any) -> Visit:

@@ -15,6 +15,7 @@ embedded cross-origin exactly as on a real site.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import json
@@ -172,10 +173,10 @@ class Relay:
         with trio.CancelScope() as scope:
             self.scopes.add(scope)
             try:
-                async with client, await trio.open_tcp_stream("127.0.0.1", target) as upstream:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._pipe, client, upstream, nursery.cancel_scope)
-                        nursery.start_soon(self._pipe, upstream, client, nursery.cancel_scope)
+                upstream = await trio.open_tcp_stream("127.0.0.1", target)
+                async with client, upstream, trio.open_nursery() as nursery:
+                    nursery.start_soon(self._pipe, client, upstream, nursery.cancel_scope)
+                    nursery.start_soon(self._pipe, upstream, client, nursery.cancel_scope)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
             finally:
@@ -220,10 +221,8 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None and self._stop is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
         self._thread.join(WAIT)
 
     def cut(self) -> None:

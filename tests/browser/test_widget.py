@@ -55,10 +55,17 @@ def active_in_widget(page: Any) -> str:
 
 
 def test_streamed_turn_cross_origin(stack: Stack, visit: Any) -> None:
-    script = stack.n8n.script("What are your opening hours?", [
-        "We are open ", "**Monday to Friday**, ", "9:00 to 17:00.\n\n", "- Saturday: 10–14\n",
-        "- Sunday: closed\n\n", "Details: [our page](https://example.com/hours)",
-    ])
+    script = stack.n8n.script(
+        "What are your opening hours?",
+        [
+            "We are open ",
+            "**Monday to Friday**, ",
+            "9:00 to 17:00.\n\n",
+            "- Saturday: 10-14\n",
+            "- Sunday: closed\n\n",
+            "Details: [our page](https://example.com/hours)",
+        ],
+    )
     hold = script.gate(len(script.chunks) - 1)  # the last chunk waits for the test
     v: Visit = visit()
     page = v.open(stack)
@@ -85,7 +92,7 @@ def test_streamed_turn_cross_origin(stack: Stack, visit: Any) -> None:
     answer = page.locator(BOT)
     expect(answer).to_have_count(1)
     expect(answer.locator("strong")).to_have_text("Monday to Friday")
-    expect(answer.locator("li")).to_have_text(["Saturday: 10–14", "Sunday: closed"])
+    expect(answer.locator("li")).to_have_text(["Saturday: 10-14", "Sunday: closed"])
     link = answer.locator("a")
     expect(link).to_have_attribute("href", "https://example.com/hours")
     expect(link).to_have_attribute("rel", "noopener noreferrer")
@@ -126,7 +133,9 @@ def test_reload_restores_history(make_stack: Any, visit: Any, keep_server_histor
     ask(page, "first question")
     expect(page.locator(BOT)).to_have_text(["You said: first question"])
     ask(page, "second question")
-    expect(page.locator(BOT)).to_have_text(["You said: first question", "You said: second question"])
+    expect(page.locator(BOT)).to_have_text(
+        ["You said: first question", "You said: second question"]
+    )
     if keep_server_history:
         # Lose the local copy: the transcript must come back from the proxy's history.
         page.evaluate("k => localStorage.removeItem(k)", f"quartproxy-chat:{stack.proxy_url}:log")
@@ -136,7 +145,9 @@ def test_reload_restores_history(make_stack: Any, visit: Any, keep_server_histor
     expect(page.get_by_role("dialog")).to_be_visible()
     assert active_in_widget(page) == ""
     expect(page.locator(USER)).to_have_text(["first question", "second question"])
-    expect(page.locator(BOT)).to_have_text(["You said: first question", "You said: second question"])
+    expect(page.locator(BOT)).to_have_text(
+        ["You said: first question", "You said: second question"]
+    )
     v.shot("restored")
     # The same session goes on: no new session was created by the reload.
     creates = [u for u in v.requests if u.endswith("/api/v1/session/create")]
@@ -202,7 +213,9 @@ def test_network_drop_mid_answer_resumes_without_loss_or_duplicates(
     expect(page.locator(NOTICE)).to_have_count(0)
     v.shot("3-resumed")
     g3.set()
-    expect(page.locator(BOT)).to_have_text("Once upon a time, there was a widget that never lost a word.")
+    expect(page.locator(BOT)).to_have_text(
+        "Once upon a time, there was a widget that never lost a word."
+    )
     expect(page.locator(BOT)).to_have_count(1)
 
     assert stack.relay.cuts == 1
@@ -270,7 +283,9 @@ def test_rate_limit_message(make_stack: Any, visit: Any) -> None:
     expect(page.locator(BOT)).to_have_text(["You said: one"])
     ask(page, "two")
     notice = page.locator(NOTICE)
-    expect(notice).to_have_text(re.compile(r"sending messages too quickly\. Please wait \d+ seconds"))
+    expect(notice).to_have_text(
+        re.compile(r"sending messages too quickly\. Please wait \d+ seconds")
+    )
     seconds = int(re.search(r"wait (\d+) seconds", notice.inner_text()).group(1))  # type: ignore[union-attr]
     assert 1 <= seconds <= 60
     # The refused message is not in the conversation; it is back in the box to send later.

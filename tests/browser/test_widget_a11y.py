@@ -18,7 +18,10 @@ CONTRAST_JS = """
   const root = document.getElementById('quartproxy-chat').shadowRoot;
   const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
   const lum = c => {
-    const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    const [r, g, b] = c.map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
     return 0.2126 * r + 0.7152 * g + 0.0722 * b;
   };
   const background = e => {
@@ -37,8 +40,15 @@ CONTRAST_JS = """
   return out;
 }
 """
-TEXTS = [".welcome .body", ".msg.user .body", ".msg.bot:not(.welcome) .body", ".msg.bot a",
-         "h2", ".msg.notice", "textarea"]
+TEXTS = [
+    ".welcome .body",
+    ".msg.user .body",
+    ".msg.bot:not(.welcome) .body",
+    ".msg.bot a",
+    "h2",
+    ".msg.notice",
+    "textarea",
+]
 
 
 def test_keyboard_only(stack: Stack, visit: Any) -> None:
@@ -48,8 +58,8 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     page.keyboard.press("Tab")
     assert active_in_widget(page) == "Open chat"
     outline = page.evaluate(
-        "() => getComputedStyle(document.getElementById('quartproxy-chat').shadowRoot.activeElement)"
-        ".outlineStyle"
+        "() => getComputedStyle("
+        "document.getElementById('quartproxy-chat').shadowRoot.activeElement).outlineStyle"
     )
     assert outline == "solid"  # the focus is visible
     v.shot("1-launcher-focused")
@@ -125,8 +135,11 @@ def test_contrast_and_colour_scheme(stack: Stack, visit: Any, scheme: str) -> No
 
 def test_reduced_motion_mobile_and_german(stack: Stack, visit: Any) -> None:
     v: Visit = visit(
-        reduced_motion="reduce", viewport={"width": 390, "height": 780}, locale="de-DE",
-        has_touch=True, is_mobile=True,
+        reduced_motion="reduce",
+        viewport={"width": 390, "height": 780},
+        locale="de-DE",
+        has_touch=True,
+        is_mobile=True,
     )
     gate = stack.n8n.script("Hallo", ["Guten ", "Tag!"]).gate(0)
     page = v.open(stack)
@@ -142,7 +155,9 @@ def test_reduced_motion_mobile_and_german(stack: Stack, visit: Any) -> None:
     page.get_by_role("button", name="Senden").click()
     typing = page.locator(f"{HOST} .msg.typing")
     expect(typing).to_have_attribute("aria-label", "Der Assistent schreibt")
-    names = typing.locator("i").evaluate_all("els => els.map(e => getComputedStyle(e).animationName)")
+    names = typing.locator("i").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).animationName)"
+    )
     assert names == ["none", "none", "none"]  # no bouncing dots for who asked for less motion
     v.shot("typing")
     gate.set()
@@ -167,7 +182,9 @@ def test_attributes_theme_variables_and_js_api(stack: Stack, visit: Any) -> None
     expect(dialog).to_be_visible()  # data-open
     assert active_in_widget(page) == ""  # opening on load does not steal the focus
     expect(page.locator(f"{HOST} .welcome strong")).to_have_text("ACME")
-    expect(page.get_by_role("textbox", name="Message")).to_have_attribute("placeholder", "Your question")
+    expect(page.get_by_role("textbox", name="Message")).to_have_attribute(
+        "placeholder", "Your question"
+    )
     expect(page.get_by_role("button", name="Go!")).to_be_visible()  # overridden string
     expect(page.get_by_role("button", name="Fermer le chat").first).to_be_visible()  # French
     accent = page.locator(f"{HOST} header").evaluate("e => getComputedStyle(e).backgroundColor")
@@ -193,6 +210,10 @@ def test_attributes_theme_variables_and_js_api(stack: Stack, visit: Any) -> None
     expect(page.locator(USER)).to_have_count(0)
     events = page.evaluate("() => window.__events")
     assert events == [
-        ["close", ""], ["open", ""], ["message", "api hello"], ["session", ""],
-        ["response", "You said: api hello"], ["reset", ""],
+        ["close", ""],
+        ["open", ""],
+        ["message", "api hello"],
+        ["session", ""],
+        ["response", "You said: api hello"],
+        ["reset", ""],
     ], events

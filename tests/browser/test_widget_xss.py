@@ -18,7 +18,8 @@ pytestmark = pytest.mark.browser
 CORPUS = [
     '<script>window.__xss.push("script")</script>',
     "<img src=x onerror=\"window.__xss.push('img')\">",
-    "<svg onload=\"window.__xss.push('svg')\"><script>window.__xss.push('svg-script')</script></svg>",
+    "<svg onload=\"window.__xss.push('svg')\">"
+    "<script>window.__xss.push('svg-script')</script></svg>",
     "<svg><animate onbegin=\"window.__xss.push('animate')\" attributeName=x dur=1s>",
     "<iframe src=\"javascript:window.__xss.push('iframe')\"></iframe>",
     "<a href=\"javascript:window.__xss.push('a')\">html link</a>",
@@ -40,9 +41,24 @@ CORPUS = [
     "<style>*{display:none!important}</style>",
     '"><svg/onload=window.__xss.push("break")>',
     "javascript:window.__xss.push('bare')",
-    "[ok](https://example.com/safe?a=1&b=2) and <mailto:help@example.com> and [mail](mailto:help@example.com)",
+    "[ok](https://example.com/safe?a=1&b=2) and <mailto:help@example.com>"
+    " and [mail](mailto:help@example.com)",
 ]
-ALLOWED_TAGS = {"DIV", "SPAN", "P", "BR", "STRONG", "EM", "CODE", "PRE", "UL", "OL", "LI", "A", "HR"}
+ALLOWED_TAGS = {
+    "DIV",
+    "SPAN",
+    "P",
+    "BR",
+    "STRONG",
+    "EM",
+    "CODE",
+    "PRE",
+    "UL",
+    "OL",
+    "LI",
+    "A",
+    "HR",
+}
 
 
 def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
@@ -55,7 +71,10 @@ def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
     ask(page, "show me")
     expect(page.locator(BOT)).to_contain_text("protocol relative")
     expect(page.locator(BOT)).to_contain_text("help@example.com")
-    ask(page, '<img src=x onerror="window.__xss.push(\'user\')"><script>window.__xss.push(1)</script>')
+    ask(
+        page,
+        "<img src=x onerror=\"window.__xss.push('user')\"><script>window.__xss.push(1)</script>",
+    )
     expect(page.locator(BOT)).to_have_count(2)
     v.shot("corpus")
 
@@ -71,8 +90,16 @@ def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
     for a in page.locator(f"{HOST} .msg.bot a").all():
         # Follow no link to another host (tests stay on loopback): check the target instead.
         assert a.get_attribute("target") == "_blank"
-    for text in ("md link", "mixed case", "spaced", "entity", "data", "vb", "relative",
-                 "protocol relative"):
+    for text in (
+        "md link",
+        "mixed case",
+        "spaced",
+        "entity",
+        "data",
+        "vb",
+        "relative",
+        "protocol relative",
+    ):
         page.locator(f"{HOST} .msg.bot").get_by_text(text, exact=True).first.click()
 
     facts = page.evaluate(
@@ -81,7 +108,8 @@ def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
           const all = [...root.querySelectorAll('.log *')];
           return {
             tags: [...new Set(all.map(e => e.tagName))],
-            handlers: all.flatMap(e => [...e.attributes].map(a => a.name)).filter(n => /^on/i.test(n)),
+            handlers: all.flatMap(e => [...e.attributes].map(a => a.name))
+              .filter(n => /^on/i.test(n)),
             links: [...root.querySelectorAll('.log a')].map(a => [a.getAttribute('href'), a.rel]),
             styleTags: root.querySelectorAll('style').length,
             xss: window.__xss,
@@ -93,7 +121,9 @@ def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
     assert not v.errors
     assert set(facts["tags"]) <= ALLOWED_TAGS, facts["tags"]
     assert facts["handlers"] == []
-    assert facts["styleTags"] <= 1  # only the widget's own sheet (where adoptedStyleSheets is missing)
+    assert (
+        facts["styleTags"] <= 1
+    )  # only the widget's own sheet (where adoptedStyleSheets is missing)
     hrefs = [h for h, _ in facts["links"]]
     assert hrefs == [
         "http://127.0.0.1:9/x-image.png",
