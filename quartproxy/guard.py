@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .core.limits import Rate
@@ -30,6 +30,12 @@ from .store.base import StoreUnavailable
 log = logging.getLogger("quartproxy.guard")
 
 
+class Headers(Protocol):
+    """Case-insensitive header access, as Werkzeug's Headers and plain dicts provide."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """What the checks need to know about a request, whatever its transport."""
@@ -37,10 +43,10 @@ class Caller:
     origin: str | None  # canonical, as sent (Origin, else the Referer's origin)
     ip: str
     user_agent: str
-    headers: Mapping[str, str]
+    headers: Headers
 
 
-def request_origin(headers: Mapping[str, str]) -> str | None:
+def request_origin(headers: Headers) -> str | None:
     """The page's origin: the Origin header; for same-origin GETs (which carry none), the
     origin part of the Referer."""
     origin = headers.get("Origin")
@@ -58,10 +64,10 @@ def request_origin(headers: Mapping[str, str]) -> str | None:
 
 
 def make_caller(
-    services: Services, headers: Mapping[str, str], peer: str | None, forwarded: Sequence[str]
+    services: Services, headers: Headers, peer: str | None, forwarded: Sequence[str]
 ) -> Caller:
     ip = client_ip(peer, forwarded, services.settings.trusted_proxies)
-    return Caller(request_origin(headers), ip, headers.get("User-Agent", ""), headers)
+    return Caller(request_origin(headers), ip, headers.get("User-Agent") or "", headers)
 
 
 def admit_origin(services: Services, caller: Caller) -> str:
@@ -72,8 +78,8 @@ def admit_origin(services: Services, caller: Caller) -> str:
     return allowed
 
 
-def bearer_token(headers: Mapping[str, str]) -> str:
-    value = headers.get("Authorization", "")
+def bearer_token(headers: Headers) -> str:
+    value = headers.get("Authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "A valid session token is required.")

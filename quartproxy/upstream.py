@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -83,7 +83,7 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Deltas as n8n produces them, then at most one Error. No Error means the answer is
         whole. Never raises for upstream trouble (only Cancelled propagates)."""
         body = {

@@ -17,7 +17,7 @@ from ..errors import ApiError
 from ..guard import Caller
 from ..services import Services
 from ..turns import Busy, EventSource, TurnRequest
-from .common import caller, read_json, request_id, services
+from .common import authorize, caller, read_json, request_id, services
 from .sessions import iso
 
 bp = Blueprint("chat", __name__)
@@ -76,12 +76,10 @@ def _ndjson(event: TurnEvent, message_id: str, seq: int) -> bytes:
     return render.ndjson(event)
 
 
-async def admit_turn(svc: Services, who: Caller, headers: object) -> tuple[str, str]:
+async def admit_turn(svc: Services, who: Caller) -> tuple[str, str]:
     """Origin, token, limits: (origin, session_id) of an admitted chat request."""
     origin = guard.admit_origin(svc, who)
-    claims = await guard.authenticate(
-        svc, who, guard.bearer_token(request.headers), request.headers.get("X-Chat-Fingerprint")
-    )
+    claims = await authorize(who)
     s = svc.settings
     await guard.limit(
         svc,
@@ -97,7 +95,7 @@ async def admit_turn(svc: Services, who: Caller, headers: object) -> tuple[str, 
 async def _start_turn() -> tuple[Services, str, EventSource]:
     svc = services()
     who = caller()
-    origin, session_id = await admit_turn(svc, who, request.headers)
+    origin, session_id = await admit_turn(svc, who)
     body = guard.chat_body(await read_json(), svc)
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
@@ -136,9 +134,7 @@ async def resume(message_id: str) -> Response:
     svc = services()
     who = caller()
     guard.admit_origin(svc, who)
-    claims = await guard.authenticate(
-        svc, who, guard.bearer_token(request.headers), request.headers.get("X-Chat-Fingerprint")
-    )
+    claims = await authorize(who)
     after = -1
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     if last:
@@ -159,9 +155,7 @@ async def history(session_id: str) -> Response:
     svc = services()
     who = caller()
     origin = guard.admit_origin(svc, who)
-    claims = await guard.authenticate(
-        svc, who, guard.bearer_token(request.headers), request.headers.get("X-Chat-Fingerprint")
-    )
+    claims = await authorize(who)
     if claims.session_id != session_id:
         raise ApiError(403, "forbidden", "This is another conversation's history.")
     if svc.store.keeps_history:

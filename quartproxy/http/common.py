@@ -9,6 +9,8 @@ from typing import Any, cast
 
 from quart import current_app, g, request
 
+from .. import guard
+from ..core.tokens import SessionClaims
 from ..errors import ApiError
 from ..guard import Caller, make_caller
 from ..services import Services
@@ -50,3 +52,13 @@ async def read_json(*, optional: bool = False) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError):
         raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
+
+
+async def authorize(who: Caller) -> SessionClaims:
+    """The request's session: bearer token plus `X-Chat-Fingerprint`, checked by guard."""
+    return await guard.authenticate(
+        services(),
+        who,
+        guard.bearer_token(request.headers),
+        request.headers.get("X-Chat-Fingerprint"),
+    )

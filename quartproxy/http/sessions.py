@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from quart import Blueprint, Response, jsonify, request
+from quart import Blueprint, Response, jsonify
 
 from .. import guard
 from ..core.tokens import fingerprint_hash, issue_session_token
 from ..errors import ApiError
 from ..store.base import SessionRecord
-from .common import caller, read_json, services
+from .common import authorize, caller, read_json, services
 
 bp = Blueprint("sessions", __name__)
 
@@ -63,13 +63,7 @@ async def create() -> tuple[Response, int]:
 
 @bp.get("/api/v1/session/validate")
 async def validate() -> Response:
-    svc = services()
-    claims = await guard.authenticate(
-        svc,
-        caller(),
-        guard.bearer_token(request.headers),
-        request.headers.get("X-Chat-Fingerprint"),
-    )
+    claims = await authorize(caller())
     return jsonify(
         {"valid": True, "session_id": claims.session_id, "expires_at": iso(claims.expires_at)}
     )
@@ -78,12 +72,7 @@ async def validate() -> Response:
 @bp.delete("/api/v1/session")
 async def delete() -> tuple[str, int]:
     svc = services()
-    claims = await guard.authenticate(
-        svc,
-        caller(),
-        guard.bearer_token(request.headers),
-        request.headers.get("X-Chat-Fingerprint"),
-    )
+    claims = await authorize(caller())
     svc.turns.cancel_session(claims.session_id)
     await svc.store.delete_session(claims.session_id)
     return "", 204
