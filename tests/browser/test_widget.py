@@ -294,3 +294,24 @@ def test_rate_limit_message(make_stack: Any, visit: Any) -> None:
     expect(page.get_by_role("button", name="Send")).to_have_attribute("aria-disabled", "true")
     expect(page.locator(f"{HOST} [aria-live=polite]")).to_contain_text("too quickly")
     v.shot("rate-limited")
+
+
+def test_reload_mid_answer_picks_the_answer_up(stack: Stack, visit: Any) -> None:
+    script = stack.n8n.script("long one", ["First part. ", "Second part. ", "Third part."])
+    gate = script.gate(2)
+    v: Visit = visit()
+    page = v.open(stack)
+    launcher(page).click()
+    ask(page, "long one")
+    expect(page.locator(BOT)).to_have_text("First part. Second part.")
+    page.reload()  # the visitor navigates away mid-answer
+    page.wait_for_function("() => !!window.QuartProxyChat")
+    expect(page.locator(BOT)).to_have_text("First part. Second part.")  # what was shown, kept
+    gate.set()
+    expect(page.locator(BOT)).to_have_text("First part. Second part. Third part.")
+    expect(page.locator(BOT)).to_have_count(1)
+    expect(page.locator(USER)).to_have_text(["long one"])
+    posts = [r for r in stack.n8n.received if r.get("action") == "sendMessage"]
+    assert len(posts) == 1
+    log = stored(page, "log", stack.proxy_url)
+    assert [m["t"] for m in log] == ["long one", "First part. Second part. Third part."]
