@@ -127,17 +127,15 @@ def test_fingerprint_hash_is_keyed_and_empty_for_none() -> None:
 
 
 def test_upstream_token_claims() -> None:
-    # jwt.decode checks exp against the real clock: a module-level NOW goes stale when slower
-    # suites (tests/e2e) run first.
-    now = time.time()
-    a = upstream_token(SECRET, session_id="s", origin="https://o", message_id="m", now=now)
-    b = upstream_token(SECRET, session_id="s", origin="https://o", message_id="m", now=now)
+    NOW = time.time()  # noqa: N806 - the module's NOW may be older than the token's 30 s
+    a = upstream_token(SECRET, session_id="s", origin="https://o", message_id="m", now=NOW)
+    b = upstream_token(SECRET, session_id="s", origin="https://o", message_id="m", now=NOW)
     ca = jwt.decode(a, SECRET, algorithms=["HS256"])
     cb = jwt.decode(b, SECRET, algorithms=["HS256"])
     assert ca["exp"] - ca["iat"] == 30
     assert (ca["sid"], ca["origin"], ca["mid"]) == ("s", "https://o", "m")
     assert ca["jti"] != cb["jti"]
     assert jwt.get_unverified_header(a)["alg"] == "HS256"
-    old = upstream_token(SECRET, session_id="s", origin="o", message_id="m", now=now - 31)
+    old = upstream_token(SECRET, session_id="s", origin="o", message_id="m", now=NOW - 31)
     with pytest.raises(jwt.ExpiredSignatureError):
         jwt.decode(old, SECRET, algorithms=["HS256"])
