@@ -12,11 +12,16 @@ Sec-Fetch-*, privacy tools strip headers, and browser tests run headless Chromiu
 | honeypot field filled                                | 100    |
 | user agent missing or empty                          | 60     |
 | user agent of an HTTP library / automation tool      | 60     |
-| user agent of a headless browser                     | 30     |
+| user agent of a headless browser                     | 25     |
 | user agent without `Mozilla/` (not a browser)        | 20     |
 | no `Accept-Language`                                 | 20     |
 | none of `Sec-Fetch-Site/Mode/Dest`                   | 15     |
-| first message sooner than 1.5 s after the session    | 40     |
+| first message sooner than 1.5 s after the session    | 25     |
+
+The first-message timing is a soft signal on purpose: the bundled widget creates its session
+lazily, right before the first message, so for real users too that message follows the
+session within milliseconds. It still tips a request that already looks scripted (a browser
+user agent without Accept-Language and Sec-Fetch-*: 20 + 15 + 25 = 60).
 
 Spam rules (checked in this order; the first that fires decides): block patterns, repeated
 identical messages, link floods, character floods.
@@ -34,11 +39,11 @@ from dataclasses import dataclass
 W_HONEYPOT = 100
 W_NO_USER_AGENT = 60
 W_AUTOMATION_UA = 60
-W_HEADLESS_UA = 30
+W_HEADLESS_UA = 25
 W_NOT_BROWSER_UA = 20
 W_NO_ACCEPT_LANGUAGE = 20
 W_NO_SEC_FETCH = 15
-W_FAST_FIRST_MESSAGE = 40
+W_FAST_FIRST_MESSAGE = 25
 MIN_FIRST_MESSAGE_SECONDS = 1.5
 
 _AUTOMATION_UA = re.compile(

@@ -405,9 +405,12 @@ async def test_automation_user_agents_are_blocked(proxy: Proxy) -> None:
 async def test_soft_signals_add_up(proxy: Proxy) -> None:
     s = await proxy.session()
     bare = {"Accept-Language": "", "Sec-Fetch-Site": "", "Sec-Fetch-Mode": "", "Sec-Fetch-Dest": ""}
-    # no Accept-Language, no Sec-Fetch-*, first message at once: 20 + 15 + 40 >= 60
+    # no Accept-Language, no Sec-Fetch-*, first message at once: 20 + 15 + 25 >= 60
     r = await chat(proxy, s, {"message": "hi"}, **bare)
     assert (r.status_code, error_of(r)) == (403, "blocked")
+    # the same headers on a later message are only 35: not blocked
+    r = await chat(proxy, s, {"message": "hi again"}, **bare)
+    assert r.status_code == 200
 
 
 async def test_bot_log_only_mode(make_proxy, caplog) -> None:  # type: ignore[no-untyped-def]

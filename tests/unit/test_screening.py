@@ -148,6 +148,15 @@ def test_fast_first_message() -> None:
     assert unknown.score == 0
 
 
+def test_a_headless_widget_sending_at_once_after_a_lazy_session_passes() -> None:
+    # The bundled widget creates its session right before the first message; browser tests
+    # drive it with headless Chromium. Together that must stay below the default threshold.
+    ua = CHROME.replace("Chrome/", "HeadlessChrome/")
+    v = bot_score(signals(user_agent=ua, first_message=True, seconds_since_session=0.05))
+    assert set(v.reasons) == {"headless_user_agent", "fast_first_message"}
+    assert not v.blocks(THRESHOLD)
+
+
 def test_soft_signals_add_up_to_a_block() -> None:
     v = bot_score(
         signals(
