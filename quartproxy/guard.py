@@ -131,9 +131,45 @@ async def limit(services: Services, tiers: Sequence[tuple[str, str, Rate]]) -> N
             )
 
 
+async def limit_message(services: Services, caller: Caller, origin: str, session_key: str) -> None:
+    """Charge one chat message to the contract's three tiers, the same on every channel:
+    the caller's IP, the conversation (a proxy session id, or a widget's derived key), the
+    page's origin."""
+    s = services.settings
+    await limit(
+        services,
+        [
+            ("ip", caller.ip, s.rate_limit_ip),
+            ("session", session_key, s.rate_limit_session),
+            ("origin", origin, s.rate_limit_origin),
+        ],
+    )
+
+
+async def screen(
+    services: Services, caller: Caller, *, session_key: str, message: str, honeypot: str = ""
+) -> None:
+    """Bot and spam checks for one chat message, on every channel (SSE, NDJSON, WebSocket,
+    @n8n/chat). Raises ApiError (403 `blocked`) to refuse. The scoring itself belongs to the
+    security layer, which fills this in; until then every message passes."""
+    return None
+
+
 def hashed(value: str) -> str:
     """Keys built from client-chosen strings are hashed: bounded length, no key injection."""
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def message_text(value: Any, field: str, max_chars: int) -> str:
+    """A chat message: a non-empty string of at most `max_chars` characters once trimmed."""
+    if not isinstance(value, str):
+        raise ApiError(400, "bad_request", f"`{field}` must be a string.")
+    text = value.strip()
+    if not text:
+        raise ApiError(400, "bad_request", f"`{field}` must not be empty.")
+    if len(text) > max_chars:
+        raise ApiError(400, "bad_request", f"`{field}` is longer than {max_chars} characters.")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,16 +184,7 @@ def chat_body(obj: Any, services: Services) -> ChatBody:
     settings = services.settings
     if not isinstance(obj, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object.")
-    message = obj.get("message")
-    if not isinstance(message, str):
-        raise ApiError(400, "bad_request", "`message` must be a string.")
-    message = message.strip()
-    if not message:
-        raise ApiError(400, "bad_request", "`message` must not be empty.")
-    if len(message) > settings.max_message_chars:
-        raise ApiError(
-            400, "bad_request", f"`message` is longer than {settings.max_message_chars} characters."
-        )
+    message = message_text(obj.get("message"), "message", settings.max_message_chars)
     metadata = obj.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(400, "bad_request", "`metadata` must be a JSON object.")
@@ -165,3 +192,58 @@ def chat_body(obj: Any, services: Services) -> ChatBody:
     if not isinstance(honeypot, str):
         raise ApiError(400, "bad_request", "`honeypot` must be a string.")
     return ChatBody(message, metadata, honeypot)
+
+
+MAX_WIDGET_SESSION_ID_CHARS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class N8nChatBody:
+    """The official @n8n/chat widget's body. `session_id` is the widget's own, untrusted id."""
+
+    action: str  # "sendMessage" | "loadPreviousSession"
+    session_id: str
+    message: str | None  # None for loadPreviousSession
+    metadata: dict[str, Any]
+
+
+def n8n_chat_body(obj: Any, services: Services) -> N8nChatBody:
+    """`{"action", "sessionId", "chatInput"?, "metadata"?}` checked like a chat body; the
+    sessionId is 1..128 printable characters (it is only ever used hashed)."""
+    if not isinstance(obj, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object.")
+    action = obj.get("action")
+    if action not in ("sendMessage", "loadPreviousSession"):
+        raise ApiError(
+            400, "bad_request", "`action` must be `sendMessage` or `loadPreviousSession`."
+        )
+    session_id = obj.get("sessionId")
+    if not isinstance(session_id, str):
+        raise ApiError(400, "bad_request", "`sessionId` must be a string.")
+    session_id = session_id.strip()
+    if (
+        not session_id
+        or len(session_id) > MAX_WIDGET_SESSION_ID_CHARS
+        or not session_id.isprintable()
+    ):
+        raise ApiError(
+            400,
+            "bad_request",
+            f"`sessionId` must be 1 to {MAX_WIDGET_SESSION_ID_CHARS} printable characters.",
+        )
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ApiError(400, "bad_request", "`metadata` must be a JSON object.")
+    message: str | None = None
+    if action == "sendMessage":
+        max_chars = services.settings.max_message_chars
+        message = message_text(obj.get("chatInput"), "chatInput", max_chars)
+    return N8nChatBody(action, session_id, message, metadata)
+
+
+def widget_session_key(origin: str, widget_session_id: str) -> str:
+    """The proxy's key for a conversation of the official widget: a hash of (origin, the
+    widget's sessionId). It is used for limits, the busy lock, history and as the sessionId
+    sent to n8n, so a widget-chosen id can never equal or address a proxy session (uuid4)
+    nor another site's conversation."""
+    return "w" + hashed(f"n8n-chat\0{origin}\0{widget_session_id}")
