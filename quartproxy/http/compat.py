@@ -16,6 +16,8 @@ across visits, while a made-up id can never reach a proxy session or another sit
 
 from __future__ import annotations
 
+import contextlib
+
 from quart import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -49,6 +51,7 @@ async def n8n_chat() -> Response:
     who = caller()
     origin = guard.admit_origin(svc, who)
     if request.mimetype == "multipart/form-data":
+        await _discard_body()
         raise ApiError(
             415,
             "unsupported_media_type",
@@ -68,6 +71,14 @@ async def n8n_chat() -> Response:
             follow(turn, turn.message_id, -1, ndjson_line, hb, NDJSON_PING), NDJSON_HEADERS
         )
     return await _whole_answer(turn)
+
+
+async def _discard_body() -> None:
+    """Read (and drop) a body we refuse, so the answer reaches the client: a server that
+    answers before the upload is read leaves the browser waiting. Capped at
+    MAX_CONTENT_LENGTH like every body."""
+    with contextlib.suppress(HTTPException):
+        await request.get_data(cache=False)
 
 
 def wants_stream(accept: str) -> bool:

@@ -105,9 +105,7 @@ async def test_no_auth_frame_in_time_closes_4401(make_proxy) -> None:  # type: i
     async with make_proxy(WS_AUTH_SECONDS="0.2") as p, socket(p) as ws:
         code, frames = await closed_with(ws)
     assert code == 4401
-    assert frames == [
-        {"type": "error", "code": "unauthorized", "message": frames[0]["message"]}
-    ]
+    assert frames == [{"type": "error", "code": "unauthorized", "message": frames[0]["message"]}]
     assert "0.2 seconds" in frames[0]["message"]
 
 
@@ -229,9 +227,7 @@ async def test_rate_limits_are_shared_with_http(make_proxy) -> None:  # type: ig
             # the socket is still open and still limited
             await send(ws, {"type": "ping"})
             assert (await receive(ws))["type"] == "pong"
-        r = await p.client.post(
-            "/api/v1/chat/message", json={"message": "four"}, headers=p.auth(s)
-        )
+        r = await p.client.post("/api/v1/chat/message", json={"message": "four"}, headers=p.auth(s))
         assert r.status_code == 429
 
 
