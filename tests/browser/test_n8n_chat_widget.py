@@ -25,12 +25,13 @@ pytestmark = pytest.mark.browser
 N8N_CHAT_VERSION = "1.37.0"
 CACHE = Path(os.environ.get("QUARTPROXY_CACHE") or Path.home() / ".cache" / "quartproxy")
 DIST = CACHE / "n8n-chat" / N8N_CHAT_VERSION / "package" / "dist"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "n8n-chat"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -125,7 +126,7 @@ def drive_widget(site_url: str, proxy_url: str, release_gate: Any) -> Seen:
     from playwright.sync_api import expect, sync_playwright
 
     seen = Seen()
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -175,11 +176,11 @@ def drive_widget(site_url: str, proxy_url: str, release_gate: Any) -> Seen:
                     box.press("Enter")
                     # the first part is on screen while n8n is still answering...
                     expect(bot.last).to_have_text("before", timeout=15_000)
-                    page.screenshot(path=str(ARTIFACTS / "n8n-chat-stream-partial.png"))
+                    page.screenshot(path=str(ARTIFACTS / "stream-partial.png"))
                     release_gate()
                     # ...and the rest joins the same bubble
                     expect(bot.last).to_have_text("before after", timeout=15_000)
-                page.screenshot(path=str(ARTIFACTS / f"n8n-chat-{mode}.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / f"{mode}.png"), full_page=True)
                 seen.bot_texts[mode] = [t.strip() for t in bot.all_inner_texts()]
                 context.close()
         finally:
