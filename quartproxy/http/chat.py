@@ -13,11 +13,12 @@ from quart import Blueprint, Response, jsonify, request
 from .. import guard
 from ..core import render
 from ..core.events import TurnEvent, is_final, parse_event_id
+from ..core.messages import ChatInput
 from ..errors import ApiError
 from ..guard import Caller
 from ..services import Services
 from ..turns import Busy, EventSource, LiveTurn, TurnRequest
-from .common import authorize, caller, read_json, request_id, services
+from .common import admit_chat, admit_read, caller, read_body, request_id, services
 from .sessions import iso
 
 bp = Blueprint("chat", __name__)
@@ -76,12 +77,22 @@ def ndjson_line(event: TurnEvent, message_id: str, seq: int) -> bytes:
     return render.ndjson(event)
 
 
-async def admit_turn(svc: Services, who: Caller) -> tuple[str, str]:
-    """Origin, token, limits: (origin, session_id) of an admitted chat request."""
-    origin = guard.admit_origin(svc, who)
-    claims = await authorize(who)
-    await guard.limit_message(svc, who, origin, claims.session_id)
-    return origin, claims.session_id
+async def _start_turn() -> tuple[Services, str, EventSource]:
+    """Admission (guard.admit_chat), the body, then open_turn."""
+    svc = services()
+    who = caller()
+    admitted = await admit_chat(who)
+    body = guard.chat_input(*(await read_body()), svc)
+    turn = await open_turn(
+        svc,
+        who,
+        admitted.origin,
+        admitted.claims.session_id,
+        body,
+        request_id(),
+        session_started=admitted.claims.issued_at,
+    )
+    return svc, turn.message_id, turn
 
 
 async def open_turn(
@@ -89,13 +100,20 @@ async def open_turn(
     who: Caller,
     origin: str,
     session_key: str,
-    body: guard.ChatBody,
+    body: ChatInput,
     rid: str,
+    *,
+    session_started: float | None,
 ) -> LiveTurn:
-    """The checks that come after the body, then the turn itself; shared by every channel
-    (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip one."""
-    await guard.screen(
-        svc, who, session_key=session_key, message=body.message, honeypot=body.honeypot
+    """What comes after admission and the body — the bot and spam screen, then the turn —
+    shared by every channel (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip a check."""
+    await guard.screen_message(
+        svc,
+        who,
+        session_key=session_key,
+        message=body.message,
+        honeypot=body.honeypot,
+        session_started=session_started,
     )
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
@@ -106,15 +124,6 @@ async def open_turn(
         raise ApiError(
             409, "busy", "An answer is still in progress for this conversation."
         ) from None
-
-
-async def _start_turn() -> tuple[Services, str, EventSource]:
-    svc = services()
-    who = caller()
-    origin, session_id = await admit_turn(svc, who)
-    body = guard.chat_body(await read_json(), svc)
-    turn = await open_turn(svc, who, origin, session_id, body, request_id())
-    return svc, turn.message_id, turn
 
 
 def streaming_response(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
@@ -142,9 +151,7 @@ async def message_ndjson() -> Response:
 @bp.get("/api/v1/chat/message/<message_id>")
 async def resume(message_id: str) -> Response:
     svc = services()
-    who = caller()
-    guard.admit_origin(svc, who)
-    claims = await authorize(who)
+    claims = (await admit_read(caller())).claims
     after = -1
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     if last:
@@ -165,9 +172,8 @@ async def resume(message_id: str) -> Response:
 @bp.get("/api/v1/chat/history/<session_id>")
 async def history(session_id: str) -> Response:
     svc = services()
-    who = caller()
-    origin = guard.admit_origin(svc, who)
-    claims = await authorize(who)
+    admitted = await admit_read(caller())
+    origin, claims = admitted.origin, admitted.claims
     if claims.session_id != session_id:
         raise ApiError(403, "forbidden", "This is another conversation's history.")
     if svc.store.keeps_history:

@@ -23,13 +23,14 @@ from werkzeug.exceptions import HTTPException
 
 from .. import guard
 from ..core.events import End, Error
+from ..core.messages import ChatInput
 from ..core.n8n_parse import langchain_message
 from ..errors import ApiError, from_status
 from ..guard import Caller
 from ..services import Services
 from ..turns import LiveTurn
 from .chat import NDJSON_HEADERS, follow, ndjson_line, open_turn, streaming_response
-from .common import caller, read_json, request_id, services
+from .common import caller, read_body, request_id, services
 
 bp = Blueprint("compat", __name__)
 
@@ -57,14 +58,14 @@ async def n8n_chat() -> Response:
             "unsupported_media_type",
             "File uploads are not supported by this chat; please send text only.",
         )
-    body = guard.n8n_chat_body(await read_json(), svc)
+    body = guard.n8n_chat_input(*(await read_body()), svc)
     key = guard.widget_session_key(origin, body.session_id)
     if body.action == "loadPreviousSession":
         return await _history(svc, who, origin, key)
     assert body.message is not None
     await guard.limit_message(svc, who, origin, key)
-    chat = guard.ChatBody(body.message, body.metadata, honeypot="")
-    turn = await open_turn(svc, who, origin, key, chat, request_id())
+    chat = ChatInput(body.message, body.metadata, honeypot="")
+    turn = await open_turn(svc, who, origin, key, chat, request_id(), session_started=None)
     if wants_stream(request.headers.get("Accept", "")):
         hb = svc.settings.heartbeat_seconds
         return streaming_response(
@@ -106,11 +107,9 @@ async def _whole_answer(turn: LiveTurn) -> Response:
 
 async def _history(svc: Services, who: Caller, origin: str, key: str) -> Response:
     """The conversation so far, in the LangChain form the widget reads; [] when unknown.
-    Charged to the ip and origin tiers (in the stateless mode it costs an n8n call)."""
-    s = svc.settings
-    await guard.limit(
-        svc, [("ip", who.ip, s.rate_limit_ip), ("origin", origin, s.rate_limit_origin)]
-    )
+    Charged to the per-IP read budget, like every history read (in the stateless mode it
+    costs an n8n call), never to the chat budget."""
+    await guard.limit_read(svc, who)
     if svc.store.keeps_history:
         pairs = [(e.role, e.text) for e in await svc.store.history(key)]
     else:

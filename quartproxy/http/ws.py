@@ -1,11 +1,11 @@
 """The WebSocket channel (contract: `WS /api/v1/chat/ws`); frames in core/ws_protocol.py.
 
 One socket carries any number of turns. Every message frame goes through the same admission
-as an HTTP chat request, in the same order — token (re-checked, so a deleted session stops
-here), the three rate-limit tiers, the body, bot/spam screening, busy — by calling the same
-functions (guard.*, chat.open_turn). Turns run in the TurnRunner's nursery: a socket that
-closes mid-answer only stops following; the answer is finished, stored and resumable over
-HTTP with the `id` of the last frame seen.
+as an HTTP chat request, in the same order — guard.admit_chat (origin, token re-checked so a
+deleted session stops here, the three rate-limit tiers), the body (guard.chat_frame), then
+chat.open_turn (bot/spam screening, busy) — by calling the same functions. Turns run in the
+TurnRunner's nursery: a socket that closes mid-answer only stops following; the answer is
+finished, stored and resumable over HTTP with the `id` of the last frame seen.
 
 Per connection: a reader (this handler's task), one follower task per turn, and one writer
 that owns all sends and puts a `ping` frame on the wire after `HEARTBEAT_SECONDS` of silence.
@@ -155,15 +155,23 @@ class WsChannel:
         """The HTTP chat path's checks, in its order, for one frame."""
         assert self.auth is not None
         svc = self.svc
-        claims = await guard.authenticate(svc, self.who, self.auth.token, self.auth.fingerprint)
-        await guard.limit_message(svc, self.who, self.origin, claims.session_id)
+        admitted = await guard.admit_chat(svc, self.who, self.auth.token, self.auth.fingerprint)
         if isinstance(frame, BadFrame):
             status = 413 if frame.code == "payload_too_large" else 400
             raise ApiError(status, frame.code, frame.message)
         if not isinstance(frame, Message):
             raise ApiError(400, "bad_request", "This socket is already authenticated.")
-        body = guard.chat_body(frame.body, svc)
-        return await open_turn(svc, self.who, self.origin, claims.session_id, body, self.rid)
+        body = guard.chat_frame(frame.body, svc)
+        claims = admitted.claims
+        return await open_turn(
+            svc,
+            self.who,
+            admitted.origin,
+            claims.session_id,
+            body,
+            self.rid,
+            session_started=claims.issued_at,
+        )
 
     async def _follow(self, turn: LiveTurn) -> None:
         """Queue one turn's frames until its final event."""

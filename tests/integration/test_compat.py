@@ -338,8 +338,29 @@ async def test_ip_tier_holds_whatever_session_ids_are_invented(make_proxy) -> No
             (await post(p, send_message(str(uuid.uuid4()), "hi"))).status_code for _ in range(4)
         ]
         assert codes == [200, 200, 200, 429]
-        r = await post(p, load_previous(str(uuid.uuid4())))
-        assert r.status_code == 429
+        # history reads have a budget of their own: opening the chat never eats messages
+        loads = [(await post(p, load_previous(str(uuid.uuid4())))).status_code for _ in range(4)]
+        assert loads == [200, 200, 200, 429]
+
+
+async def test_bot_and_spam_checks_apply(make_proxy, fake_n8n: FakeN8n) -> None:  # type: ignore[no-untyped-def]
+    async with make_proxy(SPAM_BLOCK_PATTERNS="casino") as p:
+        r = await p.client.post(
+            PATH,
+            content=send_message(str(uuid.uuid4()), "hi"),
+            headers={
+                "Origin": ORIGIN,
+                "Content-Type": "application/json",
+                "User-Agent": "curl/8.5",
+            },
+        )
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "blocked"
+        r = await post(p, send_message(str(uuid.uuid4()), "win at the casino"))
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "blocked"
+        assert widget_text(r.json()) == r.json()["error"]["message"]
+    assert fake_n8n.requests == []
 
 
 async def test_busy_while_the_same_visitor_waits(proxy: Proxy, fake_n8n: FakeN8n) -> None:

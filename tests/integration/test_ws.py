@@ -19,6 +19,7 @@ from trio_websocket import (
 
 from quartproxy.app import create_app
 from tests.support import (
+    BROWSER_HEADERS,
     FINGERPRINT,
     ORIGIN,
     OTHER_ORIGIN,
@@ -37,11 +38,16 @@ def ws_url(proxy: Proxy) -> str:
     return proxy.url.replace("http://", "ws://") + WS_PATH
 
 
+# What Chromium sends on a WebSocket handshake (the bot check reads these, as over HTTP).
+WS_BROWSER_HEADERS = {**BROWSER_HEADERS, "Sec-Fetch-Mode": "websocket"}
+
+
 @asynccontextmanager
 async def socket(
-    proxy: Proxy, origin: str | None = ORIGIN, **headers: str
+    proxy: Proxy, origin: str | None = ORIGIN, headers: dict[str, str] | None = None
 ) -> AsyncIterator[WebSocketConnection]:
-    extra = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    sent = WS_BROWSER_HEADERS if headers is None else headers
+    extra = [(k.encode(), v.encode()) for k, v in sent.items()]
     if origin is not None:
         extra.append((b"Origin", origin.encode()))
     async with open_websocket_url(ws_url(proxy), extra_headers=extra) as ws:
@@ -306,6 +312,27 @@ async def test_deleted_session_stops_the_socket(proxy: Proxy) -> None:
     assert frames[0]["code"] == "unauthorized"
 
 
+async def test_bot_and_spam_checks_apply_to_websocket_messages(
+    make_proxy,  # type: ignore[no-untyped-def]
+    fake_n8n: FakeN8n,
+) -> None:
+    async with make_proxy(SPAM_BLOCK_PATTERNS="casino") as p:
+        s = await p.session()
+        # a script that sends no browser headers at all
+        async with socket(p, headers={"User-Agent": "python-websockets/12"}) as ws:
+            await authed(ws, s)
+            frames = await turn(ws, "hello")
+            assert [(f["type"], f["code"]) for f in frames] == [("error", "blocked")]
+        async with socket(p) as ws:
+            await authed(ws, s)
+            frames = await turn(ws, "best casino bonus")
+            assert [(f["type"], f["code"]) for f in frames] == [("error", "blocked")]
+            await send(ws, {"type": "message", "message": "real question", "honeypot": "x"})
+            assert (await receive(ws))["code"] == "blocked"
+            assert (await turn(ws, "a real question"))[-1]["type"] == "end"
+    assert fake_n8n.finished == ["a real question"]
+
+
 # -- the answer survives the socket; shutdown ------------------------------------------------
 
 
@@ -343,7 +370,7 @@ async def test_server_shutdown_closes_sockets_with_1001(fake_n8n: FakeN8n) -> No
 
     async with trio.open_nursery() as nursery:
         url = await nursery.start(serve)
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, headers=BROWSER_HEADERS) as client:
             p = Proxy(url, app, settings, client)
             s = await p.session()
             async with socket(p) as ws:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -21,17 +22,25 @@ class FakeServices:
 SVC: Any = FakeServices()
 
 
+def parse(obj: Any) -> Any:
+    return guard.n8n_chat_input(json.dumps(obj).encode(), "application/json", SVC)
+
+
 def test_send_message_body() -> None:
-    body = guard.n8n_chat_body(
-        {"action": "sendMessage", "sessionId": " abc ", "chatInput": " hi ", "metadata": {"a": 1}},
-        SVC,
+    body = parse(
+        {"action": "sendMessage", "sessionId": " abc ", "chatInput": " hi ", "metadata": {"a": 1}}
     )
-    assert body == guard.N8nChatBody("sendMessage", "abc", "hi", {"a": 1})
+    assert (body.action, body.session_id, body.message, body.metadata) == (
+        "sendMessage",
+        "abc",
+        "hi",
+        {"a": 1},
+    )
 
 
 def test_load_previous_session_body_needs_no_chat_input() -> None:
-    body = guard.n8n_chat_body({"action": "loadPreviousSession", "sessionId": "abc"}, SVC)
-    assert body == guard.N8nChatBody("loadPreviousSession", "abc", None, {})
+    body = parse({"action": "loadPreviousSession", "sessionId": "abc"})
+    assert (body.action, body.session_id, body.message) == ("loadPreviousSession", "abc", None)
 
 
 @pytest.mark.parametrize(
@@ -44,9 +53,10 @@ def test_load_previous_session_body_needs_no_chat_input() -> None:
         ({"action": "sendMessage", "sessionId": "", "chatInput": "x"}, "sessionId"),
         ({"action": "sendMessage", "sessionId": "a" * 129, "chatInput": "x"}, "sessionId"),
         ({"action": "sendMessage", "sessionId": "a\u0000b", "chatInput": "x"}, "sessionId"),
+        ({"action": "sendMessage", "sessionId": 7, "chatInput": "x"}, "sessionId"),
         ({"action": "sendMessage", "sessionId": "a"}, "chatInput"),
-        ({"action": "sendMessage", "sessionId": "a", "chatInput": ""}, "chatInput"),
-        ({"action": "sendMessage", "sessionId": "a", "chatInput": "x" * 4001}, "chatInput"),
+        ({"action": "sendMessage", "sessionId": "a", "chatInput": ""}, "body"),
+        ({"action": "sendMessage", "sessionId": "a", "chatInput": "x" * 4001}, "body"),
         (
             {"action": "sendMessage", "sessionId": "a", "chatInput": "x", "metadata": "m"},
             "metadata",
@@ -55,7 +65,7 @@ def test_load_previous_session_body_needs_no_chat_input() -> None:
 )
 def test_bad_bodies(obj: Any, field: str) -> None:
     with pytest.raises(ApiError) as refused:
-        guard.n8n_chat_body(obj, SVC)
+        parse(obj)
     assert refused.value.status == 400
     assert refused.value.code == "bad_request"
     if field != "body":
