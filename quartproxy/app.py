@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from . import lifecycle, logs, metrics
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, cors, docs, ops, sessions
+from .http import chat, compat, cors, docs, headers, ops, sessions, ws
 from .http.common import request_id
 from .http.keepalive import shield_final_send
 from .services import Services
@@ -46,7 +46,7 @@ def create_app(
         upstream_transport = EchoTransport(settings.session_secret_key)
 
     app.asgi_app = shield_final_send(app.asgi_app)  # type: ignore[method-assign]
-    for bp in (sessions.bp, chat.bp, ops.bp, docs.bp):
+    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, docs.bp):
         app.register_blueprint(bp)
     metrics.configure(settings.allowed_origins.exact)
 
@@ -59,7 +59,7 @@ def create_app(
     @app.after_request
     async def finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = request_id()
-        return cors.decorate(response)
+        return headers.secure(cors.decorate(response), settings.trusted_proxies)
 
     @app.errorhandler(ApiError)
     async def api_error(err: ApiError) -> tuple[Response, int, dict[str, str]]:

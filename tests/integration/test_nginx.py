@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from tests.ops_support import ROOT, listening_socket
-from tests.support import FINGERPRINT, ORIGIN, FakeN8n, Proxy, parse_sse
+from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, Proxy, parse_sse
 
 pytestmark = pytest.mark.nginx
 
@@ -86,7 +86,9 @@ async def nginx_in_front(proxy_url: str, tmp: Path) -> AsyncIterator[str]:
 
 def client_from(address: str, base_url: str) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(local_address=address)
-    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30)
+    return httpx.AsyncClient(
+        base_url=base_url, transport=transport, timeout=30, headers=BROWSER_HEADERS
+    )
 
 
 async def test_sse_deltas_pass_nginx_one_by_one(

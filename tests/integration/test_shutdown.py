@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.ops_support import scrape, server_env, server_process, value
-from tests.support import FINGERPRINT, ORIGIN, FakeN8n, parse_sse
+from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, parse_sse
 
 
 def headers(session: dict[str, str]) -> dict[str, str]:
@@ -51,8 +51,8 @@ async def test_sigterm_refuses_new_turns_and_lets_the_running_answer_finish(
 ) -> None:
     async with (
         server_process(server_env(fake_n8n.url), graceful=30) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as other,
+        httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as other,
     ):
         s = await new_session(client)
         async with client.stream(
@@ -93,7 +93,7 @@ async def test_answers_still_running_at_the_deadline_end_with_shutting_down(
 ) -> None:
     async with (
         server_process(server_env(fake_n8n.url), graceful=1) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as client,
     ):
         s = await new_session(client)
         async with client.stream(
@@ -120,7 +120,7 @@ async def test_two_workers_each_drain_before_the_server_exits(fake_n8n: FakeN8n)
     (see the next test); ours waits until each worker has drained."""
     async with (
         server_process(server_env(fake_n8n.url), workers=2, graceful=30) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as client,
     ):
         s = await new_session(client)
         async with client.stream(
@@ -150,7 +150,7 @@ async def test_stock_hypercorn_master_cuts_streams_of_other_workers(fake_n8n: Fa
         server_process(
             server_env(fake_n8n.url), workers=2, graceful=30, stock_hypercorn=True
         ) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as client,
     ):
         s = await new_session(client)
         seen = ""
