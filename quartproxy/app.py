@@ -105,8 +105,9 @@ def create_app(
                             + settings.n8n_stream_idle_seconds
                             + 60,
                         )
-                        task_status.started(Services(settings, store, upstream, runner))
-                        unregister = lifecycle.register(partial(lifecycle.drain_turns, runner))
+                        svc = Services(settings, store, upstream, runner)
+                        task_status.started(svc)
+                        unregister = lifecycle.register(partial(lifecycle.drain, svc))
                         metrics.worker_started()
                         try:
                             await stop.wait()

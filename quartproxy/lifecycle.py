@@ -10,7 +10,7 @@ down:
 2. running answers get up to `grace` seconds to finish normally;
 3. answers still running then end with an `error` event `shutting_down` (recorded in the
    resume buffer), so every open stream ends with a final event and the widget knows to
-   resume or retry;
+   resume or retry; open WebSockets send their last frames and close with 1001;
 4. only then does Hypercorn's shutdown start (its graceful window then only has to flush those
    last events).
 
@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from . import metrics
-from .turns import TurnRunner
+from .services import Services
 
 log = logging.getLogger("quartproxy.lifecycle")
 
@@ -50,7 +50,8 @@ async def drain_all(grace: float, force: trio.Event | None = None) -> None:
             nursery.start_soon(drainer, grace, force)
 
 
-async def drain_turns(runner: TurnRunner, grace: float, force: trio.Event) -> None:
+async def drain(services: Services, grace: float, force: trio.Event) -> None:
+    runner = services.turns
     runner.accepting = False
     metrics.draining(True)
     running = len(runner.live)
@@ -80,4 +81,5 @@ async def drain_turns(runner: TurnRunner, grace: float, force: trio.Event) -> No
         runner.cancel_all()
         with trio.move_on_after(FINAL_EVENT_SECONDS):
             await runner.wait_idle()
+    services.closing.set()
     log.info("drained", extra={"event": "drained", "cut": left})

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import trio
+
 from .config import Settings
 from .store.base import Store
 from .turns import TurnRunner
@@ -20,3 +22,6 @@ class Services:
     turns: TurnRunner
     clock: Callable[[], float] = field(default=time.time)
     started_at: float = field(default_factory=time.time)
+    # Set when a shutdown drain has finished: long-lived channels (WebSockets) close now
+    # instead of holding the process for Hypercorn's whole graceful_timeout.
+    closing: trio.Event = field(default_factory=trio.Event)

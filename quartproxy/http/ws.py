@@ -18,7 +18,7 @@ import logging
 import trio
 from quart import Blueprint, Response, jsonify, websocket
 
-from .. import guard
+from .. import guard, logs, metrics
 from ..core import render
 from ..core.events import is_final
 from ..core.ws_protocol import (
@@ -50,6 +50,7 @@ bp = Blueprint("ws", __name__)
 
 OUTBOX_FRAMES = 256  # a slow client holds back its followers, never the turns themselves
 CLOSE_INTERNAL = 1011
+FINAL_FRAMES_SECONDS = 5.0
 
 
 @bp.websocket("/api/v1/chat/ws")
@@ -61,21 +62,24 @@ async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
         origin = guard.admit_origin(svc, who)
     except ApiError as err:
         # Refused at the handshake: a plain HTTP answer; the socket never opens.
+        metrics.rejected(err, headers.get("Origin"))
         return jsonify(err.body()), err.status, err.all_headers()
     await websocket.accept()
     channel = WsChannel(svc, who, origin, incoming_request_id(headers))
+    logs.bind_request_id(channel.rid)
     code = CLOSE_GOING_AWAY
-    try:
-        code = await channel.run()
-    except Exception:
-        log.exception("websocket %s failed", channel.rid)
-        code = CLOSE_INTERNAL
-    finally:
-        # A normal end closes with its own code. Cancellation means the client has gone (the
-        # close is then dropped) or the server is stopping: "going away", so clients
-        # reconnect. Shielded but bounded, so a dead peer cannot hold up the shutdown.
-        with trio.CancelScope(shield=True), trio.move_on_after(2):
-            await websocket.close(code)
+    with metrics.stream_open("ws"):
+        try:
+            code = await channel.run()
+        except Exception:
+            log.exception("websocket %s failed", channel.rid)
+            code = CLOSE_INTERNAL
+        finally:
+            # A normal end closes with its own code. Cancellation means the client has gone
+            # (the close is then dropped) or the server is stopping: "going away", so clients
+            # reconnect. Shielded but bounded, so a dead peer cannot hold up the shutdown.
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await websocket.close(code)
     return None
 
 
@@ -95,13 +99,26 @@ class WsChannel:
         if code is not None:
             return code
         await websocket.send(ready_frame(self.session_id))
+        result = CLOSE_GOING_AWAY
         async with trio.open_nursery() as outer:
             outer.start_soon(self._writer)
             # The outbox closes when reading ends: the writer drains it, then exits.
             async with self.outbox, trio.open_nursery() as turns:
-                code = await self._read(turns)
-                turns.cancel_scope.cancel()
-        return code
+                with trio.CancelScope() as reading:
+                    turns.start_soon(self._stop_reading_on_shutdown, reading)
+                    result = await self._read(turns)
+                if reading.cancelled_caught:
+                    # The shutdown drain has ended every answer: let the followers queue their
+                    # last frames (bounded), then close with "going away".
+                    result = CLOSE_GOING_AWAY
+                    turns.cancel_scope.deadline = trio.current_time() + FINAL_FRAMES_SECONDS
+                else:
+                    turns.cancel_scope.cancel()
+        return result
+
+    async def _stop_reading_on_shutdown(self, reading: trio.CancelScope) -> None:
+        await self.svc.closing.wait()
+        reading.cancel()
 
     async def _authenticate(self) -> int | None:
         """The first frame must be a good auth frame, within WS_AUTH_SECONDS; else 4401."""
@@ -130,6 +147,7 @@ class WsChannel:
         return None
 
     async def _refuse(self, code: str, message: str, status: int = 401) -> int:
+        metrics.rejected(ApiError(status, code, message), self.origin)
         await websocket.send(error_frame(code, message))
         return CLOSE_UNAUTHORIZED if status == 401 else CLOSE_TRY_AGAIN
 
@@ -145,6 +163,7 @@ class WsChannel:
             try:
                 turn = await self._admit(frame)
             except ApiError as err:
+                metrics.rejected(err, self.origin)
                 await self.outbox.send(error_frame(err.code, err.message, err.retry_after))
                 if err.status == 401:  # the session ended or its token expired
                     return CLOSE_UNAUTHORIZED

@@ -4,10 +4,13 @@ and on the gate, never on sleeps."""
 
 from __future__ import annotations
 
+import json
 import signal
 from typing import Any
 
 import httpx
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from tests.ops_support import scrape, server_env, server_process, value
 from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, parse_sse
@@ -171,3 +174,43 @@ async def test_stock_hypercorn_master_cuts_streams_of_other_workers(fake_n8n: Fa
     assert cut
     assert [e.event for e in events] == ["start", "delta"]
     assert "gate:stock" not in fake_n8n.finished
+
+
+async def test_websocket_gets_its_answer_then_closes_going_away(fake_n8n: FakeN8n) -> None:
+    """graceful_timeout is 600 s here: the server only exits in time because the WebSocket is
+    closed once the drain is over, instead of being waited for."""
+    extra = [(k.encode(), v.encode()) for k, v in {**BROWSER_HEADERS, "Origin": ORIGIN}.items()]
+    with trio.fail_after(60):
+        async with (
+            server_process(server_env(fake_n8n.url), graceful=600) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as client,
+        ):
+            s = await new_session(client)
+            url = server.url.replace("http://", "ws://") + "/api/v1/chat/ws"
+            async with open_websocket_url(url, extra_headers=extra) as ws:
+                auth = {"type": "auth", "token": s["token"], "fingerprint": FINGERPRINT}
+                await ws.send_message(json.dumps(auth))
+                assert json.loads(await ws.get_message())["type"] == "ready"
+                await ws.send_message(json.dumps({"type": "message", "message": "gate:ws"}))
+                frames = [json.loads(await ws.get_message()) for _ in range(2)]
+                assert [f["type"] for f in frames] == ["start", "delta"]
+
+                server.signal(signal.SIGTERM)
+                await server.wait_log(event("drain_started"))
+                await ws.send_message(json.dumps({"type": "message", "message": "more"}))
+                refused = json.loads(await ws.get_message())
+                assert refused["type"] == "error" and refused["code"] == "shutting_down"
+
+                fake_n8n.gates["ws"].set()
+                rest = []
+                try:
+                    while True:
+                        frame = json.loads(await ws.get_message())
+                        if frame["type"] != "ping":
+                            rest.append(frame)
+                except ConnectionClosed as closed:
+                    code = closed.reason.code
+            assert [f["type"] for f in rest] == ["delta", "end"]
+            assert rest[-1]["text"] == "before after"
+            assert code == 1001
+            assert await server.proc.wait() == 0
