@@ -1,8 +1,8 @@
 """quartproxy: a secure, fast, self-hosted gateway between chat widgets and n8n workflows.
 
-`quartproxy:app` is built on first access from the environment (and `.env`), so
-`hypercorn -c hypercorn.toml quartproxy:app` works as it is. A bad setting stops the start with
-one line naming it.
+`quartproxy.app` is built on first access from the environment (and `.env`). For Hypercorn use
+`quartproxy.asgi:app` (Hypercorn does not see a module `__getattr__`), or `python -m quartproxy`.
+A bad setting stops the start with one line naming it.
 """
 
 from __future__ import annotations

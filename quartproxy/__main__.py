@@ -1,5 +1,5 @@
 """`python -m quartproxy [serve] [--bind HOST:PORT] [--workers N]` runs the gateway with the
-settings of hypercorn.toml, like `hypercorn -c hypercorn.toml quartproxy:app`, plus what plain
+settings of hypercorn.toml, like `hypercorn -c hypercorn.toml quartproxy.asgi:app`, plus what plain
 Hypercorn does not do: a graceful drain on SIGTERM that ends open answer streams with a final
 event (server.py), metrics summed over several workers (a fresh PROMETHEUS_MULTIPROC_DIR), and
 access/error logs in the app's format (JSON in production). `DEBUG=true` adds reload on code

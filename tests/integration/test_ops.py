@@ -210,3 +210,15 @@ async def test_debug_shows_readable_errors_production_does_not(fake_n8n: FakeN8n
             else:
                 assert "debug" not in body
                 assert "kaboom" not in json.dumps(body)
+
+
+async def test_container_healthcheck_is_alive_unless_nothing_answers(make_proxy) -> None:  # type: ignore[no-untyped-def]
+    from quartproxy.healthcheck import check
+
+    async with make_proxy() as p:
+        assert await trio.to_thread.run_sync(check, f"{p.url}/health") == 0
+    async with make_proxy(n8n_url=f"http://127.0.0.1:{free_port()}/webhook/chat") as p:
+        r = await p.client.get("/health")
+        assert r.status_code == 503  # degraded, but alive
+        assert await trio.to_thread.run_sync(check, f"{p.url}/health") == 0
+    assert await trio.to_thread.run_sync(check, f"http://127.0.0.1:{free_port()}/health") == 1
