@@ -165,7 +165,8 @@ def supervise(config: Config) -> int:
         log.error("worker %s did not stop in time: killing it", process.pid)
         process.kill()
         exitcode = exitcode or 1
-    reap(timeout=5.0)
+    if processes:
+        reap(timeout=5.0)
 
     for sock in sockets.secure_sockets + sockets.insecure_sockets:
         sock.close()
