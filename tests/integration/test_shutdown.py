@@ -118,6 +118,28 @@ async def test_answers_still_running_at_the_deadline_end_with_shutting_down(
     assert "gate:never" not in fake_n8n.finished
 
 
+async def test_a_second_signal_ends_the_drain_at_once(fake_n8n: FakeN8n) -> None:
+    with trio.fail_after(60):  # graceful_timeout is 600 s: only the second signal ends it
+        async with (
+            server_process(server_env(fake_n8n.url), graceful=600) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as client,
+        ):
+            s = await new_session(client)
+            async with client.stream(
+                "POST", "/api/v1/chat/message", json={"message": "gate:twice"}, headers=headers(s)
+            ) as r:
+                chunks = r.aiter_text()
+                seen = await read_until(chunks, "before")
+                server.signal(signal.SIGTERM)
+                await server.wait_log(event("drain_started"))
+                server.signal(signal.SIGTERM)
+                seen += "".join([t async for t in chunks])
+            events = parse_sse(seen)
+            assert [e.event for e in events] == ["start", "delta", "error"]
+            assert events[-1].data["code"] == "shutting_down"
+            assert await server.proc.wait() == 0
+
+
 async def test_two_workers_each_drain_before_the_server_exits(fake_n8n: FakeN8n) -> None:
     """Hypercorn's own master terminates every other worker as soon as the first one exits
     (see the next test); ours waits until each worker has drained."""
