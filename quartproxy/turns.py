@@ -74,7 +74,7 @@ class LiveTurn:
     async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
         while len(self.events) <= after + 1:
             await self._changed.wait()
-        return list(enumerate(self.events))[after + 1 :]
+        return [(seq, self.events[seq]) for seq in range(after + 1, len(self.events))]
 
 
 class BufferedTurn:
