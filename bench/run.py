@@ -205,7 +205,9 @@ class Bench:
         wait_port(port)
         return f"redis://127.0.0.1:{port}/0"
 
-    def loadgen(self, port: int, mode: str, c: int, *, pin: str | None, **kw: Any) -> dict[str, Any]:
+    def loadgen(
+        self, port: int, mode: str, c: int, *, pin: str | None, **kw: Any
+    ) -> dict[str, Any]:
         cmd = [*taskset(pin), PY, "-m", "bench.loadgen", "--port", str(port), "--mode", mode]
         cmd += ["-c", str(c)]
         for k, v in kw.items():
@@ -230,11 +232,15 @@ class Bench:
         wall = time.monotonic() - t0
         spent = [p.cpu() - b for p, b in zip(watched, before, strict=True)]
         # CPU shares over the whole loadgen run (setup and warm-up included)
-        res["cpu_pct"] = {p.name: round(100 * s / wall, 1) for p, s in zip(watched, spent, strict=True)}
+        res["cpu_pct"] = {
+            p.name: round(100 * s / wall, 1) for p, s in zip(watched, spent, strict=True)
+        }
         res["cpu_pct"]["loadgen"] = res.pop("loadgen_cpu_pct")
         if proxy is not None and res["turns"]:
             measured = res["seconds"] + kw.get("warmup", 1.0)
-            res["proxy_cpu_ms_per_turn"] = round(1000 * spent[0] / (res["turns_per_s"] * measured), 3)
+            res["proxy_cpu_ms_per_turn"] = round(
+                1000 * spent[0] / (res["turns_per_s"] * measured), 3
+            )
         return res
 
     def pair(
@@ -248,7 +254,9 @@ class Bench:
         row = {"scenario": name, "mode": mode, "concurrency": c, "message": message, **extra}
         row["proxy"] = via
         row["direct"] = direct
-        row["ratio"] = round(via["turns_per_s"] / direct["turns_per_s"], 3) if direct["turns_per_s"] else None
+        row["ratio"] = (
+            round(via["turns_per_s"] / direct["turns_per_s"], 3) if direct["turns_per_s"] else None
+        )
         row["added_ttfd_ms"] = {
             p: _sub(via["ttfd_ms"][p], direct["ttfd_ms"][p]) for p in ("50", "90", "99")
         }
