@@ -30,7 +30,10 @@ HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\n"
     b"transfer-encoding: chunked\r\n\r\n"
 )
-HEALTH = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{"status":"ok"}'
+HEALTH = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n"
+    b'{"status":"ok"}'
+)
 META = {"nodeId": "n1", "nodeName": "Respond", "itemIndex": 0, "runIndex": 0}
 _CMD = re.compile(rb"(bench:(\d+):(\d+(?:\.\d+)?)|hang)")
 _CL = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)

@@ -144,6 +144,7 @@ class User:
         self.r = result
         self.conn: Conn | None = None
         self.req = b""
+        self.opened = False
 
     async def setup(self) -> None:
         a = self.a
@@ -335,7 +336,27 @@ async def run_idle(a: argparse.Namespace) -> dict[str, Any]:
     a.measuring = True
     sem = trio.Semaphore(200)  # bound the connect storm
 
+    def settled() -> None:
+        if opened[0] + result.errors >= a.concurrency:
+            all_open.set()
+
     async def one(u: User) -> None:
+        try:
+            await _open(u)
+        finally:
+            settled()
+        if u.conn is None or not u.opened:
+            return
+        await go.wait()
+        try:
+            while True:
+                await u.conn.fill()
+                pings[0] += u.conn.buf.count(b": ping")
+                u.conn.buf.clear()
+        except (ProtocolError, OSError, trio.BrokenResourceError):
+            return
+
+    async def _open(u: User) -> None:
         async with sem:
             try:
                 await u.setup()
@@ -351,17 +372,8 @@ async def run_idle(a: argparse.Namespace) -> dict[str, Any]:
             except (ProtocolError, OSError, trio.BrokenResourceError) as exc:
                 result.fail(type(exc).__name__)
                 return
+        u.opened = True
         opened[0] += 1
-        if opened[0] + result.errors >= a.concurrency:
-            all_open.set()
-        await go.wait()
-        try:
-            while True:
-                await u.conn.fill()
-                pings[0] += u.conn.buf.count(b": ping")
-                u.conn.buf.clear()
-        except (ProtocolError, OSError, trio.BrokenResourceError):
-            return
 
     t0 = time.perf_counter()
     users = [User(a, result) for _ in range(a.concurrency)]

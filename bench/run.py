@@ -21,6 +21,7 @@ Traffic: 127.0.0.1 only, every scenario bounded in time (and turns).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -84,10 +85,8 @@ def rss_bytes(pid: int) -> int:
 def children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             out += [int(x) for x in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return out
 
 
@@ -138,7 +137,7 @@ class Bench:
 
     # -- processes ---------------------------------------------------------------------------
     def start_fake(self) -> None:
-        log = open(self.tmp / "fake.out", "w+b")
+        log = open(self.tmp / "fake.out", "w+b")  # noqa: SIM115 - lives as long as the process
         popen = subprocess.Popen(
             [*taskset("1"), PY, "-m", "bench.fake_n8n", "--port", "0"],
             cwd=ROOT,
@@ -177,11 +176,19 @@ class Bench:
 
     def start_proxy(self, workers: int = 1, **env: str) -> tuple[Proc, int]:
         port = free_port()
-        log = open(self.tmp / f"proxy-{port}.log", "wb")
+        log = open(self.tmp / f"proxy-{port}.log", "wb")  # noqa: SIM115 - as long as the proxy
         cpus = "0" if workers == 1 else None
         popen = subprocess.Popen(
-            [*taskset(cpus), PY, "-m", "quartproxy", "--bind", f"127.0.0.1:{port}"]
-            + ["--workers", str(workers)],
+            [
+                *taskset(cpus),
+                PY,
+                "-m",
+                "quartproxy",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "-w",
+                str(workers),
+            ],
             cwd=ROOT,
             env=self.proxy_env(**env),
             stdout=log,
@@ -323,7 +330,16 @@ class Bench:
 
     def idle(self) -> None:
         hb = self.a.heartbeat
-        for n in self.a.idle:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        cap = (hard - 500) // 2  # the proxy holds two sockets per stream (client, n8n)
+        for requested in self.a.idle:
+            n = min(requested, cap)
+            if n < requested:
+                print(
+                    f"idle_sse: {requested} streams need > {hard} fds (hard RLIMIT_NOFILE);"
+                    f" running {n}",
+                    flush=True,
+                )
             proxy, port = self.start_proxy(HEARTBEAT_SECONDS=str(hb))
             try:
                 self.loadgen(port, "sse", 10, pin="1", duration=1, warmup=0.2)
@@ -339,13 +355,15 @@ class Bench:
                 opened = json.loads(lg.stdout.readline())
                 time.sleep(0.5)
                 rss1, cpu1, t1 = proxy.rss(), proxy.cpu(), time.monotonic()
-                out, err = lg.communicate(timeout=self.a.hold + 600)
+                out, _ = lg.communicate(timeout=self.a.hold + 600)
                 cpu2, t2 = proxy.cpu(), time.monotonic()
                 res = json.loads(out.decode().strip().splitlines()[-1])
                 held = t2 - t1
                 hold_cpu = 100 * (cpu2 - cpu1) / held
                 row = {
                     "scenario": "idle_sse",
+                    "requested": requested,
+                    "fd_hard_limit": hard,
                     "streams": n,
                     "opened": opened["opened"],
                     "errors": res["errors"],
@@ -453,10 +471,11 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Command: `{m['command']}` at commit `{m['commit']}`  ",
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-        f"Linux {m['kernel']}, load average at start {tuple(round(x, 2) for x in m['loadavg_at_start'])}",
+        f"Linux {m['kernel']}, load average at start "
+        f"{tuple(round(x, 2) for x in m['loadavg_at_start'])}",
         "",
-        "Turns of 20 chunks. `direct` = the same load generator straight against the fake n8n, "
-        "same run. ttfd = time to first delta. One worker pinned to CPU 0; fake n8n and load "
+        "Turns of 20 chunks. `direct` = the same load generator straight against the fake "
+        "n8n, same run. ttfd = time to first delta. One worker pinned to CPU 0; fake n8n and load "
         "generator on CPU 1 (except the 2-worker rows: unpinned).",
         "",
         "| scenario | conc. | proxy turns/s | direct turns/s | ratio | ttfd p50 / p90 / p99 ms | "
