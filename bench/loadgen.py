@@ -30,6 +30,16 @@ import trio
 
 ORIGIN = "http://bench.local"
 HOST = "127.0.0.1"
+# What a browser widget sends, so the bot screen scores the load like real visitors.
+BROWSER = {
+    "Origin": ORIGIN,
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36",
+    "Accept-Language": "en-GB,en;q=0.9",
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "cors",
+    "Sec-Fetch-Dest": "empty",
+}
 
 
 class ProtocolError(Exception):
@@ -125,7 +135,7 @@ async def make_session(conn: Conn) -> str:
     req = post(
         "/api/v1/session/create",
         b"{}",
-        {"Origin": ORIGIN, "Content-Type": "application/json", "User-Agent": "bench"},
+        {**BROWSER, "Content-Type": "application/json"},
     )
     await conn.s.send_all(req)
     status, head = await conn.head()
@@ -169,12 +179,7 @@ class User:
         self.req = post(
             path,
             msg,
-            {
-                "Origin": ORIGIN,
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {token}",
-                "User-Agent": "bench",
-            },
+            {**BROWSER, "Content-Type": "application/json", "Authorization": f"Bearer {token}"},
         )
 
     async def ws_open(self, token: str) -> None:
@@ -183,7 +188,8 @@ class User:
         req = (
             "GET /api/v1/chat/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Origin: {ORIGIN}\r\nUser-Agent: bench\r\n\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in BROWSER.items())
+            + "\r\n"
         ).encode()
         await self.conn.s.send_all(req)
         status, _ = await self.conn.head()
