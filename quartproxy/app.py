@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, cors, ops, sessions
+from .http import chat, compat, cors, headers, ops, sessions, ws
 from .http.common import request_id
 from .services import Services
 from .store import open_store
@@ -41,7 +41,7 @@ def create_app(
 
         upstream_transport = EchoTransport(settings.session_secret_key)
 
-    for bp in (sessions.bp, chat.bp, ops.bp):
+    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp):
         app.register_blueprint(bp)
 
     app.before_request(cors.preflight)
@@ -49,7 +49,7 @@ def create_app(
     @app.after_request
     async def finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = request_id()
-        return cors.decorate(response)
+        return headers.secure(cors.decorate(response), settings.trusted_proxies)
 
     @app.errorhandler(ApiError)
     async def api_error(err: ApiError) -> tuple[Response, int, dict[str, str]]:

@@ -16,6 +16,7 @@ reads as what a user would type:
     stall-body         sends headers, then nothing until `fake.gates["stall"]` is set
     claims             streams the JSON of the JWT claims it received
     groups             two begin/item/end groups (two nodes)
+    gzip:<text>        streams <text> as one item, gzip-encoded whatever the request accepts
 
 `loadPreviousSession` answers from what the fake was told in `fake.memory[session_id]`.
 Waiting is on trio Events, never on sleeps.
@@ -24,6 +25,7 @@ Waiting is on trio Events, never on sleeps.
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import socket
 from collections import defaultdict
@@ -46,6 +48,16 @@ SESSION_SECRET = "test-session-secret-0123456789-abcdefghijk"
 ORIGIN = "https://shop.example.com"
 OTHER_ORIGIN = "https://evil.example.net"
 FINGERPRINT = "fp-test-browser-1"
+# What a browser sends with a widget's fetch: the bot check (core.screening) scores requests
+# without them, so test clients speak like the browser a widget runs in.
+BROWSER_HEADERS = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+    "Accept-Language": "en-GB,en;q=0.9",
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "cors",
+    "Sec-Fetch-Dest": "empty",
+}
 
 META = {"nodeId": "n1", "nodeName": "Respond", "itemIndex": 0, "runIndex": 0}
 
@@ -169,6 +181,19 @@ class FakeN8n:
                     chunk("end", meta=m2),
                 ],
             )
+        elif cmd == "gzip":
+            body = b"".join([chunk("begin"), chunk("item", arg), chunk("end")])
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json; charset=utf-8"),
+                        (b"content-encoding", b"gzip"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": gzip.compress(body)})
         elif cmd == "gate":
             await self._start(send)
             for part in (chunk("begin"), chunk("item", "before ")):
@@ -269,7 +294,10 @@ async def running_proxy(settings: Settings, **kwargs: Any) -> AsyncIterator[Prox
     from quartproxy.app import create_app
 
     app = create_app(settings, **kwargs)
-    async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with (
+        served(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=BROWSER_HEADERS) as client,
+    ):
         yield Proxy(url, app, settings, client)
 
 
