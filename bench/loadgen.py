@@ -155,32 +155,36 @@ class User:
         self.conn: Conn | None = None
         self.req = b""
         self.opened = False
+        self.n = 0
+        self.build = lambda message: b""
 
     async def setup(self) -> None:
         a = self.a
         self.conn = await Conn.open(a.port)
-        msg = json.dumps({"message": a.message}).encode()
         if a.mode == "direct":
-            body = json.dumps(
-                {"action": "sendMessage", "sessionId": "s", "chatInput": a.message, "metadata": {}}
-            ).encode()
-            self.req = post(
+            self.build = lambda m: post(
                 "/webhook/chat",
-                body,
+                json.dumps(
+                    {"action": "sendMessage", "sessionId": "s", "chatInput": m, "metadata": {}}
+                ).encode(),
                 {"Content-Type": "application/json", "Authorization": "Bearer x"},
             )
+            self.req = self.build(a.message)
             return
         token = await make_session(self.conn)
         if a.mode == "ws":
             await self.ws_open(token)
-            self.req = ws_frame(json.dumps({"type": "message", "message": a.message}).encode())
+            self.build = lambda m: ws_frame(json.dumps({"type": "message", "message": m}).encode())
+            self.req = self.build(a.message)
             return
         path = "/api/v1/chat/stream" if a.mode == "ndjson" else "/api/v1/chat/message"
-        self.req = post(
-            path,
-            msg,
-            {**BROWSER, "Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-        )
+        headers = {
+            **BROWSER,
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        }
+        self.build = lambda m: post(path, json.dumps({"message": m}).encode(), headers)
+        self.req = self.build(a.message)
 
     async def ws_open(self, token: str) -> None:
         assert self.conn is not None
@@ -201,6 +205,10 @@ class User:
         conn = self.conn
         assert conn is not None
         first: list[float] = []
+        # every message differs (the spam screen refuses repeats); the fake n8n reads the
+        # `bench:<chunks>:<rate>` part only
+        self.n += 1
+        self.req = self.build(f"{self.a.message} #{id(self) % 100000}-{self.n}")
         t0 = time.perf_counter()
         await conn.s.send_all(self.req)
         if self.a.mode == "ws":

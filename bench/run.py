@@ -382,7 +382,9 @@ class Bench:
                 }
                 # at the default 15 s heartbeat, the same streams cost this share of a core
                 if row["cpu_us_per_ping"]:
-                    row["cpu_pct_at_15s"] = round(n / 15 * row["cpu_us_per_ping"] / 1e4, 2)
+                    row["cpu_pct_at_15s"] = round(
+                        opened["opened"] / 15 * row["cpu_us_per_ping"] / 1e4, 2
+                    )
                 self.results.append(row)
                 print(_idle_line(row), flush=True)
             finally:
