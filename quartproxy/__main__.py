@@ -37,10 +37,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
         return 2
     config = hypercorn_config(args.bind, args.workers)
-    # Hypercorn resolves the app with eval(name, vars(module)), which never reaches the
-    # module's lazy __getattr__: `quartproxy:app` fails with NoAppError in every worker.
-    # The factory call works in spawned workers too.
-    config.application_path = "quartproxy:app_from_environment()"
+    config.application_path = "quartproxy:app"  # exactly what the hypercorn command serves
     return run(config)
 
 
