@@ -1,25 +1,23 @@
 """quartproxy: a secure, fast, self-hosted gateway between chat widgets and n8n workflows.
 
-`quartproxy.app` is built on first access from the environment (and `.env`). For Hypercorn use
-`quartproxy.asgi:app` (Hypercorn does not see a module `__getattr__`), or `python -m quartproxy`.
-A bad setting stops the start with one line naming it.
+`quartproxy:app` is an ASGI app built on its first call (Hypercorn's lifespan start-up) from the
+environment and `.env`, so `hypercorn -c hypercorn.toml quartproxy:app` works as it is, while
+importing the package (tests, tools) needs no settings. A bad setting stops the start with one
+line naming it.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from quart_trio import QuartTrio
 
-__all__ = ["app", "create_app"]
-
-_app: QuartTrio | None = None
+__all__ = ["app", "app_from_environment"]
 
 
 def app_from_environment() -> QuartTrio:
-    import sys
-
     from .app import create_app
     from .config import ConfigError, environment, load_settings
     from .logs import setup_logging
@@ -27,20 +25,29 @@ def app_from_environment() -> QuartTrio:
     try:
         settings = load_settings(environment())
     except ConfigError as exc:
-        print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
+        print(f"quartproxy: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     setup_logging(settings)
     return create_app(settings)
 
 
-def __getattr__(name: str) -> Any:
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = app_from_environment()
-        return _app
-    if name == "create_app":
-        from .app import create_app
+class _LazyApp:
+    """An ASGI callable standing in for the real app until its first call. Hypercorn looks the
+    app up with eval() over the module's namespace, so a module-level __getattr__ is never
+    consulted: the attribute has to exist."""
 
-        return create_app
-    raise AttributeError(name)
+    def __init__(self) -> None:
+        self._app: QuartTrio | None = None
+
+    def load(self) -> QuartTrio:
+        if self._app is None:
+            self._app = app_from_environment()
+        return self._app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.load()(scope, receive, send)
+
+
+# Note: importing the submodule `quartproxy.app` (the factory) rebinds this attribute to that
+# module; Hypercorn has taken its reference to the callable before, at import time.
+app = _LazyApp()

@@ -1,5 +1,5 @@
 """`python -m quartproxy [serve] [--bind HOST:PORT] [--workers N]` runs the gateway with the
-settings of hypercorn.toml, like `hypercorn -c hypercorn.toml quartproxy.asgi:app`, plus what plain
+settings of hypercorn.toml, like `hypercorn -c hypercorn.toml quartproxy:app`, plus what plain
 Hypercorn does not do: a graceful drain on SIGTERM that ends open answer streams with a final
 event (server.py), metrics summed over several workers (a fresh PROMETHEUS_MULTIPROC_DIR), and
 access/error logs in the app's format (JSON in production). `DEBUG=true` adds reload on code
@@ -62,8 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     setup_logging(settings)
     config = hypercorn_config(args.bind, args.workers)
-    # Hypercorn evaluates this in the module namespace (a module __getattr__ is not consulted).
-    config.application_path = "quartproxy:app_from_environment()"
+    config.application_path = "quartproxy:app"  # exactly what the hypercorn command serves
     if args.graceful_timeout is not None:
         config.graceful_timeout = args.graceful_timeout
     # Hypercorn's "-" means its own plain stdout/stderr loggers; use the app's format instead.

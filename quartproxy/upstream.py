@@ -36,9 +36,16 @@ class N8nClient:
         self.settings = settings
         self.url = settings.n8n_webhook_url
         self._clock = clock
+        # The pool is sharded: httpcore 1.0.x rescans its whole connection list (and, for each
+        # idle connection, the whole list again) on every request and every response close,
+        # so one pool costs O(n^2) per request at n open connections (encode/httpcore#1035).
+        # Measured on the bench (docs/bench.md): one client, 50 concurrent turns, ~50 % of the
+        # worker's CPU in the pool bookkeeping. Round-robin over shards keeps each pool small.
+        shards = pool_shards(settings.n8n_max_connections)
+        per_shard = -(-settings.n8n_max_connections // shards)
         limits = httpx.Limits(
-            max_connections=settings.n8n_max_connections,
-            max_keepalive_connections=min(settings.n8n_max_connections, 200),
+            max_connections=per_shard,
+            max_keepalive_connections=min(per_shard, max(1, 200 // shards)),
             keepalive_expiry=30.0,
         )
         # Timeouts are enforced with trio cancel scopes around each step (first byte, gap
@@ -50,13 +57,23 @@ class N8nClient:
             write=30.0,
             pool=settings.n8n_timeout_seconds,
         )
-        self.client = httpx.AsyncClient(
-            transport=transport, limits=limits, timeout=timeout, follow_redirects=False
-        )
+        self.clients = [
+            httpx.AsyncClient(
+                transport=transport, limits=limits, timeout=timeout, follow_redirects=False
+            )
+            for _ in range(1 if transport is not None else shards)
+        ]
+        self.client = self.clients[0]  # history and health calls
+        self._next = 0
         self._health: tuple[float, dict[str, Any]] | None = None
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
+
+    def _pick(self) -> httpx.AsyncClient:
+        self._next = (self._next + 1) % len(self.clients)
+        return self.clients[self._next]
 
     def _headers(
         self, *, session_id: str, origin: str, message_id: str, request_id: str
@@ -99,12 +116,13 @@ class N8nClient:
         headers = self._headers(
             session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
         )
-        request = self.client.build_request("POST", self.url, json=body, headers=headers)
+        client = self._pick()
+        request = client.build_request("POST", self.url, json=body, headers=headers)
         response: httpx.Response | None = None
         try:
             sent = time.perf_counter()
             with trio.move_on_after(self.settings.n8n_timeout_seconds) as first_byte:
-                response = await self.client.send(request, stream=True)
+                response = await client.send(request, stream=True)
             if response is None or first_byte.cancelled_caught:
                 log.warning("n8n sent no answer within %ss", self.settings.n8n_timeout_seconds)
                 metrics.n8n_error("timeout")
@@ -225,6 +243,12 @@ class N8nClient:
             result = {"status": "fail", "detail": _describe(exc)}
         self._health = (time.monotonic(), result)
         return result
+
+
+def pool_shards(max_connections: int) -> int:
+    """How many connection pools share `max_connections`: about 8 connections each at
+    saturation, at most 32 pools."""
+    return max(1, min(32, max_connections // 8))
 
 
 def _why(response: httpx.Response) -> str:

@@ -157,7 +157,7 @@ async def server_process(
             f"fd://{fd}",
             "--error-logfile",
             "-",
-            "quartproxy:app_from_environment()",
+            "quartproxy:app",
         ]
     else:
         argv = [

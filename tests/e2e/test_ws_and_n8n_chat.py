@@ -19,7 +19,19 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from tests.e2e import harness
 from tests.e2e.fake_openai import split_tokens
-from tests.support import FINGERPRINT, ORIGIN, Proxy, running_proxy, settings_for
+from tests.support import (
+    BROWSER_HEADERS,
+    FINGERPRINT,
+    ORIGIN,
+    Proxy,
+    running_proxy,
+    settings_for,
+)
+
+# A browser's handshake headers (the bot screen scores their absence, as for HTTP).
+HANDSHAKE = [(b"Origin", ORIGIN.encode())] + [
+    (k.encode(), v.encode()) for k, v in {**BROWSER_HEADERS, "Sec-Fetch-Mode": "websocket"}.items()
+]
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +48,7 @@ async def proxy_to(url: str, **env: str) -> AsyncIterator[Proxy]:
 @asynccontextmanager
 async def chat_socket(proxy: Proxy, session: dict[str, str]) -> AsyncIterator[WebSocketConnection]:
     url = proxy.url.replace("http://", "ws://") + "/api/v1/chat/ws"
-    async with open_websocket_url(url, extra_headers=[(b"Origin", ORIGIN.encode())]) as ws:
+    async with open_websocket_url(url, extra_headers=HANDSHAKE) as ws:
         auth = {"type": "auth", "token": session["token"], "fingerprint": FINGERPRINT}
         await ws.send_message(json.dumps(auth))
         yield ws
