@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter
-
+from . import metrics
 from .core import messages
 from .core.limits import Rate
 from .core.messages import ChatInput, InputError, InputLimits, N8nChatInput, SessionInput
@@ -40,12 +39,6 @@ from .services import Services
 from .store.base import StoreUnavailable
 
 log = logging.getLogger("quartproxy.guard")
-
-BLOCKED = Counter(
-    "quartproxy_blocked_requests_total",
-    "Requests refused (or, in log-only mode, that would have been) by the bot and spam checks.",
-    ["check", "reason", "action"],
-)
 
 
 class Headers(Protocol):
@@ -296,7 +289,7 @@ def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> N
     if not verdict.blocks(s.bot_score_threshold):
         return
     enforced = s.bot_enforce
-    BLOCKED.labels("bot", verdict.reasons[0], "blocked" if enforced else "logged").inc()
+    metrics.screened("bot", verdict.reasons[0], enforced)
     log.warning(
         "bot check %s: score=%d reasons=%s",
         "blocked a request" if enforced else "would block (BOT_ENFORCE=false)",
@@ -304,7 +297,7 @@ def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> N
         ",".join(verdict.reasons),
     )
     if enforced:
-        raise ApiError(403, "blocked", BLOCKED_MESSAGE)
+        raise ApiError(403, "blocked", BLOCKED_MESSAGE, reason="bot")
 
 
 @functools.lru_cache(maxsize=16)
@@ -367,7 +360,7 @@ async def screen_message(
     if verdict.ok:
         return
     enforced = s.spam_enforce
-    BLOCKED.labels("spam", verdict.reason, "blocked" if enforced else "logged").inc()
+    metrics.screened("spam", verdict.reason, enforced)
     log.warning(
         "spam check %s: rule=%s chars=%d",
         "blocked a message" if enforced else "would block (SPAM_ENFORCE=false)",
@@ -375,4 +368,4 @@ async def screen_message(
         len(message),
     )
     if enforced:
-        raise ApiError(403, "blocked", verdict.message)
+        raise ApiError(403, "blocked", verdict.message, reason="spam")

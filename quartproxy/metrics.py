@@ -123,6 +123,13 @@ DRAINING = Gauge(
     registry=REGISTRY,
 )
 
+SCREENED = Counter(
+    "quartproxy_blocked_requests_total",
+    "Requests refused (or, in log-only mode, that would have been) by the bot and spam checks.",
+    ["check", "reason", "action"],
+    registry=REGISTRY,
+)
+
 OUTCOMES = frozenset(
     {
         "ok",
@@ -331,6 +338,11 @@ def rejected(err: ApiError, origin: str | None) -> None:
     if reason == "rate_limit":
         tier = _bounded(err.headers.get("X-RateLimit-Tier", ""), TIERS)
     REJECTIONS.labels(reason, tier, origin_label(origin)).inc()
+
+
+def screened(check: str, reason: str, enforced: bool) -> None:
+    """A bot or spam verdict against a request (`reason` is the screen's own fixed name)."""
+    SCREENED.labels(check, reason, "blocked" if enforced else "logged").inc()
 
 
 # --- process -----------------------------------------------------------------------------------

@@ -220,3 +220,29 @@ async def test_two_workers_sum_their_metrics(fake_n8n: FakeN8n, tmp_path) -> Non
     assert value(m, "quartproxy_chat_time_to_first_token_seconds_count") == clients
     assert value(m, "quartproxy_open_streams", channel="sse") == 0
     assert value(m, "quartproxy_chat_turns_in_flight") == 0
+
+
+async def test_bot_and_spam_refusals_are_told_apart(make_proxy) -> None:  # type: ignore[no-untyped-def]
+    async with make_proxy(SPAM_BLOCK_PATTERNS="buy cheap pills") as p:
+        before = await scrape(p.client)
+        r = await p.client.post(
+            "/api/v1/session/create",
+            headers={"Origin": ORIGIN, "User-Agent": "python-requests/2.31", "Accept-Language": ""},
+        )
+        assert r.status_code == 403 and r.json()["error"]["code"] == "blocked"
+        s = await p.session()
+        r = await p.client.post(
+            "/api/v1/chat/message",
+            json={"message": "Buy cheap pills now"},
+            headers=p.auth(s),
+        )
+        assert r.status_code == 403 and r.json()["error"]["code"] == "blocked"
+        after = await scrape(p.client)
+    assert delta(before, after, REJECTIONS, reason="bot", tier="", origin=ORIGIN) == 1
+    assert delta(before, after, REJECTIONS, reason="spam", tier="", origin=ORIGIN) == 1
+    screened = [
+        name
+        for (name, labels), v in after.items()
+        if name == "quartproxy_blocked_requests_total" and v > before.get((name, labels), 0)
+    ]
+    assert len(screened) == 2  # the screens' own counter is exported too
