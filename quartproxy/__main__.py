@@ -39,16 +39,19 @@ def metrics_directory() -> None:
     """Several workers write their metrics to files in one directory that /metrics sums. Use
     PROMETHEUS_MULTIPROC_DIR when given (emptied: stale files of a previous run would count),
     else a fresh temporary directory removed at exit. Must run before workers are spawned."""
+    log = logging.getLogger("quartproxy.server")
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:
         path = Path(given)
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
+        log.info("worker metrics in %s", given, extra={"event": "metrics_dir", "path": given})
         return
     made = tempfile.mkdtemp(prefix="quartproxy-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
     atexit.register(shutil.rmtree, made, ignore_errors=True)
+    log.info("worker metrics in %s", made, extra={"event": "metrics_dir", "path": made})
 
 
 def serve(args: argparse.Namespace) -> int:

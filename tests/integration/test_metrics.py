@@ -180,6 +180,9 @@ async def test_two_workers_sum_their_metrics(fake_n8n: FakeN8n, tmp_path) -> Non
     """Every client is its own connection, so turns land on either worker; whichever worker
     answers /metrics reports the sum."""
     env = server_env(fake_n8n.url, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    (tmp_path / "prom").mkdir()
+    stale = tmp_path / "prom" / "counter_99999.db"
+    stale.write_bytes(b"left over by a previous run")  # would break /metrics if it were read
     clients = 6
     async with server_process(env, workers=2) as server:
 
@@ -211,6 +214,7 @@ async def test_two_workers_sum_their_metrics(fake_n8n: FakeN8n, tmp_path) -> Non
         async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS) as c:
             m = await scrape(c)
         # each worker keeps its own files in the directory the CLI was given (and emptied)
+        assert not stale.exists()
         assert len(list((tmp_path / "prom").glob("gauge_livesum_*.db"))) == 2
     assert value(m, "quartproxy_workers") == 2
     assert value(m, TURNS, outcome="ok", origin=ORIGIN) == clients

@@ -165,6 +165,9 @@ async def test_two_workers_each_drain_before_the_server_exits(fake_n8n: FakeN8n)
         assert await server.proc.wait() == 0
     drains = [line for line in server.lines if line.get("event") == "drain_started"]
     assert sorted(line["running"] for line in drains) == [0, 1]
+    # the metrics directory the CLI made for its workers is gone with it
+    (made,) = [line["path"] for line in server.lines if line.get("event") == "metrics_dir"]
+    assert not await trio.Path(made).exists()
 
 
 async def test_stock_hypercorn_master_cuts_streams_of_other_workers(fake_n8n: FakeN8n) -> None:
