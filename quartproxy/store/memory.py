@@ -92,6 +92,8 @@ class MemoryStore:
         self._history[session_id].extend(entries)
 
     async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
+        if limit <= 0:
+            return []
         return list(self._history.get(session_id, ())[-limit:])
 
     async def purge_history(self, before: float) -> int:
