@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: redis-server (store suite, production mode), chromium (widget
+# and @n8n/chat browser tests), nginx (reverse-proxy test). Idempotent; needs root or sudo.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "Debian packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"

@@ -1,0 +1,110 @@
+"""The app factory: wires settings, store, upstream client and turn runner into one QuartTrio
+app. The only place that looks at DEPLOYMENT_MODE (through store.open_store)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import trio
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings
+from .errors import ApiError, from_status
+from .http import chat, cors, ops, sessions
+from .http.common import request_id
+from .services import Services
+from .store import open_store
+from .turns import TurnRunner
+from .upstream import N8nClient
+
+log = logging.getLogger("quartproxy")
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "static"
+
+
+def create_app(
+    settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
+) -> QuartTrio:
+    app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        BODY_TIMEOUT=30,
+        DEBUG=settings.debug,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    if upstream_transport is None and settings.demo:
+        from .demo import EchoTransport
+
+        upstream_transport = EchoTransport(settings.session_secret_key)
+
+    for bp in (sessions.bp, chat.bp, ops.bp):
+        app.register_blueprint(bp)
+
+    app.before_request(cors.preflight)
+
+    @app.after_request
+    async def finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = request_id()
+        return cors.decorate(response)
+
+    @app.errorhandler(ApiError)
+    async def api_error(err: ApiError) -> tuple[Response, int, dict[str, str]]:
+        return jsonify(err.body()), err.status, err.all_headers()
+
+    @app.errorhandler(HTTPException)
+    async def http_error(err: HTTPException) -> tuple[Response, int, dict[str, str]]:
+        return await api_error(from_status(err.code or 500))
+
+    @app.errorhandler(Exception)
+    async def crash(err: Exception) -> tuple[Response, int, dict[str, str]]:
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=err)
+        return await api_error(from_status(500))
+
+    stop = trio.Event()
+    stopped = trio.Event()
+
+    async def own_services(
+        *, task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        # Long-lived resources live in one task of the app nursery (stack.md: entering them in
+        # before_serving and leaving in after_serving misnests nurseries).
+        try:
+            async with open_store(settings) as store:
+                upstream = N8nClient(settings, upstream_transport)
+                try:
+                    async with trio.open_nursery() as turn_nursery:
+                        runner = TurnRunner(
+                            store,
+                            upstream,
+                            turn_nursery,
+                            buffer_seconds=settings.stream_buffer_seconds,
+                            busy_seconds=settings.n8n_timeout_seconds
+                            + settings.n8n_stream_idle_seconds
+                            + 60,
+                        )
+                        task_status.started(Services(settings, store, upstream, runner))
+                        await stop.wait()
+                        # Hypercorn has already given open requests graceful_timeout; answers
+                        # whose clients left are cancelled now and end with `shutting_down`.
+                        runner.accepting = False
+                        turn_nursery.cancel_scope.cancel()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await upstream.aclose()
+        finally:
+            stopped.set()
+
+    @app.before_serving
+    async def startup() -> None:
+        app.extensions["quartproxy"] = await app.nursery.start(own_services)
+
+    @app.after_serving
+    async def shutdown() -> None:
+        stop.set()
+        await stopped.wait()
+
+    return app

@@ -1,0 +1,68 @@
+"""The contract's error shape: `{"error": {"code", "message"}, "retry_after"?}`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error answer. Raised anywhere in a request; rendered by one handler in the app."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        if self.retry_after is not None:
+            out["retry_after"] = retry_seconds(self.retry_after)
+        return out
+
+    def all_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(retry_seconds(self.retry_after))
+        return headers
+
+
+def retry_seconds(value: float) -> int:
+    """Retry-After is whole seconds; round up so a client that obeys it is let through."""
+    return max(1, math.ceil(value))
+
+
+# Contract codes for the HTTP statuses Quart/Werkzeug may raise on their own.
+STATUS_CODES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("unauthorized", "A valid session token is required."),
+    403: ("forbidden", "This request is not allowed."),
+    404: ("not_found", "Nothing here."),
+    405: ("bad_request", "This method is not allowed here."),
+    408: ("bad_request", "The request took too long to arrive."),
+    409: ("busy", "Another answer is still in progress."),
+    413: ("payload_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Send the body as application/json."),
+    429: ("rate_limited", "Too many requests; try again later."),
+    500: ("internal", "Something went wrong on our side."),
+}
+
+
+def from_status(status: int) -> ApiError:
+    code, message = STATUS_CODES.get(
+        status, STATUS_CODES[500] if status >= 500 else STATUS_CODES[400]
+    )
+    return ApiError(
+        status if status in STATUS_CODES else (500 if status >= 500 else 400), code, message
+    )

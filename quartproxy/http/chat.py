@@ -1,0 +1,182 @@
+"""Chat over HTTP: SSE and NDJSON turns, resume, history (contract: Chat).
+
+The channels only render: `TurnRunner` owns the turn, `render` owns the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import trio
+from quart import Blueprint, Response, jsonify, request
+
+from .. import guard
+from ..core import render
+from ..core.events import TurnEvent, is_final, parse_event_id
+from ..errors import ApiError
+from ..guard import Caller
+from ..services import Services
+from ..turns import Busy, EventSource, TurnRequest
+from .common import authorize, caller, read_json, request_id, services
+from .sessions import iso
+
+bp = Blueprint("chat", __name__)
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+NDJSON_HEADERS = {
+    "Content-Type": "application/x-ndjson; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+Renderer = Callable[[TurnEvent, str, int], bytes]
+
+
+async def follow(
+    source: EventSource,
+    message_id: str,
+    after: int,
+    draw: Renderer,
+    heartbeat: float,
+    ping: bytes | None,
+) -> AsyncIterator[bytes]:
+    """Render a turn's events after `after` until its final event, with `ping` every
+    `heartbeat` seconds of silence. The yield stays outside the cancel scope (a trio rule for
+    generators); a client that leaves cancels only this generator, never the turn."""
+    seq = after
+    while True:
+        batch: list[tuple[int, TurnEvent]] = []
+        with trio.move_on_after(heartbeat):
+            batch = await source.next_batch(seq)
+        if not batch:
+            if ping is not None:
+                yield ping
+            continue
+        out = []
+        final = False
+        for seq, event in batch:
+            out.append(draw(event, message_id, seq))
+            if is_final(event):
+                final = True
+                break
+        yield b"".join(out)
+        if final:
+            return
+
+
+def _sse(event: TurnEvent, message_id: str, seq: int) -> bytes:
+    return render.sse(event, message_id, seq)
+
+
+def _ndjson(event: TurnEvent, message_id: str, seq: int) -> bytes:
+    return render.ndjson(event)
+
+
+async def admit_turn(svc: Services, who: Caller) -> tuple[str, str]:
+    """Origin, token, limits: (origin, session_id) of an admitted chat request."""
+    origin = guard.admit_origin(svc, who)
+    claims = await authorize(who)
+    s = svc.settings
+    await guard.limit(
+        svc,
+        [
+            ("ip", who.ip, s.rate_limit_ip),
+            ("session", claims.session_id, s.rate_limit_session),
+            ("origin", origin, s.rate_limit_origin),
+        ],
+    )
+    return origin, claims.session_id
+
+
+async def _start_turn() -> tuple[Services, str, EventSource]:
+    svc = services()
+    who = caller()
+    origin, session_id = await admit_turn(svc, who)
+    body = guard.chat_body(await read_json(), svc)
+    if not svc.turns.accepting:
+        raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
+    req = TurnRequest(session_id, origin, body.message, body.metadata, request_id())
+    try:
+        turn = await svc.turns.start(req)
+    except Busy:
+        raise ApiError(
+            409, "busy", "An answer is still in progress for this conversation."
+        ) from None
+    return svc, turn.message_id, turn
+
+
+def _streaming(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
+    response = Response(body, status=200, headers=headers)
+    response.timeout = None  # never cut a long answer (RESPONSE_TIMEOUT would)
+    return response
+
+
+@bp.post("/api/v1/chat/message")
+async def message_sse() -> Response:
+    svc, message_id, source = await _start_turn()
+    hb = svc.settings.heartbeat_seconds
+    return _streaming(follow(source, message_id, -1, _sse, hb, render.SSE_PING), SSE_HEADERS)
+
+
+@bp.post("/api/v1/chat/stream")
+async def message_ndjson() -> Response:
+    svc, message_id, source = await _start_turn()
+    hb = svc.settings.heartbeat_seconds
+    return _streaming(follow(source, message_id, -1, _ndjson, hb, None), NDJSON_HEADERS)
+
+
+@bp.get("/api/v1/chat/message/<message_id>")
+async def resume(message_id: str) -> Response:
+    svc = services()
+    who = caller()
+    guard.admit_origin(svc, who)
+    claims = await authorize(who)
+    after = -1
+    last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    if last:
+        parsed = parse_event_id(last)
+        if parsed is None or parsed[0] != message_id:
+            raise ApiError(400, "bad_request", "Last-Event-ID must be `<message_id>:<n>`.")
+        after = parsed[1]
+    part = await svc.store.buffer_read(message_id, after, svc.clock())
+    if part is None or part.session_id != claims.session_id:
+        raise ApiError(404, "not_found", "This answer is no longer available.")
+    source = svc.turns.source(message_id)
+    hb = svc.settings.heartbeat_seconds
+    return _streaming(follow(source, message_id, after, _sse, hb, render.SSE_PING), SSE_HEADERS)
+
+
+@bp.get("/api/v1/chat/history/<session_id>")
+async def history(session_id: str) -> Response:
+    svc = services()
+    who = caller()
+    origin = guard.admit_origin(svc, who)
+    claims = await authorize(who)
+    if claims.session_id != session_id:
+        raise ApiError(403, "forbidden", "This is another conversation's history.")
+    if svc.store.keeps_history:
+        entries = await svc.store.history(session_id)
+        messages = [
+            {
+                "message_id": e.message_id,
+                "role": e.role,
+                "text": e.text,
+                "created_at": iso(e.created_at),
+            }
+            for e in entries
+        ]
+    else:
+        pairs = await svc.upstream.load_previous_session(
+            session_id=session_id, origin=origin, request_id=request_id()
+        )
+        # n8n's memory keeps neither ids nor times: give stable ids by position.
+        created = iso(svc.clock())
+        messages = [
+            {"message_id": f"{session_id}:{i}", "role": role, "text": text, "created_at": created}
+            for i, (role, text) in enumerate(pairs)
+        ]
+    return jsonify({"session_id": session_id, "messages": messages})

@@ -1,0 +1,213 @@
+"""One chat turn, independent of the channel that asked for it.
+
+`TurnRunner.start` reserves the session (one answer in flight), then runs the upstream call in
+the runner's own nursery — not in the request's task — so a client that leaves does not cancel
+an answer that is already being paid for. Every event is written to the store's buffer first
+and only then published to listeners, so whatever a client has seen can be resumed, and
+survives a crash of the process in the durable modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from .core.events import Delta, End, Error, Start, TurnEvent, from_record, is_final, to_record
+from .store.base import HistoryEntry, Store
+from .upstream import N8nClient
+
+log = logging.getLogger("quartproxy.turns")
+
+SHUTTING_DOWN = Error("shutting_down", "The server is restarting; the answer will resume.")
+INTERNAL = Error("internal", "Something went wrong while answering.")
+
+
+class Busy(Exception):
+    """Another answer is in flight for this session."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    session_id: str
+    origin: str
+    message: str
+    metadata: dict[str, Any]
+    request_id: str
+
+
+class EventSource(Protocol):
+    """Where a channel reads a turn's events from (a live turn here, or a store buffer)."""
+
+    async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
+        """Events with seq > after; waits until there is at least one. Cancellation-safe:
+        nothing is consumed, so a cancelled wait loses nothing."""
+        ...
+
+
+@dataclass
+class LiveTurn:
+    """In-process broadcast of one answer's events to any number of listeners."""
+
+    message_id: str
+    session_id: str
+    events: list[TurnEvent] = field(default_factory=list)
+    _changed: trio.Event = field(default_factory=trio.Event)
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    erased: bool = False  # the session was deleted: write nothing more for it
+
+    @property
+    def done(self) -> bool:
+        return bool(self.events) and is_final(self.events[-1])
+
+    def publish(self, event: TurnEvent) -> None:
+        self.events.append(event)
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+
+    async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
+        while len(self.events) <= after + 1:
+            await self._changed.wait()
+        return [(seq, self.events[seq]) for seq in range(after + 1, len(self.events))]
+
+
+class BufferedTurn:
+    """A turn read back from the store (another worker's, or one that already finished)."""
+
+    def __init__(self, store: Store, message_id: str, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.message_id = message_id
+        self.clock = clock
+
+    async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
+        while True:
+            part = await self.store.buffer_read(self.message_id, after, self.clock())
+            if part is None:
+                return [(after + 1, Error("not_found", "This answer is no longer available."))]
+            if part.events:
+                return [(seq, from_record(rec)) for seq, rec in part.events]
+            with trio.move_on_after(5):
+                await self.store.buffer_wait(self.message_id, after)
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        store: Store,
+        upstream: N8nClient,
+        nursery: trio.Nursery,
+        *,
+        buffer_seconds: float,
+        busy_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.nursery = nursery
+        self.buffer_seconds = buffer_seconds
+        self.busy_seconds = busy_seconds
+        self.clock = clock
+        self.live: dict[str, LiveTurn] = {}
+        self.accepting = True
+
+    async def start(self, req: TurnRequest) -> LiveTurn:
+        """Reserve the session and start the answer; returns at once with the Start event
+        already published. Raises Busy."""
+        message_id = str(uuid.uuid4())
+        now = self.clock()
+        if not await self.store.acquire_turn(req.session_id, message_id, self.busy_seconds, now):
+            raise Busy()
+        turn = LiveTurn(message_id, req.session_id)
+        self.live[message_id] = turn
+        try:
+            await self._record(turn, Start(message_id, req.session_id))
+            if self.store.keeps_history:
+                entry = HistoryEntry(message_id, "user", req.message, now)
+                await self.store.append_history(req.session_id, [entry])
+        except BaseException:
+            self.live.pop(message_id, None)
+            with trio.CancelScope(shield=True):
+                await self.store.release_turn(req.session_id, message_id)
+            raise
+        self.nursery.start_soon(self._run, req, turn)
+        return turn
+
+    def source(self, message_id: str) -> EventSource:
+        live = self.live.get(message_id)
+        return live if live is not None else BufferedTurn(self.store, message_id, self.clock)
+
+    def cancel_session(self, session_id: str) -> None:
+        """Stop this worker's answers for a session that is being deleted."""
+        for turn in list(self.live.values()):
+            if turn.session_id == session_id:
+                turn.erased = True
+                turn.cancel_scope.cancel()
+
+    async def _record(self, turn: LiveTurn, event: TurnEvent) -> None:
+        seq = len(turn.events)
+        await self.store.buffer_append(
+            turn.message_id,
+            turn.session_id,
+            seq,
+            to_record(event),
+            self.buffer_seconds,
+            self.clock(),
+        )
+        turn.publish(event)
+
+    async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
+        parts: list[str] = []
+        try:
+            with turn.cancel_scope:
+                stream = self.upstream.stream_answer(
+                    session_id=req.session_id,
+                    origin=req.origin,
+                    message_id=turn.message_id,
+                    message=req.message,
+                    metadata=req.metadata,
+                    request_id=req.request_id,
+                )
+                async with aclosing(stream) as events:
+                    async for event in events:
+                        await self._record(turn, event)
+                        if isinstance(event, Delta):
+                            parts.append(event.text)
+                        elif isinstance(event, Error):
+                            return
+                text = "".join(parts)
+                await self._record(turn, End(turn.message_id, text))
+                if self.store.keeps_history:
+                    entry = HistoryEntry(turn.message_id, "assistant", text, self.clock())
+                    await self.store.append_history(req.session_id, [entry])
+        except Exception:
+            log.exception("turn %s failed", turn.message_id)
+            await self._finish(turn, INTERNAL)
+        finally:
+            # Cancelled means shutdown (or the session was deleted): close the stream for
+            # listeners; what was received so far stays in the buffer.
+            await self._finish(turn, SHUTTING_DOWN)
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                try:
+                    await self.store.release_turn(req.session_id, turn.message_id)
+                except Exception:
+                    log.warning("could not release session %s (expires by itself)", req.session_id)
+            self.live.pop(turn.message_id, None)
+
+    async def _finish(self, turn: LiveTurn, event: Error) -> None:
+        """End a turn that has no final event yet, even when the store is failing."""
+        if turn.done:
+            return
+        if not turn.erased:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                try:
+                    await self._record(turn, event)
+                    return
+                except Exception:
+                    log.warning("could not record the end of turn %s", turn.message_id)
+        turn.publish(event)

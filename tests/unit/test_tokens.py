@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from quartproxy.core.tokens import (
+    TokenError,
+    check_binding,
+    fingerprint_hash,
+    issue_session_token,
+    upstream_token,
+    verify_session_token,
+)
+
+SECRET = "s" * 40
+NOW = time.time()
+
+
+def issue(**kw):  # type: ignore[no-untyped-def]
+    args = {"session_id": "sid", "origin": "https://a.example", "fph": "", "now": NOW, "ttl": 3600}
+    args.update(kw)
+    return issue_session_token(SECRET, **args)
+
+
+def test_round_trip() -> None:
+    token, claims = issue(fph="abc")
+    got = verify_session_token(SECRET, token, now=NOW)
+    assert got == claims
+    assert got.expires_at - got.issued_at == 3600
+
+
+def test_expired() -> None:
+    token, _ = issue(now=NOW - 7200, ttl=60)
+    with pytest.raises(TokenError) as e:
+        verify_session_token(SECRET, token, now=NOW)
+    assert e.value.code == "unauthorized"
+
+
+def test_wrong_secret_and_tampering() -> None:
+    token, _ = issue()
+    with pytest.raises(TokenError):
+        verify_session_token("t" * 40, token, now=NOW)
+    head, body, sig = token.split(".")
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, f"{head}.{body}x.{sig}", now=NOW)
+
+
+def test_alg_none_is_refused() -> None:
+    payload = {
+        "sid": "s",
+        "org": "o",
+        "fph": "",
+        "iat": int(NOW),
+        "exp": int(NOW) + 60,
+        "jti": "j",
+        "typ": "qp-session",
+    }
+    token = jwt.encode(payload, None, algorithm="none")  # type: ignore[arg-type]
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, token, now=NOW)
+
+
+def test_other_hs_algorithm_is_refused() -> None:
+    payload = {
+        "sid": "s",
+        "org": "o",
+        "fph": "",
+        "iat": int(NOW),
+        "exp": int(NOW) + 60,
+        "jti": "j",
+        "typ": "qp-session",
+    }
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, jwt.encode(payload, SECRET, algorithm="HS512"), now=NOW)
+
+
+@pytest.mark.parametrize("missing", ["exp", "sid", "org", "fph", "jti", "iat"])
+def test_required_claims(missing: str) -> None:
+    payload = {
+        "sid": "s",
+        "org": "o",
+        "fph": "",
+        "iat": int(NOW),
+        "exp": int(NOW) + 60,
+        "jti": "j",
+        "typ": "qp-session",
+    }
+    del payload[missing]
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, jwt.encode(payload, SECRET, algorithm="HS256"), now=NOW)
+
+
+def test_upstream_token_is_not_a_session_token() -> None:
+    token = upstream_token(SECRET, session_id="s", origin="o", message_id="m", now=NOW)
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, token, now=NOW)
+
+
+@pytest.mark.parametrize("junk", ["", "x", "a.b.c", "Bearer x", "." * 5000])
+def test_junk_tokens(junk: str) -> None:
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, junk, now=NOW)
+
+
+def test_binding() -> None:
+    fph = fingerprint_hash("fp1", SECRET)
+    _token, claims = issue(fph=fph)
+    check_binding(claims, origin="https://a.example", fph=fph)
+    for origin, fp in [
+        ("https://b.example", "fp1"),
+        (None, "fp1"),
+        ("https://a.example", "fp2"),
+        ("https://a.example", None),
+    ]:
+        with pytest.raises(TokenError) as e:
+            check_binding(claims, origin=origin, fph=fingerprint_hash(fp, SECRET))
+        assert e.value.code == "session_mismatch"
+
+
+def test_fingerprint_hash_is_keyed_and_empty_for_none() -> None:
+    assert fingerprint_hash(None, SECRET) == ""
+    assert fingerprint_hash("", SECRET) == ""
+    assert fingerprint_hash("fp", SECRET) != fingerprint_hash("fp", "k" * 40)
+    assert "fp" not in fingerprint_hash("fp", SECRET)
+
+
+def test_upstream_token_claims() -> None:
+    a = upstream_token(SECRET, session_id="s", origin="https://o", message_id="m", now=NOW)
+    b = upstream_token(SECRET, session_id="s", origin="https://o", message_id="m", now=NOW)
+    ca = jwt.decode(a, SECRET, algorithms=["HS256"])
+    cb = jwt.decode(b, SECRET, algorithms=["HS256"])
+    assert ca["exp"] - ca["iat"] == 30
+    assert (ca["sid"], ca["origin"], ca["mid"]) == ("s", "https://o", "m")
+    assert ca["jti"] != cb["jti"]
+    assert jwt.get_unverified_header(a)["alg"] == "HS256"
+    old = upstream_token(SECRET, session_id="s", origin="o", message_id="m", now=NOW - 31)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(old, SECRET, algorithms=["HS256"])
