@@ -14,8 +14,6 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "create_app"]
 
-_app: QuartTrio | None = None
-
 
 def app_from_environment() -> QuartTrio:
     import sys
@@ -33,12 +31,25 @@ def app_from_environment() -> QuartTrio:
     return create_app(settings)
 
 
+class _AppFromEnvironment:
+    """`quartproxy:app`. Hypercorn's loader evaluates the name in the module's namespace, where a
+    module `__getattr__` is invisible ("application not found"), so this is a real attribute: an
+    ASGI app that builds the real one from the environment on its first call (the lifespan
+    startup of each worker)."""
+
+    def __init__(self) -> None:
+        self._app: QuartTrio | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = app_from_environment()
+        await self._app(scope, receive, send)
+
+
+app = _AppFromEnvironment()
+
+
 def __getattr__(name: str) -> Any:
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = app_from_environment()
-        return _app
     if name == "create_app":
         from .app import create_app
 

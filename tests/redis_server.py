@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, persistent: bool = False) -> None:
         self.workdir = workdir
+        self.persistent = persistent  # AOF in workdir: data survives stop()/start(), as in prod
         self.port = port or free_port()
         self.proc: subprocess.Popen[str] | None = None
 
@@ -54,7 +55,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
                 "--dir",
                 str(self.workdir),
                 "--loglevel",

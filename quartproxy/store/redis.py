@@ -14,6 +14,8 @@ scripts touch keys they compute):
   created_at, so the retention purge visits only sessions that have old entries.
 - `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record),
   `bufm:<mid>` hash {sid, exp, last}, `sbuf:<sid>` set of the session's message ids (erasure).
+- `erased:<sid>` (a day): a deleted session; history and buffer appends for it are dropped, so
+  an answer still running on another worker cannot write it back.
 
 Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
 live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"
@@ -45,7 +47,7 @@ import coredis.retry
 
 from ..core.limits import Decision, Rate, tolerance
 from ._wakeups import LocalWakeups
-from .base import BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
+from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
 
 # %.17g round-trips a double exactly, so the Lua arithmetic equals core.limits.gcra bit for bit.
 _GCRA = """
@@ -101,6 +103,7 @@ return 0
 """
 
 _HIST_APPEND = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[1])
 return 0
@@ -144,11 +147,13 @@ end
 redis.call('DEL', p .. 'sess:' .. sid, p .. 'hist:' .. sid, p .. 'busy:' .. sid,
            p .. 'sbuf:' .. sid)
 redis.call('ZREM', p .. 'hist-idx', sid)
+redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
 return #mids
 """
 
-# KEYS: bufm, buf, sbuf. ARGV: seq, record, sid, exp, ttl_ms, mid
+# KEYS: bufm, buf, sbuf, erased. ARGV: seq, record, sid, exp, ttl_ms, mid
 _BUF_APPEND = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'last'))
 if last ~= nil and last >= tonumber(ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], ARGV[1] .. '-1', 's', ARGV[1], 'r', ARGV[2])
@@ -314,7 +319,7 @@ class RedisStore:
 
     async def delete_session(self, session_id: str) -> None:
         with self._errors():
-            await self._delete_session(keys=[], args=[self.prefix, session_id])
+            await self._delete_session(keys=[], args=[self.prefix, session_id, int(ERASED_KEEP)])
         self._wakeups.session_deleted(session_id)
 
     # -- one answer in flight per session -----------------------------------------------------
@@ -340,7 +345,11 @@ class RedisStore:
         oldest = min(e.created_at for e in entries)
         with self._errors():
             await self._hist_append(
-                keys=[self._k("hist", session_id), self.prefix + "hist-idx"],
+                keys=[
+                    self._k("hist", session_id),
+                    self.prefix + "hist-idx",
+                    self._k("erased", session_id),
+                ],
                 args=[session_id, _f(oldest), *items],
             )
 
@@ -391,6 +400,7 @@ class RedisStore:
                     self._k("bufm", message_id),
                     self._k("buf", message_id),
                     self._k("sbuf", session_id),
+                    self._k("erased", session_id),
                 ],
                 args=[
                     seq,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ import trio
 
 from ..core.limits import Decision, Rate, gcra
 from ._wakeups import LocalWakeups
-from .base import BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
+from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -56,11 +57,21 @@ CREATE TABLE IF NOT EXISTS buffers (
     last_seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS buffers_by_session ON buffers (session_id);
+CREATE TABLE IF NOT EXISTS erased_sessions (
+    session_id TEXT PRIMARY KEY, erased_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buffer_events (
     message_id TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (message_id, seq)
 ) WITHOUT ROWID;
 """
+
+
+def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM erased_sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    return row is not None
 
 
 class SqliteStore:
@@ -161,6 +172,9 @@ class SqliteStore:
             (now,),
         )
         conn.execute("DELETE FROM buffers WHERE expires_at <= ?", (now,))
+        conn.execute(
+            "DELETE FROM erased_sessions WHERE erased_at <= ?", (time.time() - ERASED_KEEP,)
+        )
         conn.execute("COMMIT")
 
     # -- rate limits and counters -------------------------------------------------------------
@@ -234,6 +248,10 @@ class SqliteStore:
     async def delete_session(self, session_id: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT OR REPLACE INTO erased_sessions (session_id, erased_at) VALUES (?, ?)",
+                (session_id, time.time()),
+            )
             conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM history WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM busy WHERE session_id = ?", (session_id,))
@@ -281,6 +299,9 @@ class SqliteStore:
 
         def append(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
+            if _erased(conn, session_id):
+                conn.execute("COMMIT")
+                return
             conn.executemany(
                 "INSERT INTO history (session_id, message_id, role, text, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -328,7 +349,7 @@ class SqliteStore:
             row = conn.execute(
                 "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
             ).fetchone()
-            if row is not None and row[0] >= seq:
+            if (row is not None and row[0] >= seq) or _erased(conn, session_id):
                 conn.execute("COMMIT")
                 return False  # idempotent: a replayed append changes nothing
             conn.execute(

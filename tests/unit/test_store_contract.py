@@ -169,6 +169,24 @@ async def test_delete_session_erases_history_buffers_and_busy_flag(store: Store)
     assert [e.text for e in await store.history("s2")] == ["hi"]
 
 
+async def test_late_writes_for_a_deleted_session_are_dropped(open_backend: OpenBackend) -> None:
+    # An answer still running on another worker must not write the erased session back.
+    async with open_backend() as deleter, open_backend() as other_worker:
+        await other_worker.buffer_append("m", "s1", 0, {"event": "start"}, 300, NOW)
+        await other_worker.append_history("s1", [entry("m", "user", "secret", NOW)])
+        await deleter.delete_session("s1")
+        await other_worker.buffer_append("m", "s1", 1, {"event": "delta"}, 300, NOW)
+        await other_worker.buffer_append("m2", "s1", 0, {"event": "start"}, 300, NOW)
+        await other_worker.append_history("s1", [entry("m", "assistant", "answer", NOW)])
+        for s in (deleter, other_worker):
+            assert await s.buffer_read("m", -1, NOW) is None
+            assert await s.buffer_read("m2", -1, NOW) is None
+            assert await s.history("s1") == []
+        # other sessions are unaffected
+        await other_worker.append_history("s2", [entry("m3", "user", "fine", NOW)])
+        assert [e.text for e in await deleter.history("s2")] == ["fine"]
+
+
 # -- one answer in flight per session ------------------------------------------------------------
 async def test_acquire_and_release_turn(store: Store) -> None:
     assert await store.acquire_turn("s", "m1", 30, NOW)
