@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, cors, ops, sessions
+from .http import chat, cors, headers, ops, sessions
 from .http.common import request_id
 from .retention import purge_history_forever
 from .services import Services
@@ -51,7 +51,7 @@ def create_app(
     @app.after_request
     async def finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = request_id()
-        return cors.decorate(response)
+        return headers.secure(cors.decorate(response), settings.trusted_proxies)
 
     @app.errorhandler(ApiError)
     async def api_error(err: ApiError) -> tuple[Response, int, dict[str, str]]:

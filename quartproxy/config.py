@@ -58,6 +58,10 @@ class Settings:
     bot_enforce: bool = True
     spam_enforce: bool = True
     spam_block_patterns: tuple[str, ...] = ()
+    spam_max_duplicates: int = 3
+    spam_duplicate_window_seconds: float = 600.0
+    spam_max_links: int = 3
+    spam_max_char_run: int = 40
     history_retention_days: float = 30.0
     metrics_token: str | None = field(default=None, repr=False)
     log_format: Literal["json", "text"] = "text"
@@ -170,6 +174,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "MAX_BODY_BYTES": ("max_body_bytes", 1024),
         "N8N_MAX_CONNECTIONS": ("n8n_max_connections", 1),
         "BOT_SCORE_THRESHOLD": ("bot_score_threshold", 1),
+        "MAX_METADATA_BYTES": ("max_metadata_bytes", 2),
+        "SPAM_MAX_DUPLICATES": ("spam_max_duplicates", 1),
+        "SPAM_MAX_LINKS": ("spam_max_links", 0),
+        "SPAM_MAX_CHAR_RUN": ("spam_max_char_run", 2),
     }
     for name, (attr, minimum) in ints.items():
         value = get(name)
@@ -182,6 +190,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "SESSION_TTL_SECONDS": ("session_ttl_seconds", 60),
         "HEARTBEAT_SECONDS": ("heartbeat_seconds", 0.05),
         "HISTORY_RETENTION_DAYS": ("history_retention_days", 0),
+        "SPAM_DUPLICATE_WINDOW_SECONDS": ("spam_duplicate_window_seconds", 1),
     }
     for name, (attr, fmin) in floats.items():
         value = get(name)
@@ -251,6 +260,8 @@ def demo_settings(bind_origins: list[str], extra: Mapping[str, str] | None = Non
         "LOG_FORMAT": "text",
         "RATE_LIMIT_IP": "120/minute",
         "RATE_LIMIT_SESSION": "60/minute",
+        # Bot scores are logged, not enforced, so the README's curl examples work on the demo.
+        "BOT_ENFORCE": "false",
     }
     if extra:
         env.update({k: v for k, v in extra.items() if k in ("ALLOWED_ORIGINS", "LOG_LEVEL")})

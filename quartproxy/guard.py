@@ -7,6 +7,7 @@ ApiError with the contract's status and code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -14,8 +15,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from prometheus_client import Counter
+
+from .core import messages
 from .core.limits import Rate
+from .core.messages import ChatInput, InputError, InputLimits, N8nChatInput, SessionInput
 from .core.origins import client_ip, normalise_origin
+from .core.screening import (
+    RequestSignals,
+    SpamRules,
+    bot_score,
+    duplicate_key,
+    spam_check,
+)
 from .core.tokens import (
     SessionClaims,
     TokenError,
@@ -28,6 +40,12 @@ from .services import Services
 from .store.base import StoreUnavailable
 
 log = logging.getLogger("quartproxy.guard")
+
+BLOCKED = Counter(
+    "quartproxy_blocked_requests_total",
+    "Requests refused (or, in log-only mode, that would have been) by the bot and spam checks.",
+    ["check", "reason", "action"],
+)
 
 
 class Headers(Protocol):
@@ -143,32 +161,206 @@ def hashed(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+# -- bodies (413 / 415 / 400): one set of rules for every channel, see core.messages ---------
+
+
+def input_limits(services: Services) -> InputLimits:
+    return InputLimits.from_settings(services.settings)
+
+
+def _api(exc: InputError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)
+
+
+def chat_input(raw: bytes, content_type: str | None, services: Services) -> ChatInput:
+    """An HTTP chat body: `{"message", "metadata"?, "honeypot"?}`, normalised."""
+    try:
+        return messages.parse_chat_body(raw, content_type, input_limits(services))
+    except InputError as exc:
+        raise _api(exc) from None
+
+
+def chat_frame(obj: Any, services: Services) -> ChatInput:
+    """The same body arriving as an already-decoded WebSocket frame."""
+    try:
+        return messages.chat_input(obj, input_limits(services))
+    except InputError as exc:
+        raise _api(exc) from None
+
+
+def session_input(raw: bytes, content_type: str | None, services: Services) -> SessionInput:
+    try:
+        return messages.parse_session_body(raw, content_type, input_limits(services))
+    except InputError as exc:
+        raise _api(exc) from None
+
+
+def n8n_chat_input(raw: bytes, content_type: str | None, services: Services) -> N8nChatInput:
+    try:
+        return messages.parse_n8n_chat_body(raw, content_type, input_limits(services))
+    except InputError as exc:
+        raise _api(exc) from None
+
+
+# -- admission: what each kind of request must pass before its handler runs --------------------
+
+
 @dataclass(frozen=True, slots=True)
-class ChatBody:
-    message: str
-    metadata: dict[str, Any]
-    honeypot: str
+class Admitted:
+    origin: str
+    claims: SessionClaims
 
 
-def chat_body(obj: Any, services: Services) -> ChatBody:
-    """The chat request body, checked against the contract."""
-    settings = services.settings
-    if not isinstance(obj, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object.")
-    message = obj.get("message")
-    if not isinstance(message, str):
-        raise ApiError(400, "bad_request", "`message` must be a string.")
-    message = message.strip()
-    if not message:
-        raise ApiError(400, "bad_request", "`message` must not be empty.")
-    if len(message) > settings.max_message_chars:
-        raise ApiError(
-            400, "bad_request", f"`message` is longer than {settings.max_message_chars} characters."
+async def admit_session_create(services: Services, caller: Caller) -> str:
+    """Origin, the per-IP creation limit, the bot score (no message yet). The origin."""
+    origin = admit_origin(services, caller)
+    await limit(
+        services, [("session_create", caller.ip, services.settings.rate_limit_session_create)]
+    )
+    screen_bot(services, caller, signals_of(caller))
+    return origin
+
+
+async def admit_chat(
+    services: Services, caller: Caller, token: str, fingerprint: str | None
+) -> Admitted:
+    """A chat turn: origin, token and its binding, then the IP, session and origin tiers."""
+    origin = admit_origin(services, caller)
+    claims = await authenticate(services, caller, token, fingerprint)
+    s = services.settings
+    await limit(
+        services,
+        [
+            ("ip", caller.ip, s.rate_limit_ip),
+            ("session", claims.session_id, s.rate_limit_session),
+            ("origin", origin, s.rate_limit_origin),
+        ],
+    )
+    return Admitted(origin, claims)
+
+
+async def admit_read(
+    services: Services, caller: Caller, token: str, fingerprint: str | None
+) -> Admitted:
+    """Validate, delete, history, resume: origin, token, and a per-IP budget of its own
+    (RATE_LIMIT_IP applied to a separate bucket, so page loads never eat the chat budget;
+    history in the stateless mode costs an n8n call, which is why it is limited at all)."""
+    origin = admit_origin(services, caller)
+    claims = await authenticate(services, caller, token, fingerprint)
+    await limit(services, [("read", caller.ip, services.settings.rate_limit_ip)])
+    return Admitted(origin, claims)
+
+
+# -- screening: bots and spam ------------------------------------------------------------------
+
+
+def signals_of(
+    caller: Caller,
+    *,
+    honeypot: str = "",
+    first_message: bool = False,
+    seconds_since_session: float | None = None,
+) -> RequestSignals:
+    h = caller.headers
+    return RequestSignals(
+        user_agent=caller.user_agent.strip(),
+        accept_language=(h.get("Accept-Language") or "").strip(),
+        sec_fetch_site=(h.get("Sec-Fetch-Site") or "").strip(),
+        sec_fetch_mode=(h.get("Sec-Fetch-Mode") or "").strip(),
+        sec_fetch_dest=(h.get("Sec-Fetch-Dest") or "").strip(),
+        honeypot=honeypot,
+        first_message=first_message,
+        seconds_since_session=seconds_since_session,
+    )
+
+
+BLOCKED_MESSAGE = "This request looks automated and was blocked."
+
+
+def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> None:
+    """403 blocked when the score reaches BOT_SCORE_THRESHOLD (log only: BOT_ENFORCE=false)."""
+    s = services.settings
+    verdict = bot_score(signals)
+    if not verdict.blocks(s.bot_score_threshold):
+        return
+    enforced = s.bot_enforce
+    BLOCKED.labels("bot", verdict.reasons[0], "blocked" if enforced else "logged").inc()
+    log.warning(
+        "bot check %s: score=%d reasons=%s",
+        "blocked a request" if enforced else "would block (BOT_ENFORCE=false)",
+        verdict.score,
+        ",".join(verdict.reasons),
+    )
+    if enforced:
+        raise ApiError(403, "blocked", BLOCKED_MESSAGE)
+
+
+@functools.lru_cache(maxsize=16)
+def _spam_rules(
+    patterns: tuple[str, ...], duplicates: int, window: float, links: int, run: int
+) -> SpamRules:
+    return SpamRules.from_patterns(
+        patterns,
+        max_duplicates=duplicates,
+        duplicate_window_seconds=window,
+        max_links=links,
+        max_char_run=run,
+    )
+
+
+def spam_rules(services: Services) -> SpamRules:
+    s = services.settings
+    return _spam_rules(
+        s.spam_block_patterns,
+        s.spam_max_duplicates,
+        s.spam_duplicate_window_seconds,
+        s.spam_max_links,
+        s.spam_max_char_run,
+    )
+
+
+async def screen_message(
+    services: Services,
+    caller: Caller,
+    *,
+    session_key: str,
+    message: str,
+    honeypot: str = "",
+    session_started: float | None = None,
+) -> None:
+    """Bot score with the message's own signals, then the spam rules. `session_key` names the
+    conversation (our session id, or the official widget's sessionId); `session_started` is
+    when it began, if known. Store counters decide "first message" and "repeated message"."""
+    s = services.settings
+    now = services.clock()
+    rules = spam_rules(services)
+    try:
+        turns = await services.store.incr(
+            f"turns:{hashed(session_key)}", s.session_ttl_seconds, now
         )
-    metadata = obj.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise ApiError(400, "bad_request", "`metadata` must be a JSON object.")
-    honeypot = obj.get("honeypot") or ""
-    if not isinstance(honeypot, str):
-        raise ApiError(400, "bad_request", "`honeypot` must be a string.")
-    return ChatBody(message, metadata, honeypot)
+        repeats = await services.store.incr(
+            duplicate_key(session_key, message), rules.duplicate_window_seconds, now
+        )
+    except StoreUnavailable:
+        turns, repeats = 2, 1  # the limiter already decided fail-open/closed; don't guess here
+    elapsed = None if session_started is None else max(0.0, now - session_started)
+    screen_bot(
+        services,
+        caller,
+        signals_of(
+            caller, honeypot=honeypot, first_message=turns == 1, seconds_since_session=elapsed
+        ),
+    )
+    verdict = spam_check(message, duplicate_count=repeats, rules=rules)
+    if verdict.ok:
+        return
+    enforced = s.spam_enforce
+    BLOCKED.labels("spam", verdict.reason, "blocked" if enforced else "logged").inc()
+    log.warning(
+        "spam check %s: rule=%s chars=%d",
+        "blocked a message" if enforced else "would block (SPAM_ENFORCE=false)",
+        verdict.reason,
+        len(message),
+    )
+    if enforced:
+        raise ApiError(403, "blocked", verdict.message)

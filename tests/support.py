@@ -46,6 +46,16 @@ SESSION_SECRET = "test-session-secret-0123456789-abcdefghijk"
 ORIGIN = "https://shop.example.com"
 OTHER_ORIGIN = "https://evil.example.net"
 FINGERPRINT = "fp-test-browser-1"
+# What a browser sends with a widget's fetch: the bot check (core.screening) scores requests
+# without them, so test clients speak like the browser a widget runs in.
+BROWSER_HEADERS = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+    "Accept-Language": "en-GB,en;q=0.9",
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "cors",
+    "Sec-Fetch-Dest": "empty",
+}
 
 META = {"nodeId": "n1", "nodeName": "Respond", "itemIndex": 0, "runIndex": 0}
 
@@ -269,7 +279,10 @@ async def running_proxy(settings: Settings, **kwargs: Any) -> AsyncIterator[Prox
     from quartproxy.app import create_app
 
     app = create_app(settings, **kwargs)
-    async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with (
+        served(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=BROWSER_HEADERS) as client,
+    ):
         yield Proxy(url, app, settings, client)
 
 

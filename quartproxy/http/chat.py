@@ -14,10 +14,9 @@ from .. import guard
 from ..core import render
 from ..core.events import TurnEvent, is_final, parse_event_id
 from ..errors import ApiError
-from ..guard import Caller
 from ..services import Services
 from ..turns import Busy, EventSource, TurnRequest
-from .common import authorize, caller, read_json, request_id, services
+from .common import admit_chat, admit_read, caller, read_body, request_id, services
 from .sessions import iso
 
 bp = Blueprint("chat", __name__)
@@ -76,30 +75,24 @@ def _ndjson(event: TurnEvent, message_id: str, seq: int) -> bytes:
     return render.ndjson(event)
 
 
-async def admit_turn(svc: Services, who: Caller) -> tuple[str, str]:
-    """Origin, token, limits: (origin, session_id) of an admitted chat request."""
-    origin = guard.admit_origin(svc, who)
-    claims = await authorize(who)
-    s = svc.settings
-    await guard.limit(
-        svc,
-        [
-            ("ip", who.ip, s.rate_limit_ip),
-            ("session", claims.session_id, s.rate_limit_session),
-            ("origin", origin, s.rate_limit_origin),
-        ],
-    )
-    return origin, claims.session_id
-
-
 async def _start_turn() -> tuple[Services, str, EventSource]:
+    """Admission (guard.admit_chat), the body, the bot and spam screen, then the turn."""
     svc = services()
     who = caller()
-    origin, session_id = await admit_turn(svc, who)
-    body = guard.chat_body(await read_json(), svc)
+    admitted = await admit_chat(who)
+    session_id = admitted.claims.session_id
+    body = guard.chat_input(*(await read_body()), svc)
+    await guard.screen_message(
+        svc,
+        who,
+        session_key=session_id,
+        message=body.message,
+        honeypot=body.honeypot,
+        session_started=admitted.claims.issued_at,
+    )
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
-    req = TurnRequest(session_id, origin, body.message, body.metadata, request_id())
+    req = TurnRequest(session_id, admitted.origin, body.message, body.metadata, request_id())
     try:
         turn = await svc.turns.start(req)
     except Busy:
@@ -132,9 +125,7 @@ async def message_ndjson() -> Response:
 @bp.get("/api/v1/chat/message/<message_id>")
 async def resume(message_id: str) -> Response:
     svc = services()
-    who = caller()
-    guard.admit_origin(svc, who)
-    claims = await authorize(who)
+    claims = (await admit_read(caller())).claims
     after = -1
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     if last:
@@ -153,9 +144,8 @@ async def resume(message_id: str) -> Response:
 @bp.get("/api/v1/chat/history/<session_id>")
 async def history(session_id: str) -> Response:
     svc = services()
-    who = caller()
-    origin = guard.admit_origin(svc, who)
-    claims = await authorize(who)
+    admitted = await admit_read(caller())
+    origin, claims = admitted.origin, admitted.claims
     if claims.session_id != session_id:
         raise ApiError(403, "forbidden", "This is another conversation's history.")
     if svc.store.keeps_history:

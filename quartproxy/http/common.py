@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from typing import Any, cast
+from typing import cast
 
 from quart import current_app, g, request
 
 from .. import guard
-from ..core.tokens import SessionClaims
-from ..errors import ApiError
 from ..guard import Caller, make_caller
 from ..services import Services
 
@@ -40,25 +37,23 @@ def caller() -> Caller:
     )
 
 
-async def read_json(*, optional: bool = False) -> Any:
-    """The JSON body: 415 for another content type, 400 when malformed, 413 when too large
-    (Quart enforces MAX_CONTENT_LENGTH while reading)."""
-    data = await request.get_data(cache=False)
-    if not data and optional:
-        return {}
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
+async def read_body() -> tuple[bytes, str | None]:
+    """The raw body and its Content-Type. Quart enforces MAX_CONTENT_LENGTH while reading
+    (413, also for chunked bodies) and BODY_TIMEOUT (408) against slow senders; what the bytes
+    must be is decided by guard / core.messages."""
+    data = await request.get_data(cache=False, as_text=False)
+    assert isinstance(data, bytes)
+    return data, request.headers.get("Content-Type")
 
 
-async def authorize(who: Caller) -> SessionClaims:
-    """The request's session: bearer token plus `X-Chat-Fingerprint`, checked by guard."""
-    return await guard.authenticate(
-        services(),
-        who,
-        guard.bearer_token(request.headers),
-        request.headers.get("X-Chat-Fingerprint"),
-    )
+def credentials() -> tuple[str, str | None]:
+    """The bearer token (401 when absent) and the `X-Chat-Fingerprint` it must match."""
+    return guard.bearer_token(request.headers), request.headers.get("X-Chat-Fingerprint")
+
+
+async def admit_chat(who: Caller) -> guard.Admitted:
+    return await guard.admit_chat(services(), who, *credentials())
+
+
+async def admit_read(who: Caller) -> guard.Admitted:
+    return await guard.admit_read(services(), who, *credentials())

@@ -37,8 +37,9 @@ async def preflight() -> Response | None:
 def decorate(response: Response) -> Response:
     """Echo an allowed Origin (and only an allowed one) on every answer."""
     response.vary.add("Origin")
-    origin = request.headers.get("Origin")
-    if origin and allowed_origin() is not None:
+    origin = allowed_origin()
+    if origin is not None:
+        # The canonical form of an allowed origin; a disallowed one is never written back.
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
     return response

@@ -12,7 +12,7 @@ from .. import guard
 from ..core.tokens import fingerprint_hash, issue_session_token
 from ..errors import ApiError
 from ..store.base import SessionRecord, StoreUnavailable
-from .common import authorize, caller, read_json, services
+from .common import admit_read, caller, read_body, services
 
 bp = Blueprint("sessions", __name__)
 log = logging.getLogger("quartproxy.sessions")
@@ -22,29 +22,13 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _session_body(obj: object, max_metadata: int) -> tuple[str | None, dict[str, object]]:
-    if not isinstance(obj, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object.")
-    fingerprint = obj.get("fingerprint")
-    if fingerprint is not None and (not isinstance(fingerprint, str) or len(fingerprint) > 128):
-        raise ApiError(
-            400, "bad_request", "`fingerprint` must be a string of at most 128 characters."
-        )
-    metadata = obj.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise ApiError(400, "bad_request", "`metadata` must be a JSON object.")
-    return fingerprint or None, metadata
-
-
 @bp.post("/api/v1/session/create")
 async def create() -> tuple[Response, int]:
     svc = services()
     who = caller()
-    origin = guard.admit_origin(svc, who)
-    await guard.limit(svc, [("session_create", who.ip, svc.settings.rate_limit_session_create)])
-    fingerprint, metadata = _session_body(
-        await read_json(optional=True), svc.settings.max_metadata_bytes
-    )
+    origin = await guard.admit_session_create(svc, who)
+    given = guard.session_input(*(await read_body()), svc)
+    fingerprint, metadata = given.fingerprint, given.metadata
     now = svc.clock()
     session_id = str(uuid.uuid4())
     fph = fingerprint_hash(fingerprint, svc.settings.jwt_secret_key)
@@ -73,7 +57,7 @@ async def create() -> tuple[Response, int]:
 
 @bp.get("/api/v1/session/validate")
 async def validate() -> Response:
-    claims = await authorize(caller())
+    claims = (await admit_read(caller())).claims
     return jsonify(
         {"valid": True, "session_id": claims.session_id, "expires_at": iso(claims.expires_at)}
     )
@@ -82,7 +66,7 @@ async def validate() -> Response:
 @bp.delete("/api/v1/session")
 async def delete() -> tuple[str, int]:
     svc = services()
-    claims = await authorize(caller())
+    claims = (await admit_read(caller())).claims
     svc.turns.cancel_session(claims.session_id)
     await svc.store.delete_session(claims.session_id)
     return "", 204

@@ -1,0 +1,348 @@
+"""Input rules for every body the gateway accepts. Pure: bytes and strings in, values out.
+
+One place decides what a request body may hold, for every channel (HTTP JSON bodies, WebSocket
+frames, the @n8n/chat-compatible endpoint), so the channels cannot drift apart. Anything wrong
+raises `InputError` carrying the contract's code and status; nothing else escapes (the property
+tests in tests/unit/test_messages_properties.py hold us to that).
+
+Shapes are checked with pydantic models in strict mode, called by hand rather than through
+quart-schema's decorators: the same validation must run on WebSocket frames (which quart-schema
+does not see), and the size / content-type / malformed-JSON decisions (413, 415, 400) have to
+happen before any schema in one order we control, each answered with the contract's error body.
+
+Text rules: control characters other than `\\n` and `\\t` are removed (and lone surrogates, which
+JSON can carry but UTF-8 cannot), `\\r\\n` and `\\r` become `\\n`, the text is NFC-normalised and
+trimmed, and its length is checked after all that.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
+MAX_METADATA_DEPTH = 5
+MAX_FINGERPRINT_CHARS = 128
+MAX_SESSION_ID_CHARS = 128
+
+
+class InputError(Exception):
+    """A request body that must be refused. `code` and `status` are the contract's."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def bad_request(message: str) -> InputError:
+    return InputError("bad_request", message, 400)
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    max_message_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    max_metadata_bytes: int = 2048
+    max_metadata_depth: int = MAX_METADATA_DEPTH
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> InputLimits:
+        return cls(
+            max_message_chars=settings.max_message_chars,
+            max_body_bytes=settings.max_body_bytes,
+            max_metadata_bytes=settings.max_metadata_bytes,
+        )
+
+
+# -- text -------------------------------------------------------------------------------------
+
+_KEEP = frozenset("\n\t")
+
+
+def _is_removed(ch: str) -> bool:
+    if ch in _KEEP:
+        return False
+    cat = unicodedata.category(ch)
+    return cat in ("Cc", "Cs")  # C0/C1 controls, DEL; lone surrogates
+
+
+def clean_text(text: str, *, trim: bool = True) -> str:
+    """Newlines unified, controls and lone surrogates removed, NFC, optionally trimmed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if not _is_removed(ch))
+    # Removing characters or trimming can leave a sequence NFC would still change (a combining
+    # mark that now follows a new base); normalise until stable. Two rounds suffice in practice.
+    for _ in range(4):
+        out = unicodedata.normalize("NFC", text)
+        if trim:
+            out = out.strip()
+        if out == text:
+            break
+        text = out
+    return text
+
+
+def normalise_message(text: str, limits: InputLimits) -> str:
+    """The chat message as it will be screened, forwarded and stored."""
+    cleaned = clean_text(text)
+    if not cleaned:
+        raise bad_request("The message is empty.")
+    if len(cleaned) > limits.max_message_chars:
+        raise bad_request(f"The message is longer than {limits.max_message_chars} characters.")
+    return cleaned
+
+
+def normalise_fingerprint(value: str | None) -> str | None:
+    """The widget's fingerprint: at most 128 printable characters; empty means none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request("The fingerprint must be a string.")
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_FINGERPRINT_CHARS or not value.isprintable():
+        raise bad_request(
+            f"The fingerprint must be at most {MAX_FINGERPRINT_CHARS} printable characters."
+        )
+    return value
+
+
+def normalise_session_id(value: str) -> str:
+    """A client-chosen session id (the official widget's `sessionId`)."""
+    value = value.strip()
+    if not value or len(value) > MAX_SESSION_ID_CHARS or not value.isprintable():
+        raise bad_request(
+            f"The sessionId must be 1 to {MAX_SESSION_ID_CHARS} printable characters."
+        )
+    return value
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+def _depth_and_clean(value: Any, max_depth: int) -> Any:
+    """A copy of `value` with every string cleaned (not trimmed); InputError when it nests
+    deeper than `max_depth` containers. Iterative, so no input can exhaust the stack."""
+    root: list[Any] = [None]
+    # (source, target container, key in target, depth of source)
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 1)]
+    while stack:
+        src, parent, key, depth = stack.pop()
+        if isinstance(src, dict):
+            if depth > max_depth:
+                raise bad_request(f"The metadata is nested deeper than {max_depth} levels.")
+            dst: Any = {}
+            for k, v in src.items():
+                ck = clean_text(k, trim=False) if isinstance(k, str) else str(k)
+                dst[ck] = None
+                stack.append((v, dst, ck, depth + 1))
+        elif isinstance(src, list):
+            if depth > max_depth:
+                raise bad_request(f"The metadata is nested deeper than {max_depth} levels.")
+            dst = [None] * len(src)
+            for i, v in enumerate(src):
+                stack.append((v, dst, i, depth + 1))
+        elif isinstance(src, str):
+            dst = clean_text(src, trim=False)
+        elif isinstance(src, float) and not math.isfinite(src):
+            raise bad_request("The metadata holds a number JSON cannot represent.")
+        elif src is None or isinstance(src, bool | int | float):
+            dst = src
+        else:
+            raise bad_request("The metadata holds a value JSON cannot represent.")
+        parent[key] = dst
+    return root[0]
+
+
+def normalise_metadata(value: Any, limits: InputLimits) -> dict[str, Any]:
+    """A JSON object of at most `max_metadata_bytes` (compact UTF-8) and `max_metadata_depth`
+    levels (the object itself is level 1); strings cleaned like the message (not trimmed)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request("The metadata must be a JSON object.")
+    cleaned = _depth_and_clean(value, limits.max_metadata_depth)
+    size = len(json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > limits.max_metadata_bytes:
+        raise bad_request(f"The metadata is larger than {limits.max_metadata_bytes} bytes.")
+    assert isinstance(cleaned, dict)
+    return cleaned
+
+
+# -- raw bodies -------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_content_type(content_type: str | None) -> None:
+    """JSON bodies only: `application/json` or `application/*+json`, UTF-8 if a charset is
+    named. Raises 415 unsupported_media_type otherwise."""
+    media, _, params = (content_type or "").partition(";")
+    media = media.strip().lower()
+    ok = media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+    if ok:
+        for param in params.split(";"):
+            name, _, val = param.partition("=")
+            if name.strip().lower() == "charset" and val.strip().strip('"').lower() not in (
+                "utf-8",
+                "utf8",
+            ):
+                ok = False
+    if not ok:
+        raise InputError(
+            "unsupported_media_type", "The body must be JSON (Content-Type: application/json).", 415
+        )
+
+
+def check_size(length: int, limits: InputLimits) -> None:
+    if length > limits.max_body_bytes:
+        raise InputError(
+            "payload_too_large",
+            f"The request body is larger than {limits.max_body_bytes} bytes.",
+            413,
+        )
+
+
+def parse_json_text(raw: bytes | str) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, no nesting deep enough to exhaust the parser."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError, TypeError):  # JSONDecodeError and UnicodeError too
+        raise bad_request("The body is not valid JSON.") from None
+
+
+def parse_json_object(
+    raw: bytes, content_type: str | None, limits: InputLimits, *, allow_empty: bool = False
+) -> dict[str, Any]:
+    """The checks every JSON body goes through, in the order a client can act on:
+    size (413), media type (415), JSON (400), a top-level object (400)."""
+    check_size(len(raw), limits)
+    if allow_empty and not raw.strip():
+        return {}
+    check_content_type(content_type)
+    obj = parse_json_text(raw)
+    if not isinstance(obj, dict):
+        raise bad_request("The body must be a JSON object.")
+    return obj
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored (never forwarded): widgets may add fields in later versions.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class _ChatModel(_Model):
+    message: StrictStr
+    metadata: dict[str, Any] | None = None
+    honeypot: StrictStr | None = None
+
+
+class _SessionModel(_Model):
+    fingerprint: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class _N8nChatModel(_Model):
+    action: Literal["sendMessage", "loadPreviousSession"]
+    sessionId: StrictStr  # the official widget's field names
+    chatInput: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _validate(model: type[_Model], obj: Any) -> Any:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        # Field name and reason only: the offending value is never echoed back.
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise bad_request(
+            f"Invalid field {where!r}: {first.get('msg', 'invalid value')}."
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    message: str
+    metadata: dict[str, Any]
+    honeypot: str  # "" unless a bot filled the widget's hidden field
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInput:
+    fingerprint: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class N8nChatInput:
+    action: str
+    session_id: str
+    message: str | None  # None for loadPreviousSession
+    metadata: dict[str, Any]
+
+
+def chat_input(obj: Any, limits: InputLimits) -> ChatInput:
+    """`{"message": str, "metadata"?: object, "honeypot"?: str}` (HTTP body or WS frame)."""
+    m = _validate(_ChatModel, obj)
+    return ChatInput(
+        message=normalise_message(m.message, limits),
+        metadata=normalise_metadata(m.metadata, limits),
+        honeypot=clean_text(m.honeypot or "")[:256],
+    )
+
+
+def session_input(obj: Any, limits: InputLimits) -> SessionInput:
+    """`{"fingerprint"?: str, "metadata"?: object}`."""
+    m = _validate(_SessionModel, obj)
+    return SessionInput(
+        fingerprint=normalise_fingerprint(m.fingerprint),
+        metadata=normalise_metadata(m.metadata, limits),
+    )
+
+
+def n8n_chat_input(obj: Any, limits: InputLimits) -> N8nChatInput:
+    """The official @n8n/chat widget's body:
+    `{"action", "sessionId", "chatInput"?, "metadata"?}`."""
+    m = _validate(_N8nChatModel, obj)
+    message = None
+    if m.action == "sendMessage":
+        if m.chatInput is None:
+            raise bad_request("Invalid field 'chatInput': Field required.")
+        message = normalise_message(m.chatInput, limits)
+    return N8nChatInput(
+        action=m.action,
+        session_id=normalise_session_id(m.sessionId),
+        message=message,
+        metadata=normalise_metadata(m.metadata, limits),
+    )
+
+
+def parse_chat_body(raw: bytes, content_type: str | None, limits: InputLimits) -> ChatInput:
+    return chat_input(parse_json_object(raw, content_type, limits), limits)
+
+
+def parse_session_body(raw: bytes, content_type: str | None, limits: InputLimits) -> SessionInput:
+    """The body is optional: an empty body (with any content type) is `{}`."""
+    return session_input(parse_json_object(raw, content_type, limits, allow_empty=True), limits)
+
+
+def parse_n8n_chat_body(raw: bytes, content_type: str | None, limits: InputLimits) -> N8nChatInput:
+    return n8n_chat_input(parse_json_object(raw, content_type, limits), limits)
