@@ -14,11 +14,16 @@ import trio
 
 from tests.proxy_process import proxy_process
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
-from tests.support import FINGERPRINT, ORIGIN, FakeN8n, parse_sse
+from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, parse_sse
+
+
+def client(url: str) -> httpx.AsyncClient:
+    """A fresh client (new connections) that looks like a browser to the bot screening."""
+    return httpx.AsyncClient(base_url=url, timeout=30, headers=BROWSER_HEADERS)
 
 
 async def new_session(url: str) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+    async with client(url) as c:
         r = await c.post(
             "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers={"Origin": ORIGIN}
         )
@@ -36,7 +41,7 @@ def auth(session: dict[str, str]) -> dict[str, str]:
 
 async def chat_once(url: str, session: dict[str, str], message: str) -> httpx.Response:
     """One turn on a fresh connection (so a multi-worker server may hand it to any worker)."""
-    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+    async with client(url) as c:
         r = await c.post("/api/v1/chat/message", json={"message": message}, headers=auth(session))
         await r.aread()
         return r
@@ -103,7 +108,7 @@ async def test_two_workers_share_one_limit_and_resume_across_workers(
     async with proxy_process(fake_n8n.url, workers=2, **env) as server:
         session = await new_session(server.url)
         async with (
-            httpx.AsyncClient(base_url=server.url, timeout=30) as c,
+            client(server.url) as c,
             c.stream(
                 "POST", "/api/v1/chat/message", json={"message": "gate:g1"}, headers=auth(session)
             ) as r,
@@ -115,7 +120,7 @@ async def test_two_workers_share_one_limit_and_resume_across_workers(
             assert (await first.next())["data"] == {"text": "before "}
 
             async def resume(results: list[list[dict[str, Any]]], opened: trio.Event) -> None:
-                async with httpx.AsyncClient(base_url=server.url, timeout=30) as rc, rc.stream(
+                async with client(server.url) as rc, rc.stream(
                     "GET", f"/api/v1/chat/message/{message_id}",
                     headers={**auth(session), "Last-Event-ID": f"{message_id}:0"},
                 ) as rr:  # fmt: skip
@@ -190,7 +195,7 @@ async def test_sqlite_limits_and_history_survive_a_restart(
     async with proxy_process(fake_n8n.url, **env) as server:
         r = await chat_once(server.url, session, "three")
         assert r.status_code == 429  # the limit remembered the two turns before the restart
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+        async with client(server.url) as c:
             h = await c.get(f"/api/v1/chat/history/{session['session_id']}", headers=auth(session))
         assert h.status_code == 200
         assert [(m["role"], m["text"]) for m in h.json()["messages"]] == [
@@ -209,7 +214,7 @@ async def test_sqlite_kill_9_loses_nothing_a_client_has_seen(
         done_events = parse_sse(done.text)
         done_id = done_events[0].data["message_id"]
         async with (
-            httpx.AsyncClient(base_url=server.url, timeout=30) as c,
+            client(server.url) as c,
             c.stream(
                 "POST",
                 "/api/v1/chat/message",
@@ -225,7 +230,7 @@ async def test_sqlite_kill_9_loses_nothing_a_client_has_seen(
             server.kill9()  # the client has seen "before "; nothing may lose it
     async with (
         proxy_process(fake_n8n.url, **env) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=30) as c,
+        client(server.url) as c,
     ):
         h = await c.get(f"/api/v1/chat/history/{session['session_id']}", headers=auth(session))
         assert h.status_code == 200
