@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, cors, headers, ops, sessions
+from .http import chat, compat, cors, headers, ops, sessions, ws
 from .http.common import request_id
 from .retention import purge_history_forever
 from .services import Services
@@ -43,7 +43,7 @@ def create_app(
 
         upstream_transport = EchoTransport(settings.session_secret_key)
 
-    for bp in (sessions.bp, chat.bp, ops.bp):
+    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp):
         app.register_blueprint(bp)
 
     app.before_request(cors.preflight)

@@ -48,6 +48,7 @@ class Settings:
     stream_buffer_seconds: float = 300.0
     session_ttl_seconds: float = 86400.0
     heartbeat_seconds: float = 15.0
+    ws_auth_seconds: float = 5.0  # a WebSocket must send its auth frame within this
     health_cache_seconds: float = 5.0
     rate_limit_ip: Rate = Rate(30, 60.0)
     rate_limit_session: Rate = Rate(20, 60.0)
@@ -189,6 +190,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "STREAM_BUFFER_SECONDS": ("stream_buffer_seconds", 1),
         "SESSION_TTL_SECONDS": ("session_ttl_seconds", 60),
         "HEARTBEAT_SECONDS": ("heartbeat_seconds", 0.05),
+        "WS_AUTH_SECONDS": ("ws_auth_seconds", 0.05),
         "HISTORY_RETENTION_DAYS": ("history_retention_days", 0),
         "SPAM_DUPLICATE_WINDOW_SECONDS": ("spam_duplicate_window_seconds", 1),
     }

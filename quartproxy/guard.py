@@ -161,6 +161,14 @@ def hashed(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def widget_session_key(origin: str, widget_session_id: str) -> str:
+    """The proxy's key for a conversation of the official widget: a hash of (origin, the
+    widget's sessionId). It keys the limits, the busy lock, the history and is the sessionId
+    sent to n8n, so a widget-chosen id can never equal or address a proxy session (a uuid4)
+    nor another site's conversation, while a returning visitor keeps the same key."""
+    return "w" + hashed(f"n8n-chat\0{origin}\0{widget_session_id}")
+
+
 # -- bodies (413 / 415 / 400): one set of rules for every channel, see core.messages ---------
 
 
@@ -227,16 +235,22 @@ async def admit_chat(
     """A chat turn: origin, token and its binding, then the IP, session and origin tiers."""
     origin = admit_origin(services, caller)
     claims = await authenticate(services, caller, token, fingerprint)
+    await limit_message(services, caller, origin, claims.session_id)
+    return Admitted(origin, claims)
+
+
+async def limit_message(services: Services, caller: Caller, origin: str, session_key: str) -> None:
+    """Charge one chat message to the three tiers, the same on every channel: the caller's IP,
+    the conversation (a proxy session id, or the official widget's derived key), the origin."""
     s = services.settings
     await limit(
         services,
         [
             ("ip", caller.ip, s.rate_limit_ip),
-            ("session", claims.session_id, s.rate_limit_session),
+            ("session", session_key, s.rate_limit_session),
             ("origin", origin, s.rate_limit_origin),
         ],
     )
-    return Admitted(origin, claims)
 
 
 async def admit_read(
@@ -247,8 +261,13 @@ async def admit_read(
     history in the stateless mode costs an n8n call, which is why it is limited at all)."""
     origin = admit_origin(services, caller)
     claims = await authenticate(services, caller, token, fingerprint)
-    await limit(services, [("read", caller.ip, services.settings.rate_limit_ip)])
+    await limit_read(services, caller)
     return Admitted(origin, claims)
+
+
+async def limit_read(services: Services, caller: Caller) -> None:
+    """The per-IP budget of reads (history, resume, validate...), apart from the chat one."""
+    await limit(services, [("read", caller.ip, services.settings.rate_limit_ip)])
 
 
 # -- screening: bots and spam ------------------------------------------------------------------

@@ -71,6 +71,9 @@ class N8nClient:
         return {
             "Authorization": f"Bearer {token}",
             "Accept": "text/plain, application/json",
+            # n8n gzips streamed answers when asked (httpx asks by default); a compressor may
+            # hold back small chunks, so ask for the bytes as they are produced.
+            "Accept-Encoding": "identity",
             "X-Request-ID": request_id,
         }
 
@@ -109,7 +112,8 @@ class N8nClient:
                 yield REJECTED
                 return
             parser = N8nAnswerParser(response.headers.get("content-type", ""))
-            chunks = response.aiter_raw().__aiter__()
+            # Decoded bytes: a server in front of n8n may compress regardless of Accept-Encoding.
+            chunks = response.aiter_bytes().__aiter__()
             gap = self.settings.n8n_timeout_seconds
             while True:
                 data: bytes | None = None

@@ -16,6 +16,7 @@ reads as what a user would type:
     stall-body         sends headers, then nothing until `fake.gates["stall"]` is set
     claims             streams the JSON of the JWT claims it received
     groups             two begin/item/end groups (two nodes)
+    gzip:<text>        streams <text> as one item, gzip-encoded whatever the request accepts
 
 `loadPreviousSession` answers from what the fake was told in `fake.memory[session_id]`.
 Waiting is on trio Events, never on sleeps.
@@ -24,6 +25,7 @@ Waiting is on trio Events, never on sleeps.
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import socket
 from collections import defaultdict
@@ -179,6 +181,19 @@ class FakeN8n:
                     chunk("end", meta=m2),
                 ],
             )
+        elif cmd == "gzip":
+            body = b"".join([chunk("begin"), chunk("item", arg), chunk("end")])
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json; charset=utf-8"),
+                        (b"content-encoding", b"gzip"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": gzip.compress(body)})
         elif cmd == "gate":
             await self._start(send)
             for part in (chunk("begin"), chunk("item", "before ")):

@@ -13,9 +13,11 @@ from quart import Blueprint, Response, jsonify, request
 from .. import guard
 from ..core import render
 from ..core.events import TurnEvent, is_final, parse_event_id
+from ..core.messages import ChatInput
 from ..errors import ApiError
+from ..guard import Caller
 from ..services import Services
-from ..turns import Busy, EventSource, TurnRequest
+from ..turns import Busy, EventSource, LiveTurn, TurnRequest
 from .common import admit_chat, admit_read, caller, read_body, request_id, services
 from .sessions import iso
 
@@ -67,42 +69,64 @@ async def follow(
             return
 
 
-def _sse(event: TurnEvent, message_id: str, seq: int) -> bytes:
+def sse_event(event: TurnEvent, message_id: str, seq: int) -> bytes:
     return render.sse(event, message_id, seq)
 
 
-def _ndjson(event: TurnEvent, message_id: str, seq: int) -> bytes:
+def ndjson_line(event: TurnEvent, message_id: str, seq: int) -> bytes:
     return render.ndjson(event)
 
 
 async def _start_turn() -> tuple[Services, str, EventSource]:
-    """Admission (guard.admit_chat), the body, the bot and spam screen, then the turn."""
+    """Admission (guard.admit_chat), the body, then open_turn."""
     svc = services()
     who = caller()
     admitted = await admit_chat(who)
-    session_id = admitted.claims.session_id
     body = guard.chat_input(*(await read_body()), svc)
+    turn = await open_turn(
+        svc,
+        who,
+        admitted.origin,
+        admitted.claims.session_id,
+        body,
+        request_id(),
+        session_started=admitted.claims.issued_at,
+    )
+    return svc, turn.message_id, turn
+
+
+async def open_turn(
+    svc: Services,
+    who: Caller,
+    origin: str,
+    session_key: str,
+    body: ChatInput,
+    rid: str,
+    *,
+    session_started: float | None,
+) -> LiveTurn:
+    """What comes after admission and the body — the bot and spam screen, then the turn —
+    shared by every channel (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip a check."""
     await guard.screen_message(
         svc,
         who,
-        session_key=session_id,
+        session_key=session_key,
         message=body.message,
         honeypot=body.honeypot,
-        session_started=admitted.claims.issued_at,
+        session_started=session_started,
     )
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
-    req = TurnRequest(session_id, admitted.origin, body.message, body.metadata, request_id())
+    req = TurnRequest(session_key, origin, body.message, body.metadata, rid)
     try:
-        turn = await svc.turns.start(req)
+        return await svc.turns.start(req)
     except Busy:
         raise ApiError(
             409, "busy", "An answer is still in progress for this conversation."
         ) from None
-    return svc, turn.message_id, turn
 
 
-def _streaming(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
+def streaming_response(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
     response = Response(body, status=200, headers=headers)
     response.timeout = None  # never cut a long answer (RESPONSE_TIMEOUT would)
     return response
@@ -112,14 +136,16 @@ def _streaming(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
 async def message_sse() -> Response:
     svc, message_id, source = await _start_turn()
     hb = svc.settings.heartbeat_seconds
-    return _streaming(follow(source, message_id, -1, _sse, hb, render.SSE_PING), SSE_HEADERS)
+    return streaming_response(
+        follow(source, message_id, -1, sse_event, hb, render.SSE_PING), SSE_HEADERS
+    )
 
 
 @bp.post("/api/v1/chat/stream")
 async def message_ndjson() -> Response:
     svc, message_id, source = await _start_turn()
     hb = svc.settings.heartbeat_seconds
-    return _streaming(follow(source, message_id, -1, _ndjson, hb, None), NDJSON_HEADERS)
+    return streaming_response(follow(source, message_id, -1, ndjson_line, hb, None), NDJSON_HEADERS)
 
 
 @bp.get("/api/v1/chat/message/<message_id>")
@@ -138,7 +164,9 @@ async def resume(message_id: str) -> Response:
         raise ApiError(404, "not_found", "This answer is no longer available.")
     source = svc.turns.source(message_id)
     hb = svc.settings.heartbeat_seconds
-    return _streaming(follow(source, message_id, after, _sse, hb, render.SSE_PING), SSE_HEADERS)
+    return streaming_response(
+        follow(source, message_id, after, sse_event, hb, render.SSE_PING), SSE_HEADERS
+    )
 
 
 @bp.get("/api/v1/chat/history/<session_id>")

@@ -22,10 +22,15 @@ def services() -> Services:
 def request_id() -> str:
     rid = g.get("request_id")
     if rid is None:
-        incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming_request_id(request.headers)
         g.request_id = rid
     return cast(str, rid)
+
+
+def incoming_request_id(headers: guard.Headers) -> str:
+    """The client's X-Request-ID when it is sane, else a fresh one."""
+    incoming = headers.get("X-Request-ID") or ""
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def caller() -> Caller:

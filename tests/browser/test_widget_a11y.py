@@ -206,6 +206,8 @@ def test_attributes_theme_variables_and_js_api(stack: Stack, visit: Any) -> None
     assert active_in_widget(page) == "qpc-input"  # an explicit open() moves focus in
     page.evaluate("() => window.QuartProxyChat.send('api hello')")
     expect(page.locator(BOT)).to_have_text(["You said: api hello"])
+    # The text is on screen from the last delta; `response` fires at `end`, just after.
+    page.wait_for_function("() => window.__events.some(e => e[0] === 'response')")
     page.evaluate("() => window.QuartProxyChat.reset()")
     expect(page.locator(USER)).to_have_count(0)
     events = page.evaluate("() => window.__events")

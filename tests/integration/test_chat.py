@@ -262,3 +262,17 @@ async def test_heartbeat_comments_while_waiting(make_proxy, fake_n8n: FakeN8n) -
                 if body.count(": ping") >= 2:
                     fake_n8n.gates["hb"].set()
             assert "event: end" in body
+
+
+async def test_upstream_is_asked_for_uncompressed_bytes(proxy: Proxy, fake_n8n: FakeN8n) -> None:
+    # Real n8n gzips a streamed answer when the client accepts gzip (found by tests/e2e).
+    s = await proxy.session()
+    await sse_turn(proxy, s, "hello")
+    assert fake_n8n.requests[-1]["headers"]["accept-encoding"] == "identity"
+
+
+async def test_compressed_upstream_answer_is_decoded(proxy: Proxy) -> None:
+    s = await proxy.session()
+    events = await sse_turn(proxy, s, "gzip:squeezed answer")
+    assert [e.event for e in events] == ["start", "delta", "end"]
+    assert events[-1].data["text"] == "squeezed answer"

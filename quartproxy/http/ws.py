@@ -1,0 +1,197 @@
+"""The WebSocket channel (contract: `WS /api/v1/chat/ws`); frames in core/ws_protocol.py.
+
+One socket carries any number of turns. Every message frame goes through the same admission
+as an HTTP chat request, in the same order — guard.admit_chat (origin, token re-checked so a
+deleted session stops here, the three rate-limit tiers), the body (guard.chat_frame), then
+chat.open_turn (bot/spam screening, busy) — by calling the same functions. Turns run in the
+TurnRunner's nursery: a socket that closes mid-answer only stops following; the answer is
+finished, stored and resumable over HTTP with the `id` of the last frame seen.
+
+Per connection: a reader (this handler's task), one follower task per turn, and one writer
+that owns all sends and puts a `ping` frame on the wire after `HEARTBEAT_SECONDS` of silence.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from quart import Blueprint, Response, jsonify, websocket
+
+from .. import guard
+from ..core import render
+from ..core.events import is_final
+from ..core.ws_protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
+    PING_FRAME,
+    PONG_FRAME,
+    Auth,
+    BadFrame,
+    ClientFrame,
+    Message,
+    Ping,
+    Pong,
+    error_frame,
+    parse_frame,
+    ready_frame,
+)
+from ..errors import ApiError
+from ..guard import Caller
+from ..services import Services
+from ..turns import LiveTurn
+from .chat import open_turn
+from .common import incoming_request_id, services
+
+log = logging.getLogger("quartproxy.ws")
+
+bp = Blueprint("ws", __name__)
+
+OUTBOX_FRAMES = 256  # a slow client holds back its followers, never the turns themselves
+CLOSE_INTERNAL = 1011
+
+
+@bp.websocket("/api/v1/chat/ws")
+async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
+    svc = services()
+    headers = websocket.headers
+    who = guard.make_caller(svc, headers, websocket.remote_addr, headers.getlist("X-Forwarded-For"))
+    try:
+        origin = guard.admit_origin(svc, who)
+    except ApiError as err:
+        # Refused at the handshake: a plain HTTP answer; the socket never opens.
+        return jsonify(err.body()), err.status, err.all_headers()
+    await websocket.accept()
+    channel = WsChannel(svc, who, origin, incoming_request_id(headers))
+    code = CLOSE_GOING_AWAY
+    try:
+        code = await channel.run()
+    except Exception:
+        log.exception("websocket %s failed", channel.rid)
+        code = CLOSE_INTERNAL
+    finally:
+        # A normal end closes with its own code. Cancellation means the client has gone (the
+        # close is then dropped) or the server is stopping: "going away", so clients
+        # reconnect. Shielded but bounded, so a dead peer cannot hold up the shutdown.
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            await websocket.close(code)
+    return None
+
+
+class WsChannel:
+    def __init__(self, svc: Services, who: Caller, origin: str, rid: str) -> None:
+        self.svc = svc
+        self.who = who
+        self.origin = origin
+        self.rid = rid
+        self.auth: Auth | None = None
+        self.session_id = ""
+        self.outbox, self._outbox_rx = trio.open_memory_channel[str](OUTBOX_FRAMES)
+
+    async def run(self) -> int:
+        """Serve the socket; returns the close code."""
+        code = await self._authenticate()
+        if code is not None:
+            return code
+        await websocket.send(ready_frame(self.session_id))
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self._writer)
+            # The outbox closes when reading ends: the writer drains it, then exits.
+            async with self.outbox, trio.open_nursery() as turns:
+                code = await self._read(turns)
+                turns.cancel_scope.cancel()
+        return code
+
+    async def _authenticate(self) -> int | None:
+        """The first frame must be a good auth frame, within WS_AUTH_SECONDS; else 4401."""
+        settings = self.svc.settings
+        data: str | bytes | None = None
+        got = False
+        with trio.move_on_after(settings.ws_auth_seconds):
+            data = await websocket.receive()
+            got = True
+        if not got:
+            return await self._refuse(
+                "unauthorized",
+                f"Send the auth frame within {settings.ws_auth_seconds:g} seconds.",
+            )
+        frame = parse_frame(data, settings.max_body_bytes)
+        if not isinstance(frame, Auth):
+            return await self._refuse(
+                "unauthorized", 'The first frame must be {"type": "auth", "token": "..."}.'
+            )
+        try:
+            claims = await guard.authenticate(self.svc, self.who, frame.token, frame.fingerprint)
+        except ApiError as err:
+            return await self._refuse(err.code, err.message, err.status)
+        self.auth = frame
+        self.session_id = claims.session_id
+        return None
+
+    async def _refuse(self, code: str, message: str, status: int = 401) -> int:
+        await websocket.send(error_frame(code, message))
+        return CLOSE_UNAUTHORIZED if status == 401 else CLOSE_TRY_AGAIN
+
+    async def _read(self, turns: trio.Nursery) -> int:
+        max_bytes = self.svc.settings.max_body_bytes
+        while True:
+            frame = parse_frame(await websocket.receive(), max_bytes)
+            if isinstance(frame, Ping):
+                await self.outbox.send(PONG_FRAME)
+                continue
+            if isinstance(frame, Pong):
+                continue
+            try:
+                turn = await self._admit(frame)
+            except ApiError as err:
+                await self.outbox.send(error_frame(err.code, err.message, err.retry_after))
+                if err.status == 401:  # the session ended or its token expired
+                    return CLOSE_UNAUTHORIZED
+                continue
+            turns.start_soon(self._follow, turn)
+
+    async def _admit(self, frame: ClientFrame) -> LiveTurn:
+        """The HTTP chat path's checks, in its order, for one frame."""
+        assert self.auth is not None
+        svc = self.svc
+        admitted = await guard.admit_chat(svc, self.who, self.auth.token, self.auth.fingerprint)
+        if isinstance(frame, BadFrame):
+            status = 413 if frame.code == "payload_too_large" else 400
+            raise ApiError(status, frame.code, frame.message)
+        if not isinstance(frame, Message):
+            raise ApiError(400, "bad_request", "This socket is already authenticated.")
+        body = guard.chat_frame(frame.body, svc)
+        claims = admitted.claims
+        return await open_turn(
+            svc,
+            self.who,
+            admitted.origin,
+            claims.session_id,
+            body,
+            self.rid,
+            session_started=claims.issued_at,
+        )
+
+    async def _follow(self, turn: LiveTurn) -> None:
+        """Queue one turn's frames until its final event."""
+        seen = -1
+        while True:
+            batch = await turn.next_batch(seen)
+            seen = batch[-1][0]
+            for seq, event in batch:
+                await self.outbox.send(render.ws_frame(event, turn.message_id, seq))
+                if is_final(event):
+                    return
+
+    async def _writer(self) -> None:
+        """The only task that sends after `ready`; a ping after every silent heartbeat."""
+        heartbeat = self.svc.settings.heartbeat_seconds
+        while True:
+            frame: str | None = None
+            with trio.move_on_after(heartbeat):
+                try:
+                    frame = await self._outbox_rx.receive()
+                except trio.EndOfChannel:
+                    return
+            await websocket.send(PING_FRAME if frame is None else frame)
