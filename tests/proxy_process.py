@@ -21,7 +21,7 @@ import trio
 from tests.support import JWT_SECRET, ORIGIN, SESSION_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCESS = "ACCESS pid=%(p)s %(m)s %(U)s %(s)s"
+ACCESS = "ACCESS pid=%(p)s %(m)s %(U)s %(s)s from=%(h)s"
 
 
 @dataclass
@@ -41,6 +41,15 @@ class ProxyProcess:
         after the response, so they can trail what the client saw)."""
         while sum(1 for _, m, p, _ in self.access() if m == method and p == path) < count:
             await self.changed[0].wait()
+
+    async def worker_of(self, client_addr: tuple[str, int]) -> str:
+        """The pid of the worker that answered a request from this client address."""
+        pattern = (
+            rf"ACCESS pid=<?(\d+)>? \S+ \S+ \d+ from={re.escape(client_addr[0])}:{client_addr[1]}\b"
+        )
+        while not (found := re.findall(pattern, self.output.decode(errors="replace"))):
+            await self.changed[0].wait()
+        return str(found[0])
 
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)

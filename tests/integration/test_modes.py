@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from tests.proxy_process import proxy_process
+from tests.proxy_process import ProxyProcess, proxy_process
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, parse_sse
 
@@ -84,43 +84,43 @@ async def test_two_workers_share_one_limit_and_resume_across_workers(
     async with redis_flushed(redis_server, 3):
         pass
     async with proxy_process(fake_n8n.url, workers=2, **env) as server:
-        sessions = [await new_session(server.url) for _ in range(24)]
-        statuses: list[int] = []
+        sessions = [await new_session(server.url) for _ in range(20)]
+        found, spare = await one_connection_per_worker(server, 2)
+        served: dict[str, list[int]] = {pid: [] for pid in found}
+        for i, session in enumerate(sessions):  # alternate: worker 1, worker 2, worker 1, ...
+            pid, wc = list(found.items())[i % 2]
+            r = await wc.post(
+                "/api/v1/chat/message", json={"message": "json:ok"}, headers=auth(session)
+            )
+            served[pid].append(r.status_code)
+        statuses = [s for codes in served.values() for s in codes]
+        assert sorted(statuses) == [200] * 5 + [429] * 15, served  # one limit, both workers
+        assert all(len(codes) == 10 for codes in served.values())
+        for wc in [*found.values(), *spare]:
+            await wc.aclose()
 
-        async def one(s: dict[str, str]) -> None:
-            statuses.append((await chat_once(server.url, s, "json:ok")).status_code)
-
-        async with trio.open_nursery() as nursery:
-            for s in sessions[:20]:
-                nursery.start_soon(one, s)
-        assert sorted(statuses) == [200] * 5 + [429] * 15
-        with trio.fail_after(30):
-            await server.wait_access("POST", "/api/v1/chat/message", 20)
-        chat_pids = {pid for pid, m, path, _ in server.access() if path == "/api/v1/chat/message"}
-        assert len(chat_pids) == 2, f"both workers should have answered: {server.access()}"
-
-    # Resume: a fresh limit, an answer held half-way by the fake n8n, and many reconnects on
-    # fresh connections; the access log shows which worker served each.
+    # Resume: an answer held half-way by the fake n8n, and reconnects on connections that
+    # each worker holds (found by a probe request whose access line names worker and client
+    # port): one on the worker running the answer, one on the other.
     env["RATE_LIMIT_IP"] = "1000/minute"
     async with redis_flushed(redis_server, 3):
         pass
-    sessions = []
     async with proxy_process(fake_n8n.url, workers=2, **env) as server:
         session = await new_session(server.url)
-        async with (
-            client(server.url) as c,
-            c.stream(
-                "POST", "/api/v1/chat/message", json={"message": "gate:g1"}, headers=auth(session)
-            ) as r,
-        ):
+
+        c = n_client(server.url)
+        post_worker = await worker_of(server, c)
+        found, spare = await one_connection_per_worker(server, 2)
+        async with c.stream(
+            "POST", "/api/v1/chat/message", json={"message": "gate:g1"}, headers=auth(session)
+        ) as r:
             assert r.status_code == 200
             first = SseReader(r.aiter_lines())
-            start = await first.next()
-            message_id = start["data"]["message_id"]
+            message_id = (await first.next())["data"]["message_id"]
             assert (await first.next())["data"] == {"text": "before "}
 
-            async def resume(results: list[list[dict[str, Any]]], opened: trio.Event) -> None:
-                async with client(server.url) as rc, rc.stream(
+            async def resume(rc: httpx.AsyncClient, opened: trio.Event, out: list[Any]) -> None:
+                async with rc.stream(
                     "GET", f"/api/v1/chat/message/{message_id}",
                     headers={**auth(session), "Last-Event-ID": f"{message_id}:0"},
                 ) as rr:  # fmt: skip
@@ -130,34 +130,125 @@ async def test_two_workers_share_one_limit_and_resume_across_workers(
                     opened.set()
                     while got[-1]["event"] not in ("end", "error"):
                         got.append(await reader.next())
-                    results.append(got)
+                    out.append(got)
 
-            results: list[list[dict[str, Any]]] = []
+            results: dict[str, list[Any]] = {pid: [] for pid in found}
             with trio.fail_after(60):
-                async with trio.open_nursery() as nursery:
-                    opened = [trio.Event() for _ in range(8)]
+                async with trio.open_nursery() as resumes:
+                    opened = []
+                    for pid, rc in found.items():
+                        opened.append(trio.Event())
+                        resumes.start_soon(resume, rc, opened[-1], results[pid])
                     for ev in opened:
-                        nursery.start_soon(resume, results, ev)
-                    for ev in opened:
-                        await ev.wait()  # every reconnect has replayed and now follows live
+                        await ev.wait()  # both reconnects replayed and now follow live
                     fake_n8n.gates["g1"].set()
                     rest = [await first.next()]
                     while rest[-1]["event"] != "end":
                         rest.append(await first.next())
-        for got in results:
+        assert post_worker in found
+        for got in (results[pid][0] for pid in found):  # same worker, then the other one
             assert [e["event"] for e in got] == ["delta", "delta", "end"]
             assert got[0]["data"] == {"text": "before "}
+            assert got[0]["id"] == f"{message_id}:1"
             assert got[1]["data"] == {"text": "after"}
             assert got[2]["data"]["text"] == "before after"
-            assert got[0]["id"] == f"{message_id}:1"
-        with trio.fail_after(30):
-            await server.wait_access("POST", "/api/v1/chat/message")
-            await server.wait_access("GET", f"/api/v1/chat/message/{message_id}", 8)
-        log = server.access()
-        post_pid = {pid for pid, m, path, _ in log if m == "POST" and "chat/message" in path}
-        resume_pids = {pid for pid, m, path, _ in log if path.endswith(message_id)}
-        assert len(post_pid) == 1
-        assert resume_pids - post_pid, f"no reconnect reached the other worker: {log}"
+        for bc in [c, *found.values(), *spare]:
+            await bc.aclose()
+
+
+async def worker_of(server: ProxyProcess, c: httpx.AsyncClient) -> str:
+    """The pid of the worker holding `c`'s (single) connection: a probe request's access line
+    names the worker and the client port."""
+    r = await c.get("/health")
+    addr = r.extensions["network_stream"].get_extra_info("client_addr")
+    with trio.fail_after(30):
+        return await server.worker_of(addr)
+
+
+async def one_connection_per_worker(
+    server: ProxyProcess, workers: int
+) -> tuple[dict[str, httpx.AsyncClient], list[httpx.AsyncClient]]:
+    """A client per worker, each holding one connection that this worker accepted, and the
+    spare clients. Concurrent probes make the kernel spread new connections over the workers."""
+    found: dict[str, httpx.AsyncClient] = {}
+    spare: list[httpx.AsyncClient] = []
+    for _ in range(10):
+        batch = [n_client(server.url) for _ in range(8)]
+        pids: list[str] = [""] * len(batch)
+
+        async def probe(i: int, bc: httpx.AsyncClient, out: list[str] = pids) -> None:
+            out[i] = await worker_of(server, bc)
+
+        async with trio.open_nursery() as probes:
+            for i, bc in enumerate(batch):
+                probes.start_soon(probe, i, bc)
+        for pid, bc in zip(pids, batch, strict=True):
+            if pid in found:
+                spare.append(bc)
+            else:
+                found[pid] = bc
+        if len(found) == workers:
+            break
+    assert len(found) == workers, f"the kernel never gave every worker a connection: {found}"
+    return found, spare
+
+
+def n_client(url: str) -> httpx.AsyncClient:
+    """A browser-like client with exactly one connection, so every request uses the same one."""
+    return httpx.AsyncClient(
+        base_url=url, timeout=30, headers=BROWSER_HEADERS, limits=httpx.Limits(max_connections=1)
+    )
+
+
+@pytest.mark.redis
+async def test_resume_on_another_instance_replays_and_follows_live(
+    fake_n8n: FakeN8n,
+    redis_server: RedisServer,  # noqa: F811 (the imported fixture)
+) -> None:
+    """Two instances (separate servers, separate ports) on one Redis: the answer runs on A, the
+    reconnect goes to B — deterministic, unlike the kernel's choice between two workers."""
+    env = {"DEPLOYMENT_MODE": "production", "REDIS_URL": redis_server.url.replace("/0", "/4")}
+    async with redis_flushed(redis_server, 4):
+        pass
+    async with (
+        proxy_process(fake_n8n.url, **env) as a,
+        proxy_process(fake_n8n.url, **env) as b,
+        client(a.url) as ca,
+        client(b.url) as cb,
+    ):
+        session = await new_session(a.url)
+        async with ca.stream(
+            "POST", "/api/v1/chat/message", json={"message": "gate:g2"}, headers=auth(session)
+        ) as r:
+            on_a = SseReader(r.aiter_lines())
+            message_id = (await on_a.next())["data"]["message_id"]
+            assert (await on_a.next())["data"] == {"text": "before "}
+            async with cb.stream(
+                "GET",
+                f"/api/v1/chat/message/{message_id}",
+                headers={**auth(session), "Last-Event-ID": f"{message_id}:0"},
+            ) as rb:
+                assert rb.status_code == 200
+                on_b = SseReader(rb.aiter_lines())
+                replay = await on_b.next()
+                assert (replay["id"], replay["data"]) == (f"{message_id}:1", {"text": "before "})
+                fake_n8n.gates["g2"].set()  # only now does A receive the rest from n8n
+                live = [await on_b.next(), await on_b.next()]
+                assert [e["event"] for e in live] == ["delta", "end"]
+                assert live[0]["data"] == {"text": "after"}
+                assert live[1]["data"]["text"] == "before after"
+        # B's history shows the whole turn that A ran
+        h = await cb.get(f"/api/v1/chat/history/{session['session_id']}", headers=auth(session))
+        assert [(m["role"], m["text"]) for m in h.json()["messages"]] == [
+            ("user", "gate:g2"),
+            ("assistant", "before after"),
+        ]
+        # and an expired or unknown answer is a 404 on any instance
+        r404 = await cb.get(
+            "/api/v1/chat/message/00000000-0000-4000-8000-000000000000",
+            headers={**auth(session), "Last-Event-ID": "00000000-0000-4000-8000-000000000000:0"},
+        )
+        assert r404.status_code == 404
 
 
 class redis_flushed:
