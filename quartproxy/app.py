@@ -4,6 +4,7 @@ app. The only place that looks at DEPLOYMENT_MODE (through store.open_store)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from .config import Settings
 from .errors import ApiError, from_status
 from .http import chat, compat, cors, headers, ops, sessions, ws
 from .http.common import request_id
+from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
 from .turns import TurnRunner
@@ -85,7 +87,13 @@ def create_app(
                             busy_seconds=settings.n8n_timeout_seconds
                             + settings.n8n_stream_idle_seconds
                             + 60,
+                            fail_open=settings.rate_limit_fail_mode == "open",
                         )
+                        days = settings.history_retention_days
+                        if store.keeps_history and days > 0:
+                            await turn_nursery.start(
+                                purge_history_forever, store, days * 86400.0, time.time
+                            )
                         task_status.started(Services(settings, store, upstream, runner))
                         await stop.wait()
                         # Hypercorn has already given open requests graceful_timeout; answers
