@@ -4,6 +4,7 @@ app. The only place that looks at DEPLOYMENT_MODE (through store.open_store)."""
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from .errors import ApiError, from_status
 from .http import chat, compat, cors, docs, headers, ops, sessions, ws
 from .http.common import request_id
 from .http.keepalive import shield_final_send
+from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
 from .turns import TurnRunner
@@ -104,7 +106,13 @@ def create_app(
                             busy_seconds=settings.n8n_timeout_seconds
                             + settings.n8n_stream_idle_seconds
                             + 60,
+                            fail_open=settings.rate_limit_fail_mode == "open",
                         )
+                        days = settings.history_retention_days
+                        if store.keeps_history and days > 0:
+                            await turn_nursery.start(
+                                purge_history_forever, store, days * 86400.0, time.time
+                            )
                         svc = Services(settings, store, upstream, runner)
                         task_status.started(svc)
                         unregister = lifecycle.register(partial(lifecycle.drain, svc))

@@ -111,7 +111,14 @@ async def authenticate(
     try:
         record = await services.store.get_session(claims.session_id, services.clock())
     except StoreUnavailable:
-        raise ApiError(503, "internal", "The session store is unavailable.") from None
+        if settings.rate_limit_fail_mode == "open":
+            # The token is signed, unexpired and bound to this origin and browser; only a
+            # revocation (DELETE /api/v1/session) cannot be checked while the store is down.
+            log.warning("session store unavailable: trusting the signed token (fail open)")
+            return claims
+        raise ApiError(
+            503, "internal", "The session store is unavailable.", retry_after=5
+        ) from None
     if record is None:
         raise ApiError(401, "unauthorized", "This session has ended; start a new one.")
     return claims

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import aclosing
+from collections.abc import Callable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ import trio
 
 from . import metrics
 from .core.events import Delta, End, Error, Start, TurnEvent, from_record, is_final, to_record
-from .store.base import HistoryEntry, Store
+from .store.base import HistoryEntry, Store, StoreUnavailable
 from .upstream import N8nClient
 
 log = logging.getLogger("quartproxy.turns")
@@ -107,6 +107,7 @@ class TurnRunner:
         buffer_seconds: float,
         busy_seconds: float,
         clock: Callable[[], float] = time.time,
+        fail_open: bool = False,
     ) -> None:
         self.store = store
         self.upstream = upstream
@@ -114,6 +115,8 @@ class TurnRunner:
         self.buffer_seconds = buffer_seconds
         self.busy_seconds = busy_seconds
         self.clock = clock
+        self.fail_open = fail_open
+        self._warned_at = -1e9
         self.live: dict[str, LiveTurn] = {}
         self.accepting = True
         self._emptied = trio.Event()
@@ -123,7 +126,12 @@ class TurnRunner:
         already published. Raises Busy."""
         message_id = str(uuid.uuid4())
         now = self.clock()
-        if not await self.store.acquire_turn(req.session_id, message_id, self.busy_seconds, now):
+        acquired = True
+        with self._without_store("busy flag"):
+            acquired = await self.store.acquire_turn(
+                req.session_id, message_id, self.busy_seconds, now
+            )
+        if not acquired:
             raise Busy()
         turn = LiveTurn(message_id, req.session_id)
         self.live[message_id] = turn
@@ -131,7 +139,8 @@ class TurnRunner:
             await self._record(turn, Start(message_id, req.session_id))
             if self.store.keeps_history:
                 entry = HistoryEntry(message_id, "user", req.message, now)
-                await self.store.append_history(req.session_id, [entry])
+                with self._without_store("history"):
+                    await self.store.append_history(req.session_id, [entry])
         except BaseException:
             self.live.pop(message_id, None)
             with trio.CancelScope(shield=True):
@@ -165,15 +174,29 @@ class TurnRunner:
 
     async def _record(self, turn: LiveTurn, event: TurnEvent) -> None:
         seq = len(turn.events)
-        await self.store.buffer_append(
-            turn.message_id,
-            turn.session_id,
-            seq,
-            to_record(event),
-            self.buffer_seconds,
-            self.clock(),
-        )
+        with self._without_store("resume buffer"):
+            await self.store.buffer_append(
+                turn.message_id,
+                turn.session_id,
+                seq,
+                to_record(event),
+                self.buffer_seconds,
+                self.clock(),
+            )
         turn.publish(event)
+
+    @contextmanager
+    def _without_store(self, what: str) -> Iterator[None]:
+        """RATE_LIMIT_FAIL_MODE=open: an unreachable store costs the busy flag, resume and
+        history of this answer, not the answer itself. Closed: the error propagates."""
+        try:
+            yield
+        except StoreUnavailable:
+            if not self.fail_open:
+                raise
+            if time.monotonic() - self._warned_at > 10:  # one line per 10 s, not per delta
+                self._warned_at = time.monotonic()
+                log.warning("store unavailable: answering without %s (fail open)", what)
 
     async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
         parts: list[str] = []
@@ -200,7 +223,8 @@ class TurnRunner:
                 await self._record(turn, End(turn.message_id, text))
                 if self.store.keeps_history:
                     entry = HistoryEntry(turn.message_id, "assistant", text, self.clock())
-                    await self.store.append_history(req.session_id, [entry])
+                    with self._without_store("history"):
+                        await self.store.append_history(req.session_id, [entry])
         except Exception:
             log.exception("turn %s failed", turn.message_id)
             await self._finish(turn, INTERNAL)

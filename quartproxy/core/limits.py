@@ -68,6 +68,17 @@ class Decision:
     remaining: int  # requests still allowed right now after this one
 
 
+# Unix times near 1.7e9 are spaced 2.4e-7 apart as doubles, and N same-instant hits add N
+# rounded intervals: with a fixed 1e-9 the 7th of 7/hour at one instant was refused. The
+# comparisons allow up to 1 ms, and never more than half an interval (so no extra request fits).
+MAX_TOLERANCE = 1e-3
+
+
+def tolerance(rate: Rate) -> float:
+    """Seconds by which a request may be early and still pass (float rounding only)."""
+    return min(MAX_TOLERANCE, rate.interval / 2)
+
+
 def gcra(tat: float | None, now: float, rate: Rate) -> tuple[Decision, float | None]:
     """One GCRA step. `tat` is the stored theoretical arrival time (None: unknown key).
 
@@ -75,13 +86,14 @@ def gcra(tat: float | None, now: float, rate: Rate) -> tuple[Decision, float | N
     A denied request does not consume capacity.
     """
     interval = rate.interval
+    tol = tolerance(rate)
     burst = rate.period  # tolerance: `count` requests may arrive at once
     base = now if tat is None or tat < now else tat
     new_tat = base + interval
     allow_at = new_tat - burst
-    if allow_at > now + 1e-9:
+    if allow_at > now + tol:
         return Decision(False, allow_at - now, 0), None
-    remaining = int((now - allow_at) / interval + 1e-9)
+    remaining = int((now - allow_at + tol) / interval)
     return Decision(True, 0.0, max(0, min(rate.count - 1, remaining))), new_tat
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -9,10 +10,12 @@ from quart import Blueprint, Response, jsonify
 
 from .. import guard
 from ..core.tokens import fingerprint_hash, issue_session_token
-from ..store.base import SessionRecord
+from ..errors import ApiError
+from ..store.base import SessionRecord, StoreUnavailable
 from .common import admit_read, caller, read_body, services
 
 bp = Blueprint("sessions", __name__)
+log = logging.getLogger("quartproxy.sessions")
 
 
 def iso(ts: float) -> str:
@@ -37,9 +40,17 @@ async def create() -> tuple[Response, int]:
         now=now,
         ttl=svc.settings.session_ttl_seconds,
     )
-    await svc.store.put_session(
-        SessionRecord(session_id, origin, fph, now, claims.expires_at, metadata)
-    )
+    try:
+        await svc.store.put_session(
+            SessionRecord(session_id, origin, fph, now, claims.expires_at, metadata)
+        )
+    except StoreUnavailable:
+        if svc.settings.rate_limit_fail_mode != "open":
+            raise ApiError(
+                503, "internal", "The session store is unavailable.", retry_after=5
+            ) from None
+        # fail open: the signed token works on its own until the store is back
+        log.warning("session store unavailable: session %s not recorded", session_id)
     body = {"session_id": session_id, "token": token, "expires_at": iso(claims.expires_at)}
     return jsonify(body), 201
 

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from ..core.limits import Decision, Rate
 
+ERASED_KEEP = 86400.0  # seconds during which late writes for a deleted session are dropped
+
 
 class StoreUnavailable(Exception):
     """The backend cannot be reached (Redis down, disk gone). Callers decide fail-open/closed."""
@@ -68,7 +70,9 @@ class Store(Protocol):
         ...
 
     async def delete_session(self, session_id: str) -> None:
-        """Erase the session, its history, its answer buffers and its busy flag."""
+        """Erase the session, its history, its answer buffers and its busy flag. Later
+        append_history/buffer_append calls for it (an answer still running on another worker)
+        are dropped, for at least a day."""
         ...
 
     # -- one answer in flight per session ------------------------------------------------------

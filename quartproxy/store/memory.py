@@ -35,6 +35,7 @@ class MemoryStore:
         self._busy: dict[str, tuple[str, float]] = {}
         self._history: dict[str, list[HistoryEntry]] = defaultdict(list)
         self._buffers: dict[str, _Buffer] = {}
+        self._erased: dict[str, None] = {}  # deleted sessions: late writes for them are dropped
         self._ops = 0
 
     # -- housekeeping: amortised sweep so idle keys cannot grow without bound ------------------
@@ -69,6 +70,9 @@ class MemoryStore:
         return rec if rec is not None and rec.expires_at > now else None
 
     async def delete_session(self, session_id: str) -> None:
+        self._erased[session_id] = None
+        while len(self._erased) > self._max_keys:
+            del self._erased[next(iter(self._erased))]
         self._sessions.pop(session_id, None)
         self._history.pop(session_id, None)
         self._busy.pop(session_id, None)
@@ -89,9 +93,13 @@ class MemoryStore:
             del self._busy[session_id]
 
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
+        if session_id in self._erased:
+            return
         self._history[session_id].extend(entries)
 
     async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
+        if limit <= 0:
+            return []
         return list(self._history.get(session_id, ())[-limit:])
 
     async def purge_history(self, before: float) -> int:
@@ -114,6 +122,8 @@ class MemoryStore:
         ttl: float,
         now: float,
     ) -> None:
+        if session_id in self._erased:
+            return
         buf = self._buffers.get(message_id)
         if buf is None:
             buf = self._buffers[message_id] = _Buffer(session_id)

@@ -31,6 +31,9 @@ def textbox(page: Any) -> Any:
 
 
 def ask(page: Any, text: str) -> None:
+    # The widget takes a new message once the previous answer has ended (its `end` event can
+    # come just after the last text is on screen): wait for the send button to be enabled.
+    expect(page.locator(f"{HOST} button.send")).not_to_have_attribute("aria-disabled", "true")
     textbox(page).fill(text)
     textbox(page).press("Enter")
 

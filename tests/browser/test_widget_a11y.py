@@ -119,9 +119,12 @@ def test_contrast_and_colour_scheme(stack: Stack, visit: Any, scheme: str) -> No
     v: Visit = visit(color_scheme=scheme)
     stack.n8n.script("contrast", ["Plain text and ", "[a link](https://example.com/).\n"])
     page = v.open(stack)
+    page.evaluate("() => window.QuartProxyChat.on('response', () => { window.__answered = 1; })")
     launcher(page).click()
     ask(page, "contrast")
     expect(page.locator(BOT)).to_have_text(["Plain text and a link."])
+    # The text shows at the last delta; the widget takes new messages after `end`.
+    page.wait_for_function("() => window.__answered === 1")
     page.evaluate(
         "() => window.QuartProxyChat.send('x'.repeat(5000))"
     )  # too long: a notice, nothing sent

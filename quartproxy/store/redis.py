@@ -1,0 +1,446 @@
+"""Redis store for the `production` mode: shared by every worker and instance.
+
+coredis (>= 6, RESP3, anyio) runs under trio. The client owns an anyio task group, so the store
+must be entered (`async with RedisStore(url) as store`) by a long-lived task — see
+`store.open_store` and stack.md ("own it in a task started with app.nursery.start").
+
+Keys (all under `prefix`, default "qp:"; single Redis / Sentinel, not Redis Cluster: some
+scripts touch keys they compute):
+- `rl:<key>` string: the GCRA theoretical arrival time, decided by ONE Lua script (atomic
+  across workers and instances).
+- `ct:<key>` hash {n, exp}: fixed-window counters (Lua).
+- `sess:<sid>` string (JSON SessionRecord); `busy:<sid>` hash {mid, exp} (Lua compare-and-set).
+- `hist:<sid>` list of JSON entries, oldest first; `hist-idx` sorted set sid -> oldest
+  created_at, so the retention purge visits only sessions that have old entries.
+- `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record),
+  `bufm:<mid>` hash {sid, exp, last}, `sbuf:<sid>` set of the session's message ids (erasure).
+- `erased:<sid>` (a day): a deleted session; history and buffer appends for it are dropped, so
+  an answer still running on another worker cannot write it back.
+
+Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
+live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"
+and "subscribe" that pub/sub would have, and it works from any worker. A reader in the process
+that writes the answer waits on an in-process event instead (no Redis connection held).
+Each XREAD BLOCK holds one connection of a separate pool (`blocking_connections`) for at most
+`block_seconds`; then it returns (a spurious wake-up the caller tolerates).
+
+Time: every method takes `now` from the caller (tests control the clock) and logical expiry is
+compared against it inside the scripts; Redis TTLs (PEXPIRE) only garbage-collect keys. So
+workers and instances must have synchronised clocks (NTP): a host whose clock is off by d
+seconds shifts its own limit decisions by d.
+
+Errors: connection refused/reset/timeouts become StoreUnavailable; callers decide whether to
+fail open or closed (RATE_LIMIT_FAIL_MODE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import coredis
+import coredis.exceptions
+import coredis.retry
+
+from ..core.limits import Decision, Rate, tolerance
+from ._wakeups import LocalWakeups
+from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
+
+# %.17g round-trips a double exactly, so the Lua arithmetic equals core.limits.gcra bit for bit.
+_GCRA = """
+local tat = tonumber(redis.call('GET', KEYS[1]))
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
+local tolerance = tonumber(ARGV[5])
+local base = now
+if tat ~= nil and tat >= now then base = tat end
+local new_tat = base + interval
+local allow_at = new_tat - burst
+if allow_at > now + tolerance then
+  return {0, string.format('%.17g', allow_at - now), 0}
+end
+local remaining = math.floor((now - allow_at + tolerance) / interval)
+if remaining > count - 1 then remaining = count - 1 end
+if remaining < 0 then remaining = 0 end
+local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
+redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl)
+return {1, '0', remaining}
+"""
+
+_INCR = """
+local v = redis.call('HMGET', KEYS[1], 'n', 'exp')
+local now = tonumber(ARGV[1])
+local n = tonumber(v[1])
+local exp = tonumber(v[2])
+if n == nil or exp == nil or exp <= now then
+  n = 0
+  exp = now + tonumber(ARGV[2])
+end
+n = n + 1
+redis.call('HSET', KEYS[1], 'n', n, 'exp', string.format('%.17g', exp))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((exp - now) * 1000)))
+return n
+"""
+
+_ACQUIRE = """
+local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+if v[1] and tonumber(v[2]) > now then return 0 end
+redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + ttl))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(ttl * 1000)))
+return 1
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_HIST_APPEND = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[1])
+return 0
+"""
+
+# Rewrites one session's list without entries older than ARGV[1]; keeps the index exact.
+_HIST_PURGE_ONE = """
+local before = tonumber(ARGV[1])
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local kept = {}
+local removed = 0
+local oldest = nil
+for _, raw in ipairs(items) do
+  local c = tonumber(cjson.decode(raw)['c'])
+  if c < before then
+    removed = removed + 1
+  else
+    kept[#kept + 1] = raw
+    if oldest == nil or c < oldest then oldest = c end
+  end
+end
+if removed > 0 then
+  redis.call('DEL', KEYS[1])
+  for i = 1, #kept do redis.call('RPUSH', KEYS[1], kept[i]) end
+end
+if oldest == nil then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+else
+  redis.call('ZADD', KEYS[2], string.format('%.17g', oldest), ARGV[2])
+end
+return removed
+"""
+
+_DELETE_SESSION = """
+local p = ARGV[1]
+local sid = ARGV[2]
+local mids = redis.call('SMEMBERS', p .. 'sbuf:' .. sid)
+for _, mid in ipairs(mids) do
+  redis.call('DEL', p .. 'buf:' .. mid, p .. 'bufm:' .. mid)
+end
+redis.call('DEL', p .. 'sess:' .. sid, p .. 'hist:' .. sid, p .. 'busy:' .. sid,
+           p .. 'sbuf:' .. sid)
+redis.call('ZREM', p .. 'hist-idx', sid)
+redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
+return #mids
+"""
+
+# KEYS: bufm, buf, sbuf, erased. ARGV: seq, record, sid, exp, ttl_ms, mid
+_BUF_APPEND = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[1], 'last'))
+if last ~= nil and last >= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[2], ARGV[1] .. '-1', 's', ARGV[1], 'r', ARGV[2])
+redis.call('HSET', KEYS[1], 'sid', ARGV[3], 'exp', ARGV[4], 'last', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[6])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+return 1
+"""
+
+# KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
+_BUF_READ = """
+local m = redis.call('HMGET', KEYS[1], 'sid', 'exp')
+if not m[1] or tonumber(m[2]) <= tonumber(ARGV[1]) then return false end
+local out = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[2], ARGV[2], '+')) do
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  out[#out + 1] = seq
+  out[#out + 1] = rec
+end
+return {m[1], out}
+"""
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
+    coredis.exceptions.ReadOnlyError,
+    TimeoutError,
+    OSError,
+)
+
+
+def _f(x: float) -> str:
+    return repr(float(x))  # shortest exact round-trip text
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+class RedisStore:
+    name = "redis"
+    keeps_history = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "qp:",
+        max_connections: int = 64,
+        blocking_connections: int = 256,
+        block_seconds: float = 4.0,
+        connect_timeout: float = 2.0,
+        stream_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._block_ms = _ms(block_seconds)
+        common: dict[str, Any] = {
+            "decode_responses": True,
+            "connect_timeout": connect_timeout,
+            "retry_policy": coredis.retry.ConstantRetryPolicy(
+                (coredis.exceptions.ConnectionError,), retries=1, delay=0.01
+            ),
+        }
+        self._client: coredis.Redis[str] = coredis.Redis.from_url(
+            url, max_connections=max_connections, stream_timeout=stream_timeout, **common
+        )
+        # XREAD BLOCK holds its connection for the whole wait: a pool of its own, so waiting
+        # readers can never starve limit decisions of connections.
+        self._blocking: coredis.Redis[str] = coredis.Redis.from_url(
+            url, max_connections=blocking_connections, **common
+        )
+        self._gcra = self._client.register_script(_GCRA)
+        self._incr = self._client.register_script(_INCR)
+        self._acquire = self._client.register_script(_ACQUIRE)
+        self._release = self._client.register_script(_RELEASE)
+        self._hist_append = self._client.register_script(_HIST_APPEND)
+        self._hist_purge_one = self._client.register_script(_HIST_PURGE_ONE)
+        self._delete_session = self._client.register_script(_DELETE_SESSION)
+        self._buf_append = self._client.register_script(_BUF_APPEND)
+        self._buf_read = self._client.register_script(_BUF_READ)
+        self._wakeups = LocalWakeups()
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def __aenter__(self) -> RedisStore:
+        async with contextlib.AsyncExitStack() as stack:
+            # Entering does not connect: a Redis that is down at start-up makes the store
+            # degraded (ping fails), not the process dead.
+            await stack.enter_async_context(self._client)
+            await stack.enter_async_context(self._blocking)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._wakeups.clear()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
+
+    def _k(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{kind}:{name}"
+
+    # -- rate limits and counters -------------------------------------------------------------
+    async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        with self._errors():
+            reply: Any = await self._gcra(
+                keys=[self._k("rl", key)],
+                args=[_f(now), _f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))],
+            )
+        allowed, retry_after, remaining = reply
+        return Decision(bool(int(allowed)), float(retry_after), int(remaining))
+
+    async def incr(self, key: str, ttl: float, now: float) -> int:
+        with self._errors():
+            n: Any = await self._incr(keys=[self._k("ct", key)], args=[_f(now), _f(ttl)])
+        return int(n)
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def put_session(self, record: SessionRecord) -> None:
+        data = json.dumps(
+            {
+                "origin": record.origin,
+                "fp": record.fingerprint_hash,
+                "created_at": record.created_at,
+                "expires_at": record.expires_at,
+                "metadata": record.metadata,
+            }
+        )
+        with self._errors():
+            await self._client.set(
+                self._k("sess", record.session_id),
+                data,
+                px=_ms(record.expires_at - record.created_at),
+            )
+
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        with self._errors():
+            raw = await self._client.get(self._k("sess", session_id))
+        if raw is None:
+            return None
+        d = json.loads(raw)
+        if d["expires_at"] <= now:
+            return None
+        return SessionRecord(
+            session_id, d["origin"], d["fp"], d["created_at"], d["expires_at"], d["metadata"]
+        )
+
+    async def delete_session(self, session_id: str) -> None:
+        with self._errors():
+            await self._delete_session(keys=[], args=[self.prefix, session_id, int(ERASED_KEEP)])
+        self._wakeups.session_deleted(session_id)
+
+    # -- one answer in flight per session -----------------------------------------------------
+    async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
+        with self._errors():
+            ok: Any = await self._acquire(
+                keys=[self._k("busy", session_id)], args=[message_id, _f(now), _f(ttl)]
+            )
+        return bool(int(ok))
+
+    async def release_turn(self, session_id: str, message_id: str) -> None:
+        with self._errors():
+            await self._release(keys=[self._k("busy", session_id)], args=[message_id])
+
+    # -- history ------------------------------------------------------------------------------
+    async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
+        if not entries:
+            return
+        items = [
+            json.dumps({"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at})
+            for e in entries
+        ]
+        oldest = min(e.created_at for e in entries)
+        with self._errors():
+            await self._hist_append(
+                keys=[
+                    self._k("hist", session_id),
+                    self.prefix + "hist-idx",
+                    self._k("erased", session_id),
+                ],
+                args=[session_id, _f(oldest), *items],
+            )
+
+    async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
+        if limit <= 0:
+            return []
+        with self._errors():
+            raws = await self._client.lrange(self._k("hist", session_id), -limit, -1)
+        out = []
+        for raw in raws:
+            d = json.loads(raw)
+            out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"]))
+        return out
+
+    async def purge_history(self, before: float) -> int:
+        removed = 0
+        index = self.prefix + "hist-idx"
+        with self._errors():
+            while True:
+                # Each visited session leaves the range (removed, or its score moves to an entry
+                # at or after `before`), so this loop ends.
+                # "(x" is Redis' exclusive bound (coredis types it as a number; it sends text)
+                upper: Any = f"({_f(before)}"
+                sids: Any = await self._client.zrangebyscore(
+                    index, float("-inf"), upper, offset=0, count=100
+                )
+                if not sids:
+                    return removed
+                for sid in sids:
+                    n: Any = await self._hist_purge_one(
+                        keys=[self._k("hist", str(sid)), index], args=[_f(before), str(sid)]
+                    )
+                    removed += int(n)
+
+    # -- answer buffers (resume) --------------------------------------------------------------
+    async def buffer_append(
+        self,
+        message_id: str,
+        session_id: str,
+        seq: int,
+        record: dict[str, Any],
+        ttl: float,
+        now: float,
+    ) -> None:
+        with self._errors():
+            added: Any = await self._buf_append(
+                keys=[
+                    self._k("bufm", message_id),
+                    self._k("buf", message_id),
+                    self._k("sbuf", session_id),
+                    self._k("erased", session_id),
+                ],
+                args=[
+                    seq,
+                    json.dumps(record, separators=(",", ":")),
+                    session_id,
+                    _f(now + ttl),
+                    _ms(ttl),
+                    message_id,
+                ],
+            )
+        if int(added):
+            self._wakeups.appended(message_id, session_id, seq, now + ttl, now)
+
+    async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
+        first = f"{after + 1}-0" if after >= -1 else "-"
+        with self._errors():
+            reply: Any = await self._buf_read(
+                keys=[self._k("bufm", message_id), self._k("buf", message_id)],
+                args=[_f(now), first],
+            )
+        if not reply:
+            return None
+        sid, flat = reply
+        events = [(int(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return BufferSlice(str(sid), events)
+
+    async def buffer_wait(self, message_id: str, after: int) -> None:
+        local = self._wakeups.local_event(message_id, after)
+        if local is not None:
+            await local.wait()
+            return
+        # Written by another worker: block on the stream from the last id seen. XREAD BLOCK
+        # returns as soon as an entry after that id exists (including one appended between the
+        # caller's read and this call), or after block_seconds (spurious, allowed).
+        last_id = f"{after}-1" if after >= 0 else "0-0"
+        with self._errors():
+            await self._blocking.xread(
+                {self._k("buf", message_id): last_id}, count=1, block=self._block_ms
+            )
+
+    async def ping(self) -> None:
+        with self._errors():
+            await self._client.ping()

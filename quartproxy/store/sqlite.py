@@ -1,0 +1,416 @@
+"""SQLite store for the `sqlite` mode: one file, survives restarts, safe for several processes.
+
+- stdlib `sqlite3`, one connection per store used by one worker thread at a time
+  (`trio.to_thread.run_sync` with a CapacityLimiter of 1), so the event loop never blocks on disk.
+- WAL journal + `synchronous=NORMAL`: a committed transaction survives a crash or `kill -9` of
+  the process (only an OS crash or power loss can lose the last commits). Every buffer event is
+  committed before `buffer_append` returns, so an event a client has seen is on disk.
+- Read-modify-write (the GCRA step, counters, the busy flag, idempotent appends) runs in one
+  `BEGIN IMMEDIATE` transaction: the write lock is taken before the read, so several processes
+  on one file decide exactly (busy_timeout makes them queue instead of failing).
+- `secure_delete=ON`: erased sessions are overwritten with zeros in the database file.
+- SQLite has no change notifications: `buffer_wait` for an answer written by another process
+  polls every `poll_interval` seconds; answers written by this process wake waiters at once
+  (see _wakeups.py).
+- Expired rows (limits, counters, sessions, buffers) are swept every few thousand writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from ..core.limits import Decision, Rate, gcra
+from ._wakeups import LocalWakeups
+from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rate_limits (
+    key TEXT PRIMARY KEY, tat REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, origin TEXT NOT NULL, fingerprint_hash TEXT NOT NULL,
+    created_at REAL NOT NULL, expires_at REAL NOT NULL, metadata TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS busy (
+    session_id TEXT PRIMARY KEY, message_id TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, message_id TEXT NOT NULL,
+    role TEXT NOT NULL, text TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_session ON history (session_id, id);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (created_at);
+CREATE TABLE IF NOT EXISTS buffers (
+    message_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, expires_at REAL NOT NULL,
+    last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS buffers_by_session ON buffers (session_id);
+CREATE TABLE IF NOT EXISTS erased_sessions (
+    session_id TEXT PRIMARY KEY, erased_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS buffer_events (
+    message_id TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM erased_sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    return row is not None
+
+
+class SqliteStore:
+    name = "sqlite"
+    keeps_history = True
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 10.0,
+        poll_interval: float = 0.1,
+        sweep_every: int = 2048,
+    ) -> None:
+        self.path = str(path)
+        self._busy_timeout = busy_timeout
+        self._poll_interval = poll_interval
+        self._sweep_every = sweep_every
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = trio.CapacityLimiter(1)
+        self._wakeups = LocalWakeups()
+        self._writes = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            # isolation_level=None: no implicit transactions; we BEGIN explicitly.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreUnavailable(f"SQLite refused WAL mode (got {mode}); local disk?")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA secure_delete = ON")
+                conn.execute("PRAGMA foreign_keys = OFF")
+                # executescript commits anything pending first, so the BEGIN goes inside it
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        try:
+            self._conn = await trio.to_thread.run_sync(connect, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self._wakeups.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await trio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("SQLite store is closed")
+
+        def call() -> T:
+            try:
+                return fn(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+
+        try:
+            return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        except sqlite3.OperationalError as exc:  # locked past busy_timeout, disk I/O, read-only
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    def _after_write(self, conn: sqlite3.Connection, now: float) -> None:
+        """Amortised sweep of expired rows (called in the worker thread after a commit)."""
+        self._writes += 1
+        if self._writes % self._sweep_every:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM rate_limits WHERE tat <= ?", (now,))
+        conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM busy WHERE expires_at <= ?", (now,))
+        conn.execute(
+            "DELETE FROM buffer_events WHERE message_id IN "
+            "(SELECT message_id FROM buffers WHERE expires_at <= ?)",
+            (now,),
+        )
+        conn.execute("DELETE FROM buffers WHERE expires_at <= ?", (now,))
+        conn.execute(
+            "DELETE FROM erased_sessions WHERE erased_at <= ?", (time.time() - ERASED_KEEP,)
+        )
+        conn.execute("COMMIT")
+
+    # -- rate limits and counters -------------------------------------------------------------
+    async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        def step(conn: sqlite3.Connection) -> Decision:
+            conn.execute("BEGIN IMMEDIATE")  # write lock before the read: one decision at a time
+            row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
+            decision, new_tat = gcra(None if row is None else row[0], now, rate)
+            if new_tat is not None:
+                conn.execute(
+                    "INSERT INTO rate_limits (key, tat) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                    (key, new_tat),
+                )
+            conn.execute("COMMIT")
+            self._after_write(conn, now)
+            return decision
+
+        return await self._run(step)
+
+    async def incr(self, key: str, ttl: float, now: float) -> int:
+        def step(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?) "
+                "ON CONFLICT (key) DO UPDATE SET "
+                "count = CASE WHEN expires_at <= ? THEN 1 ELSE count + 1 END, "
+                "expires_at = CASE WHEN expires_at <= ? THEN excluded.expires_at "
+                "ELSE expires_at END "
+                "RETURNING count",
+                (key, now + ttl, now, now),
+            ).fetchone()
+            conn.execute("COMMIT")
+            self._after_write(conn, now)
+            return int(row[0])
+
+        return await self._run(step)
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def put_session(self, record: SessionRecord) -> None:
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO sessions "
+                "(session_id, origin, fingerprint_hash, created_at, expires_at, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.session_id,
+                    record.origin,
+                    record.fingerprint_hash,
+                    record.created_at,
+                    record.expires_at,
+                    json.dumps(record.metadata),
+                ),
+            )
+
+        await self._run(put)
+
+    async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
+        def get(conn: sqlite3.Connection) -> SessionRecord | None:
+            row = conn.execute(
+                "SELECT origin, fingerprint_hash, created_at, expires_at, metadata "
+                "FROM sessions WHERE session_id = ? AND expires_at > ?",
+                (session_id, now),
+            ).fetchone()
+            if row is None:
+                return None
+            return SessionRecord(session_id, row[0], row[1], row[2], row[3], json.loads(row[4]))
+
+        return await self._run(get)
+
+    async def delete_session(self, session_id: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT OR REPLACE INTO erased_sessions (session_id, erased_at) VALUES (?, ?)",
+                (session_id, time.time()),
+            )
+            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM history WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM busy WHERE session_id = ?", (session_id,))
+            conn.execute(
+                "DELETE FROM buffer_events WHERE message_id IN "
+                "(SELECT message_id FROM buffers WHERE session_id = ?)",
+                (session_id,),
+            )
+            conn.execute("DELETE FROM buffers WHERE session_id = ?", (session_id,))
+            conn.execute("COMMIT")
+
+        await self._run(delete)
+        self._wakeups.session_deleted(session_id)
+
+    # -- one answer in flight per session -----------------------------------------------------
+    async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
+        def acquire(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "INSERT INTO busy (session_id, message_id, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET "
+                "message_id = excluded.message_id, expires_at = excluded.expires_at "
+                "WHERE busy.expires_at <= ? RETURNING message_id",
+                (session_id, message_id, now + ttl, now),
+            ).fetchone()
+            conn.execute("COMMIT")
+            return row is not None
+
+        return await self._run(acquire)
+
+    async def release_turn(self, session_id: str, message_id: str) -> None:
+        def release(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM busy WHERE session_id = ? AND message_id = ?",
+                (session_id, message_id),
+            )
+
+        await self._run(release)
+
+    # -- history ------------------------------------------------------------------------------
+    async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
+        rows = [(session_id, e.message_id, e.role, e.text, e.created_at) for e in entries]
+        if not rows:
+            return
+
+        def append(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            if _erased(conn, session_id):
+                conn.execute("COMMIT")
+                return
+            conn.executemany(
+                "INSERT INTO history (session_id, message_id, role, text, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute("COMMIT")
+
+        await self._run(append)
+
+    async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
+        if limit <= 0:
+            return []
+
+        def read(conn: sqlite3.Connection) -> list[HistoryEntry]:
+            rows = conn.execute(
+                "SELECT message_id, role, text, created_at FROM history "
+                "WHERE session_id = ? ORDER BY id DESC LIMIT ?",
+                (session_id, limit),
+            ).fetchall()
+            return [HistoryEntry(*row) for row in reversed(rows)]
+
+        return await self._run(read)
+
+    async def purge_history(self, before: float) -> int:
+        def purge(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("DELETE FROM history WHERE created_at < ?", (before,))
+            return int(cur.rowcount)
+
+        return await self._run(purge)
+
+    # -- answer buffers (resume) --------------------------------------------------------------
+    async def buffer_append(
+        self,
+        message_id: str,
+        session_id: str,
+        seq: int,
+        record: dict[str, Any],
+        ttl: float,
+        now: float,
+    ) -> None:
+        data = json.dumps(record, separators=(",", ":"))
+
+        def append(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            if (row is not None and row[0] >= seq) or _erased(conn, session_id):
+                conn.execute("COMMIT")
+                return False  # idempotent: a replayed append changes nothing
+            conn.execute(
+                "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)",
+                (message_id, seq, data),
+            )
+            conn.execute(
+                "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+                "expires_at = excluded.expires_at, last_seq = excluded.last_seq",
+                (message_id, session_id, now + ttl, seq),
+            )
+            conn.execute("COMMIT")  # durable (WAL) before the event can reach any client
+            self._after_write(conn, now)
+            return True
+
+        if await self._run(append):
+            self._wakeups.appended(message_id, session_id, seq, now + ttl, now)
+
+    async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
+        def read(conn: sqlite3.Connection) -> BufferSlice | None:
+            conn.execute("BEGIN")  # one snapshot for both reads
+            head = conn.execute(
+                "SELECT session_id, expires_at FROM buffers WHERE message_id = ?",
+                (message_id,),
+            ).fetchone()
+            if head is None or head[1] <= now:
+                conn.execute("COMMIT")
+                return None
+            rows = conn.execute(
+                "SELECT seq, record FROM buffer_events WHERE message_id = ? AND seq > ? "
+                "ORDER BY seq",
+                (message_id, after),
+            ).fetchall()
+            conn.execute("COMMIT")
+            return BufferSlice(head[0], [(int(s), json.loads(r)) for s, r in rows])
+
+        return await self._run(read)
+
+    async def buffer_wait(self, message_id: str, after: int) -> None:
+        local = self._wakeups.local_event(message_id, after)
+        if local is not None:
+            await local.wait()
+            return
+
+        def last_seq(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        # Written by another process (or by nobody since a restart): SQLite cannot notify,
+        # so poll. Cancellation-safe: the only checkpoints are the thread call and the sleep.
+        while True:
+            last = await self._run(last_seq)
+            if last is None or last > after:
+                return
+            await trio.sleep(self._poll_interval)
+
+    async def ping(self) -> None:
+        def check(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1").fetchone()
+
+        await self._run(check)
