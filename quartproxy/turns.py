@@ -26,7 +26,9 @@ from .upstream import N8nClient
 
 log = logging.getLogger("quartproxy.turns")
 
-SHUTTING_DOWN = Error("shutting_down", "The server is restarting; the answer will resume.")
+SHUTTING_DOWN = Error(
+    "shutting_down", "The server restarted before this answer finished; please send it again."
+)
 INTERNAL = Error("internal", "Something went wrong while answering.")
 
 
