@@ -9,11 +9,23 @@ import signal
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from quartproxy import lifecycle
 from tests.ops_support import scrape, server_env, server_process, value
-from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, parse_sse
+from tests.redis_server import RedisServer
+from tests.support import (
+    BROWSER_HEADERS,
+    FINGERPRINT,
+    ORIGIN,
+    FakeN8n,
+    parse_sse,
+    running_proxy,
+    settings_for,
+    sse_turn,
+)
 
 
 def headers(session: dict[str, str]) -> dict[str, str]:
@@ -239,3 +251,47 @@ async def test_websocket_gets_its_answer_then_closes_going_away(fake_n8n: FakeN8
             assert rest[-1]["text"] == "before after"
             assert code == 1001
             assert await server.proc.wait() == 0
+
+
+@pytest.mark.redis
+async def test_an_answer_cut_by_a_drain_resumes_elsewhere_up_to_where_it_stopped(
+    fake_n8n: FakeN8n, tmp_path: Any
+) -> None:
+    """Two instances on one Redis. Instance A drains (grace 0) while its answer is held by n8n:
+    its stream ends with `shutting_down`; the widget resuming on instance B gets the same
+    events from the shared buffer — the text so far, then `shutting_down` — never a hang."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        settings = settings_for(fake_n8n.url, DEPLOYMENT_MODE="production", REDIS_URL=redis.url)
+        async with running_proxy(settings) as a, running_proxy(settings) as b:
+            s = await a.session()
+            async with a.client.stream(
+                "POST", "/api/v1/chat/message", json={"message": "gate:cut"}, headers=a.auth(s)
+            ) as r:
+                chunks = r.aiter_text()
+                seen = await read_until(chunks, "before")
+                await lifecycle.drain(a.services, 0, trio.Event())
+                seen += "".join([t async for t in chunks])
+            events = parse_sse(seen)
+            assert [e.event for e in events] == ["start", "delta", "error"]
+            assert events[-1].data["code"] == "shutting_down"
+            mid = events[0].data["message_id"]
+
+            r2 = await b.client.get(
+                f"/api/v1/chat/message/{mid}",
+                headers={**b.auth(s), "Last-Event-ID": f"{mid}:0"},
+            )
+            assert r2.status_code == 200
+            resumed = parse_sse(r2.text)
+            assert [(e.event, e.id) for e in resumed] == [
+                ("delta", f"{mid}:1"),
+                ("error", f"{mid}:2"),
+            ]
+            assert resumed[0].data["text"] == "before "
+            assert resumed[-1].data["code"] == "shutting_down"
+            # instance B still takes new turns for the same session
+            events = await sse_turn(b, s, "hello")
+            assert events[-1].event == "end"
+    finally:
+        redis.stop()
