@@ -18,6 +18,7 @@ from .core.n8n_parse import N8nAnswerParser, parse_history
 from .core.tokens import upstream_token
 
 log = logging.getLogger("quartproxy.upstream")
+USER_AGENT = "quartproxy"
 
 UNAVAILABLE = Error("upstream_unavailable", "The assistant is unavailable right now.")
 TIMEOUT = Error("upstream_timeout", "The assistant took too long to answer.")
@@ -59,12 +60,21 @@ class N8nClient:
             write=30.0,
             pool=settings.n8n_timeout_seconds,
         )
+        # Answers go straight to a shard's transport (still httpx): the AsyncClient layers
+        # (auth and redirect loops, event hooks, cookie jar) cost ~3-4 % of the worker's CPU
+        # per turn and do nothing for us; worse, the client's cookie jar would carry a cookie
+        # set on one visitor's answer into every later request. History and health calls use
+        # the AsyncClient wrapping the first transport.
+        self.transports: list[httpx.AsyncBaseTransport] = (
+            [transport]
+            if transport is not None
+            else [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        )
         self.clients = [
-            httpx.AsyncClient(
-                transport=transport, limits=limits, timeout=timeout, follow_redirects=False
-            )
-            for _ in range(1 if transport is not None else shards)
+            httpx.AsyncClient(transport=t, timeout=timeout, follow_redirects=False)
+            for t in self.transports
         ]
+        self._timeouts = {"timeout": timeout.as_dict()}
         self.client = self.clients[0]  # history and health calls
         self._next = 0
         self._health: tuple[float, dict[str, Any]] | None = None
@@ -76,6 +86,10 @@ class N8nClient:
     def _pick(self) -> httpx.AsyncClient:
         self._next = (self._next + 1) % len(self.clients)
         return self.clients[self._next]
+
+    def _pick_transport(self) -> httpx.AsyncBaseTransport:
+        self._pick()
+        return self.transports[self._next]
 
     def _headers(
         self, *, session_id: str, origin: str, message_id: str, request_id: str
@@ -95,6 +109,7 @@ class N8nClient:
             # hold back small chunks, so ask for the bytes as they are produced.
             "Accept-Encoding": "identity",
             "X-Request-ID": request_id,
+            "User-Agent": USER_AGENT,
         }
 
     async def stream_answer(
@@ -125,12 +140,14 @@ class N8nClient:
         headers = self._headers(
             session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
         )
-        client = self._pick()
-        request = client.build_request("POST", self.url, json=body, headers=headers)
+        transport = self._pick_transport()
+        request = httpx.Request(
+            "POST", self.url, json=body, headers=headers, extensions=dict(self._timeouts)
+        )
         response: httpx.Response | None = None
         try:
             with trio.move_on_after(self.settings.n8n_timeout_seconds) as first_byte:
-                response = await client.send(request, stream=True)
+                response = await transport.handle_async_request(request)
             if response is None or first_byte.cancelled_caught:
                 log.warning("n8n sent no answer within %ss", self.settings.n8n_timeout_seconds)
                 await emit([TIMEOUT])
@@ -143,7 +160,8 @@ class N8nClient:
             # Raw bytes when n8n sends them as they are (we ask for identity); decoded bytes
             # when a server in front of n8n compresses regardless of Accept-Encoding.
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            raw = encoding in ("", "identity")
+            # (A transport may hand over a body it has already read: aiter_bytes replays it.)
+            raw = encoding in ("", "identity") and not response.is_stream_consumed
             chunks = response.aiter_raw() if raw else response.aiter_bytes()
             gap = self.settings.n8n_timeout_seconds  # until the first body byte
             idle = self.settings.n8n_stream_idle_seconds
