@@ -169,17 +169,25 @@ class TurnRunner:
         (listeners get the whole read as one batch, hence one write to their socket)."""
         seq = len(turn.events)
         now = self.clock()
-        with self._without_store("resume buffer"):
-            for i, event in enumerate(events):
-                await self.store.buffer_append(
-                    turn.message_id,
-                    turn.session_id,
-                    seq + i,
-                    to_record(event),
-                    self.buffer_seconds,
-                    now,
-                )
-        turn.publish_all(events)
+        stored = 0
+        try:
+            with self._without_store("resume buffer"):
+                for event in events:
+                    await self.store.buffer_append(
+                        turn.message_id,
+                        turn.session_id,
+                        seq + stored,
+                        to_record(event),
+                        self.buffer_seconds,
+                        now,
+                    )
+                    stored += 1
+            stored = len(events)  # fail open: the rest goes out without its buffer copy
+        finally:
+            # Interrupted (cancelled, or the store failed closed): publish exactly what was
+            # persisted, so live and buffered sequence numbers stay the same.
+            if stored:
+                turn.publish_all(events[:stored])
 
     @contextmanager
     def _without_store(self, what: str) -> Iterator[None]:
