@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,7 +70,10 @@ class LiveTurn:
         return bool(self.events) and is_final(self.events[-1])
 
     def publish(self, event: TurnEvent) -> None:
-        self.events.append(event)
+        self.publish_all([event])
+
+    def publish_all(self, events: list[TurnEvent]) -> None:
+        self.events.extend(events)
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
@@ -175,17 +178,32 @@ class TurnRunner:
                 turn.cancel_scope.cancel()
 
     async def _record(self, turn: LiveTurn, event: TurnEvent) -> None:
+        await self._record_all(turn, [event])
+
+    async def _record_all(self, turn: LiveTurn, events: list[TurnEvent]) -> None:
+        """Persist the events of one upstream read, then publish them with one wake-up
+        (listeners get the whole read as one batch, hence one write to their socket)."""
         seq = len(turn.events)
-        with self._without_store("resume buffer"):
-            await self.store.buffer_append(
-                turn.message_id,
-                turn.session_id,
-                seq,
-                to_record(event),
-                self.buffer_seconds,
-                self.clock(),
-            )
-        turn.publish(event)
+        now = self.clock()
+        stored = 0
+        try:
+            with self._without_store("resume buffer"):
+                for event in events:
+                    await self.store.buffer_append(
+                        turn.message_id,
+                        turn.session_id,
+                        seq + stored,
+                        to_record(event),
+                        self.buffer_seconds,
+                        now,
+                    )
+                    stored += 1
+            stored = len(events)  # fail open: the rest goes out without its buffer copy
+        finally:
+            # Interrupted (cancelled, or the store failed closed): publish exactly what was
+            # persisted, so live and buffered sequence numbers stay the same.
+            if stored:
+                turn.publish_all(events[:stored])
 
     @contextmanager
     def _without_store(self, what: str) -> Iterator[None]:
@@ -203,9 +221,26 @@ class TurnRunner:
     async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
         parts: list[str] = []
         timer = metrics.TurnTimer(req.origin)
+        failed = False
+
+        async def emit(events: list[TurnEvent]) -> None:
+            nonlocal failed
+            if failed:
+                return
+            for i, event in enumerate(events):
+                if isinstance(event, Delta):
+                    timer.first_token()
+                    parts.append(event.text)
+                elif isinstance(event, Error):
+                    failed = True
+                    events = events[: i + 1]  # nothing after an error
+                    break
+            await self._record_all(turn, events)
+
         try:
             with turn.cancel_scope:
-                stream = self.upstream.stream_answer(
+                await self.upstream.stream_answer(
+                    emit,
                     session_id=req.session_id,
                     origin=req.origin,
                     message_id=turn.message_id,
@@ -213,14 +248,8 @@ class TurnRunner:
                     metadata=req.metadata,
                     request_id=req.request_id,
                 )
-                async with aclosing(stream) as events:
-                    async for event in events:
-                        await self._record(turn, event)
-                        if isinstance(event, Delta):
-                            timer.first_token()
-                            parts.append(event.text)
-                        elif isinstance(event, Error):
-                            return
+                if failed:
+                    return
                 text = "".join(parts)
                 await self._record(turn, End(turn.message_id, text))
                 if self.store.keeps_history:

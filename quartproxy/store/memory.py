@@ -21,6 +21,7 @@ class _Buffer:
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     expires_at: float = math.inf
     changed: trio.Event = field(default_factory=trio.Event)
+    waiting: int = 0  # tasks in buffer_wait: an append with none skips the wake-up
 
 
 class MemoryStore:
@@ -131,8 +132,9 @@ class MemoryStore:
             return  # idempotent: a replayed append changes nothing
         buf.events.append((seq, record))
         buf.expires_at = now + ttl
-        changed, buf.changed = buf.changed, trio.Event()
-        changed.set()
+        if buf.waiting:  # a fresh Event per append only when someone waits (resume readers)
+            changed, buf.changed = buf.changed, trio.Event()
+            changed.set()
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         buf = self._buffers.get(message_id)
@@ -144,7 +146,11 @@ class MemoryStore:
         buf = self._buffers.get(message_id)
         if buf is None or (buf.events and buf.events[-1][0] > after):
             return
-        await buf.changed.wait()
+        buf.waiting += 1
+        try:
+            await buf.changed.wait()
+        finally:
+            buf.waiting -= 1
 
     async def ping(self) -> None:
         return None
