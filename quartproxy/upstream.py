@@ -43,7 +43,7 @@ class N8nClient:
         # The pool is sharded: httpcore 1.0.x rescans its whole connection list (and, for each
         # idle connection, the whole list again) on every request and every response close,
         # so one pool costs O(n^2) per request at n open connections (encode/httpcore#1035).
-        # Measured on the bench (docs/bench.md): one client, 50 concurrent turns, ~50 % of the
+        # Measured on the bench (README, Benchmarks): one client, 50 concurrent turns, ~50 % of the
         # worker's CPU in the pool bookkeeping. Round-robin over shards keeps each pool small.
         shards = pool_shards(settings.n8n_max_connections)
         per_shard = -(-settings.n8n_max_connections // shards)
