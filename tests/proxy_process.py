@@ -103,6 +103,10 @@ async def proxy_process(n8n_url: str, workers: int = 1, **env: str) -> AsyncIter
                 raise AssertionError(f"the proxy did not start:\n{output.decode()[-3000:]}")
             try:
                 yield ProxyProcess(f"http://127.0.0.1:{port[0]}", proc, output, changed)
+            except BaseException:
+                # The server's own log says what it was doing when a test failed inside.
+                print(f"--- proxy output (port {port[0]}) ---\n{output.decode(errors='replace')}")
+                raise
             finally:
                 if proc.returncode is None:
                     with trio.CancelScope(shield=True):
