@@ -169,28 +169,35 @@ async def one_connection_per_worker(
     server: ProxyProcess, workers: int
 ) -> tuple[dict[str, httpx.AsyncClient], list[httpx.AsyncClient]]:
     """A client per worker, each holding one connection that this worker accepted, and the
-    spare clients. Concurrent probes make the kernel spread new connections over the workers."""
+    spare clients. The workers share one listening socket and whichever is first to accept
+    wins, so one worker can take every connection for a while: probe in concurrent rounds until
+    both have one (bounded by a deadline, not a round count)."""
     found: dict[str, httpx.AsyncClient] = {}
     spare: list[httpx.AsyncClient] = []
-    for _ in range(10):
-        batch = [n_client(server.url) for _ in range(8)]
-        pids: list[str] = [""] * len(batch)
-
-        async def probe(i: int, bc: httpx.AsyncClient, out: list[str] = pids) -> None:
-            out[i] = await worker_of(server, bc)
-
-        async with trio.open_nursery() as probes:
-            for i, bc in enumerate(batch):
-                probes.start_soon(probe, i, bc)
-        for pid, bc in zip(pids, batch, strict=True):
-            if pid in found:
-                spare.append(bc)
-            else:
-                found[pid] = bc
-        if len(found) == workers:
-            break
+    with trio.move_on_after(45):
+        while len(found) < workers:
+            await probe_round(server, found, spare)
     assert len(found) == workers, f"the kernel never gave every worker a connection: {found}"
     return found, spare
+
+
+async def probe_round(
+    server: ProxyProcess, found: dict[str, httpx.AsyncClient], spare: list[httpx.AsyncClient]
+) -> None:
+    batch = [n_client(server.url) for _ in range(8)]
+    pids: list[str] = [""] * len(batch)
+
+    async def probe(i: int, bc: httpx.AsyncClient, out: list[str] = pids) -> None:
+        out[i] = await worker_of(server, bc)
+
+    async with trio.open_nursery() as probes:
+        for i, bc in enumerate(batch):
+            probes.start_soon(probe, i, bc)
+    for pid, bc in zip(pids, batch, strict=True):
+        if pid in found:
+            spare.append(bc)
+        else:
+            found[pid] = bc
 
 
 def n_client(url: str) -> httpx.AsyncClient:
