@@ -42,6 +42,7 @@ from hypercorn.trio import serve
 
 from quartproxy.config import Settings, load_settings
 from quartproxy.core.n8n_parse import langchain_message
+from tests.asgi import read_request
 
 JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
 SESSION_SECRET = "test-session-secret-0123456789-abcdefghijk"
@@ -81,20 +82,9 @@ class FakeN8n:
     received: trio.Event = field(default_factory=trio.Event)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_request(scope, receive, send)
+        if body is None:
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if scope["path"] == "/healthz":
             await self._json(send, 200, {"status": "ok"})

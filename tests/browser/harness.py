@@ -33,6 +33,7 @@ from hypercorn.trio import serve
 
 from quartproxy.app import create_app
 from quartproxy.config import load_settings
+from tests.asgi import read_request
 
 WAIT = 15.0  # upper bound for a background thread to answer; never a synchronisation sleep
 
@@ -81,22 +82,9 @@ class FakeN8n:
         return s
 
     async def __call__(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        body = await read_request(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
         data = json.loads(body or b"{}")
         self.received.append(data)
         session = str(data.get("sessionId", ""))
