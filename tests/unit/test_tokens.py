@@ -47,8 +47,9 @@ def test_wrong_secret_and_tampering() -> None:
         verify_session_token(SECRET, f"{head}.{body}x.{sig}", now=NOW)
 
 
-def test_alg_none_is_refused() -> None:
-    payload = {
+def claims() -> dict[str, object]:
+    """A well-formed session-token payload, to be signed the wrong way by the tests."""
+    return {
         "sid": "s",
         "org": "o",
         "fph": "",
@@ -57,36 +58,24 @@ def test_alg_none_is_refused() -> None:
         "jti": "j",
         "typ": "qp-session",
     }
+
+
+def test_alg_none_is_refused() -> None:
+    payload = claims()
     token = jwt.encode(payload, None, algorithm="none")  # type: ignore[arg-type]
     with pytest.raises(TokenError):
         verify_session_token(SECRET, token, now=NOW)
 
 
 def test_other_hs_algorithm_is_refused() -> None:
-    payload = {
-        "sid": "s",
-        "org": "o",
-        "fph": "",
-        "iat": int(NOW),
-        "exp": int(NOW) + 60,
-        "jti": "j",
-        "typ": "qp-session",
-    }
+    payload = claims()
     with pytest.raises(TokenError):
         verify_session_token(SECRET, jwt.encode(payload, SECRET, algorithm="HS512"), now=NOW)
 
 
 @pytest.mark.parametrize("missing", ["exp", "sid", "org", "fph", "jti", "iat"])
 def test_required_claims(missing: str) -> None:
-    payload = {
-        "sid": "s",
-        "org": "o",
-        "fph": "",
-        "iat": int(NOW),
-        "exp": int(NOW) + 60,
-        "jti": "j",
-        "typ": "qp-session",
-    }
+    payload = claims()
     del payload[missing]
     with pytest.raises(TokenError):
         verify_session_token(SECRET, jwt.encode(payload, SECRET, algorithm="HS256"), now=NOW)
