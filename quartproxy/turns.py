@@ -181,29 +181,18 @@ class TurnRunner:
         await self._record_all(turn, [event])
 
     async def _record_all(self, turn: LiveTurn, events: list[TurnEvent]) -> None:
-        """Persist the events of one upstream read, then publish them with one wake-up
-        (listeners get the whole read as one batch, hence one write to their socket)."""
+        """Persist the events of one upstream read in one store call, then publish them with one
+        wake-up (listeners get the whole read as one batch, hence one write to their socket)."""
         seq = len(turn.events)
-        now = self.clock()
-        stored = 0
-        try:
-            with self._without_store("resume buffer"):
-                for event in events:
-                    await self.store.buffer_append(
-                        turn.message_id,
-                        turn.session_id,
-                        seq + stored,
-                        to_record(event),
-                        self.buffer_seconds,
-                        now,
-                    )
-                    stored += 1
-            stored = len(events)  # fail open: the rest goes out without its buffer copy
-        finally:
-            # Interrupted (cancelled, or the store failed closed): publish exactly what was
-            # persisted, so live and buffered sequence numbers stay the same.
-            if stored:
-                turn.publish_all(events[:stored])
+        records = [(seq + i, to_record(event)) for i, event in enumerate(events)]
+        with self._without_store("resume buffer"):  # fail open: out without its buffer copy
+            await self.store.buffer_append(
+                turn.message_id, turn.session_id, records, self.buffer_seconds, self.clock()
+            )
+        # Reached only when the batch was persisted (or fail open): when the store failed
+        # closed or the call was cancelled nothing is published, so live and buffered
+        # sequence numbers stay the same.
+        turn.publish_all(events)
 
     @contextmanager
     def _without_store(self, what: str) -> Iterator[None]:

@@ -101,12 +101,16 @@ class Store(Protocol):
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
-        """Store event `seq` of an answer; the buffer expires `ttl` seconds after its last event."""
+        """Store `(seq, record)` events of an answer — typically all the events of one upstream
+        read — in one atomic write (one transaction, one round trip): readers see all of them
+        or none. An event whose seq is not above the buffer's last one is a replay and is
+        skipped (idempotent), so a batch may be retried; a batch for an erased session writes
+        nothing. The buffer expires `ttl` seconds after the last batch that added an event.
+        StoreUnavailable when the backend fails (a lost Redis reply may hide a done write)."""
         ...
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:

@@ -118,19 +118,23 @@ class MemoryStore:
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
-        if session_id in self._erased:
+        if session_id in self._erased or not events:
             return
         buf = self._buffers.get(message_id)
         if buf is None:
             buf = self._buffers[message_id] = _Buffer(session_id)
-        if buf.events and buf.events[-1][0] >= seq:
-            return  # idempotent: a replayed append changes nothing
-        buf.events.append((seq, record))
+        added = False
+        for seq, record in events:
+            if buf.events and buf.events[-1][0] >= seq:
+                continue  # idempotent: a replayed event changes nothing
+            buf.events.append((seq, record))
+            added = True
+        if not added:
+            return
         buf.expires_at = now + ttl
         if buf.waiting:  # a fresh Event per append only when someone waits (resume readers)
             changed, buf.changed = buf.changed, trio.Event()

@@ -12,7 +12,8 @@ scripts touch keys they compute):
 - `sess:<sid>` string (JSON SessionRecord); `busy:<sid>` hash {mid, exp} (Lua compare-and-set).
 - `hist:<sid>` list of JSON entries, oldest first; `hist-idx` sorted set sid -> oldest
   created_at, so the retention purge visits only sessions that have old entries.
-- `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record),
+- `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record), all
+  the events of one upstream read added by one script call,
   `bufm:<mid>` hash {sid, exp, last}, `sbuf:<sid>` set of the session's message ids (erasure).
 - `erased:<sid>` (a day): a deleted session; history and buffer appends for it are dropped, so
   an answer still running on another worker cannot write it back.
@@ -151,18 +152,27 @@ redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
 return #mids
 """
 
-# KEYS: bufm, buf, sbuf, erased. ARGV: seq, record, sid, exp, ttl_ms, mid
+# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, then seq, record of each event.
+# -> the last seq added, -1 when nothing was (erased session, or only replays).
 _BUF_APPEND = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'last'))
-if last ~= nil and last >= tonumber(ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], ARGV[1] .. '-1', 's', ARGV[1], 'r', ARGV[2])
-redis.call('HSET', KEYS[1], 'sid', ARGV[3], 'exp', ARGV[4], 'last', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[6])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
-return 1
+local added = nil
+for i = 5, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if last == nil or seq > last then
+    redis.call('XADD', KEYS[2], ARGV[i] .. '-1', 's', ARGV[i], 'r', ARGV[i + 1])
+    last = seq
+    added = ARGV[i]
+  end
+end
+if added == nil then return -1 end
+redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'exp', ARGV[2], 'last', added)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return last
 """
 
 # KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
@@ -389,30 +399,27 @@ class RedisStore:
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
+        if not events:
+            return
+        args: list[str | int] = [session_id, _f(now + ttl), _ms(ttl), message_id]
+        for seq, record in events:
+            args += [seq, json.dumps(record, separators=(",", ":"))]
         with self._errors():
-            added: Any = await self._buf_append(
+            last: Any = await self._buf_append(
                 keys=[
                     self._k("bufm", message_id),
                     self._k("buf", message_id),
                     self._k("sbuf", session_id),
                     self._k("erased", session_id),
                 ],
-                args=[
-                    seq,
-                    json.dumps(record, separators=(",", ":")),
-                    session_id,
-                    _f(now + ttl),
-                    _ms(ttl),
-                    message_id,
-                ],
+                args=args,
             )
-        if int(added):
-            self._wakeups.appended(message_id, session_id, seq, now + ttl, now)
+        if int(last) >= 0:
+            self._wakeups.appended(message_id, session_id, int(last), now + ttl, now)
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         first = f"{after + 1}-0" if after >= -1 else "-"

@@ -5,6 +5,8 @@
 - WAL journal + `synchronous=NORMAL`: a committed transaction survives a crash or `kill -9` of
   the process (only an OS crash or power loss can lose the last commits). Every buffer event is
   committed before `buffer_append` returns, so an event a client has seen is on disk.
+- One call, one transaction (one thread hop, one commit): `buffer_append` writes all the events
+  of one upstream read.
 - Read-modify-write (the GCRA step, counters, the busy flag, idempotent appends) runs in one
   `BEGIN IMMEDIATE` transaction: the write lock is taken before the read, so several processes
   on one file decide exactly (busy_timeout makes them queue instead of failing).
@@ -337,37 +339,45 @@ class SqliteStore:
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
-        data = json.dumps(record, separators=(",", ":"))
+        if not events:
+            return
+        encoded = [(seq, json.dumps(record, separators=(",", ":"))) for seq, record in events]
 
-        def append(conn: sqlite3.Connection) -> bool:
+        def append(conn: sqlite3.Connection) -> int | None:
             conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(
                 "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
             ).fetchone()
-            if (row is not None and row[0] >= seq) or _erased(conn, session_id):
+            last: int | None = None if row is None else int(row[0])
+            rows = []
+            for seq, data in encoded:
+                if last is None or seq > last:  # idempotent: a replayed event changes nothing
+                    rows.append((message_id, seq, data))
+                    last = seq
+            if not rows or _erased(conn, session_id):
                 conn.execute("COMMIT")
-                return False  # idempotent: a replayed append changes nothing
-            conn.execute(
+                return None
+            conn.executemany(
                 "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)",
-                (message_id, seq, data),
+                rows,
             )
             conn.execute(
                 "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
                 "expires_at = excluded.expires_at, last_seq = excluded.last_seq",
-                (message_id, session_id, now + ttl, seq),
+                (message_id, session_id, now + ttl, last),
             )
-            conn.execute("COMMIT")  # durable (WAL) before the event can reach any client
+            conn.execute("COMMIT")  # durable (WAL) before the events can reach any client
             self._after_write(conn, now)
-            return True
+            return last
 
-        if await self._run(append):
-            self._wakeups.appended(message_id, session_id, seq, now + ttl, now)
+        last = await self._run(append)
+        if last is not None:
+            self._wakeups.appended(message_id, session_id, last, now + ttl, now)
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         def read(conn: sqlite3.Connection) -> BufferSlice | None:

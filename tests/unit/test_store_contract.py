@@ -151,7 +151,7 @@ async def test_delete_session_erases_history_buffers_and_busy_flag(store: Store)
     await store.put_session(session("s2"))
     for sid in ("s1", "s2"):
         await store.append_history(sid, [entry(f"m-{sid}", "user", "hi", NOW)])
-        await store.buffer_append(f"m-{sid}", sid, 0, {"event": "start"}, 300, NOW)
+        await store.buffer_append(f"m-{sid}", sid, [(0, {"event": "start"})], 300, NOW)
         assert await store.acquire_turn(sid, f"m-{sid}", 60, NOW)
 
     await store.delete_session("s1")
@@ -172,11 +172,13 @@ async def test_delete_session_erases_history_buffers_and_busy_flag(store: Store)
 async def test_late_writes_for_a_deleted_session_are_dropped(open_backend: OpenBackend) -> None:
     # An answer still running on another worker must not write the erased session back.
     async with open_backend() as deleter, open_backend() as other_worker:
-        await other_worker.buffer_append("m", "s1", 0, {"event": "start"}, 300, NOW)
+        await other_worker.buffer_append("m", "s1", [(0, {"event": "start"})], 300, NOW)
         await other_worker.append_history("s1", [entry("m", "user", "secret", NOW)])
         await deleter.delete_session("s1")
-        await other_worker.buffer_append("m", "s1", 1, {"event": "delta"}, 300, NOW)
-        await other_worker.buffer_append("m2", "s1", 0, {"event": "start"}, 300, NOW)
+        await other_worker.buffer_append("m", "s1", [(1, {"event": "delta"})], 300, NOW)
+        await other_worker.buffer_append(
+            "m2", "s1", [(0, {"event": "start"}), (1, {"event": "delta"})], 300, NOW
+        )
         await other_worker.append_history("s1", [entry("m", "assistant", "answer", NOW)])
         for s in (deleter, other_worker):
             assert await s.buffer_read("m", -1, NOW) is None
@@ -246,7 +248,7 @@ async def test_buffer_append_read_after_and_expiry(store: Store) -> None:
         {"event": "end", "data": {"text": "Hél"}},
     ]
     for seq, ev in enumerate(events):
-        await store.buffer_append("m", "s", seq, ev, 300, NOW + seq)
+        await store.buffer_append("m", "s", [(seq, ev)], 300, NOW + seq)
     full = await store.buffer_read("m", -1, NOW + 3)
     assert full is not None
     assert full.session_id == "s"
@@ -262,16 +264,59 @@ async def test_buffer_append_read_after_and_expiry(store: Store) -> None:
 
 
 async def test_buffer_append_is_idempotent(store: Store) -> None:
-    await store.buffer_append("m", "s", 0, {"n": 0}, 300, NOW)
-    await store.buffer_append("m", "s", 1, {"n": 1}, 300, NOW)
-    await store.buffer_append("m", "s", 1, {"n": "again"}, 300, NOW)
-    await store.buffer_append("m", "s", 0, {"n": "again"}, 300, NOW)
+    await store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
+    await store.buffer_append("m", "s", [(1, {"n": 1})], 300, NOW)
+    await store.buffer_append("m", "s", [(1, {"n": "again"})], 300, NOW)
+    await store.buffer_append("m", "s", [(0, {"n": "again"})], 300, NOW)
     slice_ = await store.buffer_read("m", -1, NOW)
     assert slice_ is not None and slice_.events == [(0, {"n": 0}), (1, {"n": 1})]
 
 
+async def test_buffer_append_writes_a_batch_and_skips_its_replayed_events(
+    open_backend: OpenBackend,
+) -> None:
+    async with open_backend() as writer, open_backend() as reader:
+        await writer.buffer_append("m", "s", [(0, {"n": 0}), (1, {"n": 1})], 300, NOW)
+        await writer.buffer_append(
+            "m", "s", [(1, {"n": "again"}), (2, {"n": 2}), (3, {"n": 3})], 300, NOW
+        )
+        for s in (writer, reader):
+            slice_ = await s.buffer_read("m", -1, NOW)
+            assert slice_ is not None and slice_.session_id == "s"
+            assert slice_.events == [(i, {"n": i}) for i in range(4)]
+        # within a batch too, each event must come after the last one stored
+        await writer.buffer_append(
+            "m", "s", [(5, {"n": 5}), (4, {"n": 4}), (6, {"n": 6})], 300, NOW
+        )
+        slice_ = await reader.buffer_read("m", 3, NOW)
+        assert slice_ is not None and slice_.events == [(5, {"n": 5}), (6, {"n": 6})]
+
+
+async def test_buffer_append_batch_of_replays_or_nothing_changes_nothing(store: Store) -> None:
+    await store.buffer_append("m", "s", [(0, {"n": 0}), (1, {"n": 1})], 300, NOW)
+    await store.buffer_append("m", "s", [(0, {"n": "x"}), (1, {"n": "y"})], 300, NOW + 100)
+    await store.buffer_append("m", "s", [], 300, NOW + 100)
+    await store.buffer_append("empty", "s", [], 300, NOW)
+    assert await store.buffer_read("empty", -1, NOW) is None
+    slice_ = await store.buffer_read("m", -1, NOW + 299)
+    assert slice_ is not None and slice_.events == [(0, {"n": 0}), (1, {"n": 1})]
+    # only a batch that adds an event moves the expiry
+    assert await store.buffer_read("m", -1, NOW + 300) is None
+    await store.buffer_append("m2", "s", [(0, {"n": 0})], 300, NOW)
+    await store.buffer_append("m2", "s", [(0, {"n": 0}), (1, {"n": 1})], 300, NOW + 100)
+    assert await store.buffer_read("m2", -1, NOW + 399) is not None
+    assert await store.buffer_read("m2", -1, NOW + 400) is None
+
+
+async def test_buffer_append_takes_a_long_batch(store: Store) -> None:
+    events = [(i, {"event": "delta", "data": {"text": f"t{i} é"}}) for i in range(2000)]
+    await store.buffer_append("m", "s", events, 300, NOW)
+    slice_ = await store.buffer_read("m", -1, NOW)
+    assert slice_ is not None and slice_.events == events
+
+
 async def _wakes_on_append(waiter_store: Store, writer_store: Store) -> None:
-    await writer_store.buffer_append("m", "s", 0, {"n": 0}, 300, NOW)
+    await writer_store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
     woke = trio.Event()
 
     async def waiter() -> None:
@@ -283,10 +328,10 @@ async def _wakes_on_append(waiter_store: Store, writer_store: Store) -> None:
             nursery.start_soon(waiter)
             await trio.testing.wait_all_tasks_blocked()
             assert not woke.is_set()  # nothing after seq 0 yet: it must be waiting
-            await writer_store.buffer_append("m", "s", 1, {"n": 1}, 300, NOW)
+            await writer_store.buffer_append("m", "s", [(1, {"n": 1}), (2, {"n": 2})], 300, NOW)
             await woke.wait()
     slice_ = await waiter_store.buffer_read("m", 0, NOW)
-    assert slice_ is not None and slice_.events == [(1, {"n": 1})]
+    assert slice_ is not None and slice_.events == [(1, {"n": 1}), (2, {"n": 2})]
 
 
 async def test_buffer_wait_wakes_on_append_in_the_same_process(store: Store) -> None:
@@ -300,8 +345,8 @@ async def test_buffer_wait_wakes_on_append_by_another_client(open_backend: OpenB
 
 async def test_buffer_wait_returns_at_once_when_events_exist(open_backend: OpenBackend) -> None:
     async with open_backend() as reader, open_backend() as writer:
-        await writer.buffer_append("m", "s", 0, {"n": 0}, 300, NOW)
-        await writer.buffer_append("m", "s", 1, {"n": 1}, 300, NOW)
+        await writer.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
+        await writer.buffer_append("m", "s", [(1, {"n": 1})], 300, NOW)
         with trio.fail_after(20):
             await reader.buffer_wait("m", 0)
             await reader.buffer_wait("m", -1)
@@ -309,7 +354,7 @@ async def test_buffer_wait_returns_at_once_when_events_exist(open_backend: OpenB
 
 
 async def test_buffer_wait_is_woken_by_session_deletion(store: Store) -> None:
-    await store.buffer_append("m", "s", 0, {"n": 0}, 300, NOW)
+    await store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store.buffer_wait, "m", 0)
@@ -319,12 +364,12 @@ async def test_buffer_wait_is_woken_by_session_deletion(store: Store) -> None:
 
 
 async def test_buffer_wait_is_cancellable(store: Store) -> None:
-    await store.buffer_append("m", "s", 0, {"n": 0}, 300, NOW)
+    await store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
     with trio.move_on_after(0.05) as scope:
         await store.buffer_wait("m", 0)
     assert scope.cancelled_caught
     # the store still works after a cancelled wait
-    await store.buffer_append("m", "s", 1, {"n": 1}, 300, NOW)
+    await store.buffer_append("m", "s", [(1, {"n": 1})], 300, NOW)
     slice_ = await store.buffer_read("m", 0, NOW)
     assert slice_ is not None and slice_.events == [(1, {"n": 1})]
 
