@@ -58,6 +58,13 @@ class Store(Protocol):
         """One atomic GCRA decision for `key` (see core.limits.gcra)."""
         ...
 
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
+        """Charge several `(key, rate)` in order, atomically and in one round trip, stopping at
+        the first refusal: the decisions of the keys charged, so a refusal is always the last
+        one and the keys after it are not charged (nor looked at). Each decision is what `hit`
+        would have returned at that point; an empty `hits` makes no round trip."""
+        ...
+
     async def incr(self, key: str, ttl: float, now: float) -> int:
         """Add one to a counter that expires `ttl` seconds after its first hit; the new value."""
         ...

@@ -50,11 +50,18 @@ class MemoryStore:
         self._buffers = {k: v for k, v in self._buffers.items() if v.expires_at > now}
 
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        return (await self.hit_many([(key, rate)], now))[0]
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
         self._sweep(now)
-        decision, new_tat = gcra(self._tat.get(key), now, rate)
-        if new_tat is not None:
+        out: list[Decision] = []
+        for key, rate in hits:
+            decision, new_tat = gcra(self._tat.get(key), now, rate)
+            out.append(decision)
+            if new_tat is None:
+                break  # refused: the later keys are not charged
             self._tat[key] = new_tat
-        return decision
+        return out
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
         count, expires = self._counters.get(key, (0, 0.0))

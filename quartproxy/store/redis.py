@@ -7,7 +7,7 @@ must be entered (`async with RedisStore(url) as store`) by a long-lived task —
 Keys (all under `prefix`, default "qp:"; single Redis / Sentinel, not Redis Cluster: some
 scripts touch keys they compute):
 - `rl:<key>` string: the GCRA theoretical arrival time, decided by ONE Lua script (atomic
-  across workers and instances).
+  across workers and instances) that charges all the tiers of a request in one round trip.
 - `ct:<key>` hash {n, exp}: fixed-window counters (Lua).
 - `sess:<sid>` string (JSON SessionRecord); `busy:<sid>` hash {mid, exp} (Lua compare-and-set).
 - `hist:<sid>` list of JSON entries, oldest first; `hist-idx` sorted set sid -> oldest
@@ -50,27 +50,35 @@ from ..core.limits import Decision, Rate, tolerance
 from ._wakeups import LocalWakeups
 from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
 
+# KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
+# -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.
 # %.17g round-trips a double exactly, so the Lua arithmetic equals core.limits.gcra bit for bit.
 _GCRA = """
-local tat = tonumber(redis.call('GET', KEYS[1]))
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local count = tonumber(ARGV[4])
-local tolerance = tonumber(ARGV[5])
-local base = now
-if tat ~= nil and tat >= now then base = tat end
-local new_tat = base + interval
-local allow_at = new_tat - burst
-if allow_at > now + tolerance then
-  return {0, string.format('%.17g', allow_at - now), 0}
+local out = {}
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 4
+  local interval = tonumber(ARGV[a])
+  local burst = tonumber(ARGV[a + 1])
+  local count = tonumber(ARGV[a + 2])
+  local tolerance = tonumber(ARGV[a + 3])
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  local base = now
+  if tat ~= nil and tat >= now then base = tat end
+  local new_tat = base + interval
+  local allow_at = new_tat - burst
+  if allow_at > now + tolerance then
+    out[#out + 1] = {0, string.format('%.17g', allow_at - now), 0}
+    return out
+  end
+  local remaining = math.floor((now - allow_at + tolerance) / interval)
+  if remaining > count - 1 then remaining = count - 1 end
+  if remaining < 0 then remaining = 0 end
+  local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
+  redis.call('SET', KEYS[i], string.format('%.17g', new_tat), 'PX', ttl)
+  out[#out + 1] = {1, '0', remaining}
 end
-local remaining = math.floor((now - allow_at + tolerance) / interval)
-if remaining > count - 1 then remaining = count - 1 end
-if remaining < 0 then remaining = 0 end
-local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
-redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl)
-return {1, '0', remaining}
+return out
 """
 
 _INCR = """
@@ -284,13 +292,20 @@ class RedisStore:
 
     # -- rate limits and counters -------------------------------------------------------------
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        return (await self.hit_many([(key, rate)], now))[0]
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
+        if not hits:
+            return []
+        args: list[str | int] = [_f(now)]
+        for _, rate in hits:
+            args += [_f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))]
         with self._errors():
-            reply: Any = await self._gcra(
-                keys=[self._k("rl", key)],
-                args=[_f(now), _f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))],
-            )
-        allowed, retry_after, remaining = reply
-        return Decision(bool(int(allowed)), float(retry_after), int(remaining))
+            reply: Any = await self._gcra(keys=[self._k("rl", key) for key, _ in hits], args=args)
+        return [
+            Decision(bool(int(allowed)), float(retry_after), int(remaining))
+            for allowed, retry_after, remaining in reply
+        ]
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
         with self._errors():

@@ -6,7 +6,7 @@
   the process (only an OS crash or power loss can lose the last commits). Every buffer event is
   committed before `buffer_append` returns, so an event a client has seen is on disk.
 - One call, one transaction (one thread hop, one commit): `buffer_append` writes all the events
-  of one upstream read.
+  of one upstream read, `hit_many` charges all the limit tiers of a request.
 - Read-modify-write (the GCRA step, counters, the busy flag, idempotent appends) runs in one
   `BEGIN IMMEDIATE` transaction: the write lock is taken before the read, so several processes
   on one file decide exactly (busy_timeout makes them queue instead of failing).
@@ -181,11 +181,21 @@ class SqliteStore:
 
     # -- rate limits and counters -------------------------------------------------------------
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
-        def step(conn: sqlite3.Connection) -> Decision:
+        return (await self.hit_many([(key, rate)], now))[0]
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
+        if not hits:
+            return []
+
+        def step(conn: sqlite3.Connection) -> list[Decision]:
             conn.execute("BEGIN IMMEDIATE")  # write lock before the read: one decision at a time
-            row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
-            decision, new_tat = gcra(None if row is None else row[0], now, rate)
-            if new_tat is not None:
+            out: list[Decision] = []
+            for key, rate in hits:
+                row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
+                decision, new_tat = gcra(None if row is None else row[0], now, rate)
+                out.append(decision)
+                if new_tat is None:
+                    break  # refused: the later keys are not charged
                 conn.execute(
                     "INSERT INTO rate_limits (key, tat) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
@@ -193,7 +203,7 @@ class SqliteStore:
                 )
             conn.execute("COMMIT")
             self._after_write(conn, now)
-            return decision
+            return out
 
         return await self._run(step)
 

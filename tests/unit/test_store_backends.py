@@ -126,6 +126,8 @@ async def test_sqlite_failing_batch_writes_none_of_its_events(tmp_path: Path) ->
         conn.execute("PRAGMA query_only = ON")
         with pytest.raises(StoreUnavailable):
             await store.buffer_append("m", "s", [(1, {"n": 1}), (2, {"n": 2})], 300, NOW)
+        with pytest.raises(StoreUnavailable):
+            await store.hit_many([("a", Rate(1, 60)), ("b", Rate(1, 60))], NOW)
         conn.execute("PRAGMA query_only = OFF")
         part = await store.buffer_read("m", -1, NOW)
         assert part is not None and part.events == [(0, {"n": 0})]
@@ -150,6 +152,8 @@ async def test_redis_down_is_store_unavailable_and_recovers(tmp_path: Path) -> N
                 await store.buffer_read("m", -1, NOW)
             with pytest.raises(StoreUnavailable):
                 await store.buffer_append("m", "s", [(0, {"n": 0}), (1, {"n": 1})], 300, NOW)
+            with pytest.raises(StoreUnavailable):
+                await store.hit_many([("k", Rate(1, 60)), ("k2", Rate(1, 60))], NOW)
             # the same port again: the same client reconnects without a restart of the app
             server.start()
             await store.ping()

@@ -137,6 +137,62 @@ async def test_incr_counts_until_expiry(store: Store) -> None:
     assert await store.incr("c", 10, NOW + 11) == 2
 
 
+async def test_hit_many_stops_at_the_first_refusal_and_charges_nothing_after_it(
+    store: Store,
+) -> None:
+    ip, sess, origin = ("ip", Rate(2, 60)), ("session", Rate(1, 60)), ("origin", Rate(10, 60))
+    first = await store.hit_many([ip, sess, origin], NOW)
+    assert [(d.allowed, d.remaining) for d in first] == [(True, 1), (True, 0), (True, 9)]
+
+    # the session tier refuses: the ip tier before it was charged, the origin tier was not
+    second = await store.hit_many([ip, sess, origin], NOW + 1)
+    assert [d.allowed for d in second] == [True, False]
+    assert second[-1].retry_after == pytest.approx(59.0)
+    third = await store.hit_many([ip, sess, origin], NOW + 2)
+    assert [d.allowed for d in third] == [False]  # the ip tier's 2 are spent: it refuses first
+    assert third[0].retry_after == pytest.approx(28.0)  # 2/60: one back every 30 s
+    assert (await store.hit("origin", origin[1], NOW + 3)).remaining == 8  # 2nd charge only
+
+    assert await store.hit_many([], NOW) == []
+
+
+async def test_hit_many_agrees_with_the_pure_gcra_steps_in_order(store: Store) -> None:
+    rng = random.Random(11)
+    rates = {"a": Rate(3, 10), "b": Rate(2, 7), "c": Rate(5, 30)}
+    tats: dict[str, float | None] = dict.fromkeys(rates)
+    now = NOW
+    for _ in range(150):
+        now += rng.choice([0.0, 0.001, 0.5, 1.7, 3.3333333, 4.0, 11.0])
+        keys = rng.sample(sorted(rates), rng.randint(1, 3))
+        expected = []
+        for key in keys:  # the model: one gcra step per key, in order, up to a refusal
+            decision, new_tat = gcra(tats[key], now, rates[key])
+            expected.append(decision)
+            if new_tat is None:
+                break
+            tats[key] = new_tat
+        assert await store.hit_many([(k, rates[k]) for k in keys], now) == expected
+
+
+async def test_hit_many_from_two_clients_lets_exactly_n_through_all_tiers(
+    open_backend: OpenBackend,
+) -> None:
+    tiers = [("ip", Rate(5, 3600)), ("site", Rate(1000, 3600))]
+    passed: list[bool] = []
+    async with open_backend() as a, open_backend() as b:
+
+        async def one(s: Store) -> None:
+            decisions = await s.hit_many(tiers, NOW)
+            passed.append(len(decisions) == 2 and decisions[-1].allowed)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(one, a if i % 2 else b)
+        # the 35 refused by the ip tier never reached the site tier
+        assert (await a.hit("site", tiers[1][1], NOW)).remaining == 1000 - 5 - 1
+    assert passed.count(True) == 5
+
+
 # -- sessions ----------------------------------------------------------------------------------
 async def test_sessions_roundtrip_and_expire(store: Store) -> None:
     rec = session("s1")
