@@ -347,11 +347,12 @@ async def screen_message(
     now = services.clock()
     rules = spam_rules(services)
     try:
-        turns = await services.store.incr(
-            f"turns:{hashed(session_key)}", s.session_ttl_seconds, now
-        )
-        repeats = await services.store.incr(
-            duplicate_key(session_key, message), rules.duplicate_window_seconds, now
+        turns, repeats = await services.store.incr_many(
+            [
+                (f"turns:{hashed(session_key)}", s.session_ttl_seconds),
+                (duplicate_key(session_key, message), rules.duplicate_window_seconds),
+            ],
+            now,
         )
     except StoreUnavailable:
         turns, repeats = 2, 1  # the limiter already decided fail-open/closed; don't guess here

@@ -69,6 +69,11 @@ class Store(Protocol):
         """Add one to a counter that expires `ttl` seconds after its first hit; the new value."""
         ...
 
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        """`incr` for each `(key, ttl)` in order, atomically and in one round trip; the new
+        values in the same order."""
+        ...
+
     # -- sessions ------------------------------------------------------------------------------
     async def put_session(self, record: SessionRecord) -> None: ...
 

@@ -64,11 +64,17 @@ class MemoryStore:
         return out
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
-        count, expires = self._counters.get(key, (0, 0.0))
-        if expires <= now:
-            count, expires = 0, now + ttl
-        self._counters[key] = (count + 1, expires)
-        return count + 1
+        return (await self.incr_many([(key, ttl)], now))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        out: list[int] = []
+        for key, ttl in counters:
+            count, expires = self._counters.get(key, (0, 0.0))
+            if expires <= now:
+                count, expires = 0, now + ttl
+            self._counters[key] = (count + 1, expires)
+            out.append(count + 1)
+        return out
 
     async def put_session(self, record: SessionRecord) -> None:
         self._sessions[record.session_id] = record

@@ -8,7 +8,7 @@ Keys (all under `prefix`, default "qp:"; single Redis / Sentinel, not Redis Clus
 scripts touch keys they compute):
 - `rl:<key>` string: the GCRA theoretical arrival time, decided by ONE Lua script (atomic
   across workers and instances) that charges all the tiers of a request in one round trip.
-- `ct:<key>` hash {n, exp}: fixed-window counters (Lua).
+- `ct:<key>` hash {n, exp}: fixed-window counters (Lua, several per round trip).
 - `sess:<sid>` string (JSON SessionRecord); `busy:<sid>` hash {mid, exp} (Lua compare-and-set).
 - `hist:<sid>` list of JSON entries, oldest first; `hist-idx` sorted set sid -> oldest
   created_at, so the retention purge visits only sessions that have old entries.
@@ -81,19 +81,24 @@ end
 return out
 """
 
+# KEYS: one ct key per counter. ARGV: now, then the ttl of each counter. -> the new values.
 _INCR = """
-local v = redis.call('HMGET', KEYS[1], 'n', 'exp')
 local now = tonumber(ARGV[1])
-local n = tonumber(v[1])
-local exp = tonumber(v[2])
-if n == nil or exp == nil or exp <= now then
-  n = 0
-  exp = now + tonumber(ARGV[2])
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'n', 'exp')
+  local n = tonumber(v[1])
+  local exp = tonumber(v[2])
+  if n == nil or exp == nil or exp <= now then
+    n = 0
+    exp = now + tonumber(ARGV[i + 1])
+  end
+  n = n + 1
+  redis.call('HSET', KEYS[i], 'n', n, 'exp', string.format('%.17g', exp))
+  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil((exp - now) * 1000)))
+  out[i] = n
 end
-n = n + 1
-redis.call('HSET', KEYS[1], 'n', n, 'exp', string.format('%.17g', exp))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((exp - now) * 1000)))
-return n
+return out
 """
 
 _ACQUIRE = """
@@ -308,9 +313,17 @@ class RedisStore:
         ]
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
+        return (await self.incr_many([(key, ttl)], now))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        if not counters:
+            return []
         with self._errors():
-            n: Any = await self._incr(keys=[self._k("ct", key)], args=[_f(now), _f(ttl)])
-        return int(n)
+            reply: Any = await self._incr(
+                keys=[self._k("ct", key) for key, _ in counters],
+                args=[_f(now), *(_f(ttl) for _, ttl in counters)],
+            )
+        return [int(n) for n in reply]
 
     # -- sessions -----------------------------------------------------------------------------
     async def put_session(self, record: SessionRecord) -> None:

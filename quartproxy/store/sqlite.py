@@ -6,7 +6,8 @@
   the process (only an OS crash or power loss can lose the last commits). Every buffer event is
   committed before `buffer_append` returns, so an event a client has seen is on disk.
 - One call, one transaction (one thread hop, one commit): `buffer_append` writes all the events
-  of one upstream read, `hit_many` charges all the limit tiers of a request.
+  of one upstream read, `hit_many` charges all the limit tiers of a request, `incr_many` the
+  screening counters.
 - Read-modify-write (the GCRA step, counters, the busy flag, idempotent appends) runs in one
   `BEGIN IMMEDIATE` transaction: the write lock is taken before the read, so several processes
   on one file decide exactly (busy_timeout makes them queue instead of failing).
@@ -208,20 +209,29 @@ class SqliteStore:
         return await self._run(step)
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
-        def step(conn: sqlite3.Connection) -> int:
+        return (await self.incr_many([(key, ttl)], now))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        if not counters:
+            return []
+
+        def step(conn: sqlite3.Connection) -> list[int]:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(
-                "INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "count = CASE WHEN expires_at <= ? THEN 1 ELSE count + 1 END, "
-                "expires_at = CASE WHEN expires_at <= ? THEN excluded.expires_at "
-                "ELSE expires_at END "
-                "RETURNING count",
-                (key, now + ttl, now, now),
-            ).fetchone()
+            out: list[int] = []
+            for key, ttl in counters:
+                row = conn.execute(
+                    "INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET "
+                    "count = CASE WHEN expires_at <= ? THEN 1 ELSE count + 1 END, "
+                    "expires_at = CASE WHEN expires_at <= ? THEN excluded.expires_at "
+                    "ELSE expires_at END "
+                    "RETURNING count",
+                    (key, now + ttl, now, now),
+                ).fetchone()
+                out.append(int(row[0]))
             conn.execute("COMMIT")
             self._after_write(conn, now)
-            return int(row[0])
+            return out
 
         return await self._run(step)
 

@@ -128,12 +128,15 @@ async def test_sqlite_failing_batch_writes_none_of_its_events(tmp_path: Path) ->
             await store.buffer_append("m", "s", [(1, {"n": 1}), (2, {"n": 2})], 300, NOW)
         with pytest.raises(StoreUnavailable):
             await store.hit_many([("a", Rate(1, 60)), ("b", Rate(1, 60))], NOW)
+        with pytest.raises(StoreUnavailable):
+            await store.incr_many([("c", 60), ("d", 60)], NOW)
         conn.execute("PRAGMA query_only = OFF")
         part = await store.buffer_read("m", -1, NOW)
         assert part is not None and part.events == [(0, {"n": 0})]
         await store.buffer_append("m", "s", [(1, {"n": 1}), (2, {"n": 2})], 300, NOW)
         part = await store.buffer_read("m", 0, NOW)
         assert part is not None and [seq for seq, _ in part.events] == [1, 2]
+        assert await store.incr_many([("c", 60), ("d", 60)], NOW) == [1, 1]
 
 
 async def test_redis_down_is_store_unavailable_and_recovers(tmp_path: Path) -> None:
@@ -154,6 +157,8 @@ async def test_redis_down_is_store_unavailable_and_recovers(tmp_path: Path) -> N
                 await store.buffer_append("m", "s", [(0, {"n": 0}), (1, {"n": 1})], 300, NOW)
             with pytest.raises(StoreUnavailable):
                 await store.hit_many([("k", Rate(1, 60)), ("k2", Rate(1, 60))], NOW)
+            with pytest.raises(StoreUnavailable):
+                await store.incr_many([("c", 60), ("d", 60)], NOW)
             # the same port again: the same client reconnects without a restart of the app
             server.start()
             await store.ping()

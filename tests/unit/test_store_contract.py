@@ -193,6 +193,16 @@ async def test_hit_many_from_two_clients_lets_exactly_n_through_all_tiers(
     assert passed.count(True) == 5
 
 
+async def test_incr_many_counts_each_key_like_incr(store: Store) -> None:
+    assert await store.incr_many([("a", 10), ("b", 5)], NOW) == [1, 1]
+    assert await store.incr_many([("a", 10), ("b", 5)], NOW + 1) == [2, 2]
+    assert await store.incr_many([("b", 5), ("a", 10)], NOW + 5) == [1, 3]  # b's window ended
+    assert await store.incr("a", 10, NOW + 6) == 4
+    assert await store.incr_many([("c", 10), ("c", 10)], NOW) == [1, 2]  # in order
+    assert await store.incr_many([], NOW) == []
+    assert await store.incr_many([("a", 10)], NOW + 10) == [1]
+
+
 # -- sessions ----------------------------------------------------------------------------------
 async def test_sessions_roundtrip_and_expire(store: Store) -> None:
     rec = session("s1")
