@@ -4,6 +4,7 @@ only ever see turn events."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ class N8nClient:
     ) -> None:
         self.settings = settings
         self.url = settings.n8n_webhook_url
+        self._url = httpx.URL(self.url)  # parsed once, not on every call
         self._clock = clock
         # Timeouts are enforced with trio cancel scopes around each step (first byte, gap
         # between chunks) so they read as the contract states them; the transport only bounds
@@ -89,6 +91,7 @@ class N8nClient:
         return {
             "Authorization": f"Bearer {token}",
             "Accept": "text/plain, application/json",
+            "Content-Type": "application/json",
             # n8n gzips streamed answers when asked (httpx asks by default); a compressor may
             # hold back small chunks, so ask for the bytes as they are produced.
             "Accept-Encoding": "identity",
@@ -126,7 +129,11 @@ class N8nClient:
         )
         transport = self.transport
         request = httpx.Request(
-            "POST", self.url, json=body, headers=headers, extensions=dict(self._timeouts)
+            "POST",
+            self._url,
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers=headers,
+            extensions=self._timeouts,
         )
         response: httpx.Response | None = None
         try:
