@@ -56,7 +56,7 @@ def metrics_directory() -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from .config import ConfigError, environment, load_settings
-    from .logs import ACCESS_LOGGER, SERVER_LOGGER, setup_logging
+    from .logs import ACCESS_LOGGER, SERVER_LOGGER, AccessLogger, setup_logging
 
     try:
         settings = load_settings(environment())  # fail fast, with one line, before workers spawn
@@ -72,6 +72,7 @@ def serve(args: argparse.Namespace) -> int:
     # (Loggers are pickled by name, so spawned workers log through their own handlers.)
     if config.accesslog == "-":
         config.accesslog = logging.getLogger(ACCESS_LOGGER)
+    config.logger_class = AccessLogger
     if config.errorlog == "-":
         config.errorlog = logging.getLogger(SERVER_LOGGER)
     if settings.debug:

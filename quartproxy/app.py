@@ -15,11 +15,11 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from . import lifecycle, logs, metrics
+from . import lifecycle, metrics
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, compat, cors, docs, headers, ops, sessions, ws
-from .http.common import request_id
+from .http import chat, compat, cors, docs, headers, ops, sessions, wrappers, ws
+from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
 from .retention import purge_history_forever
 from .services import Services
@@ -36,6 +36,8 @@ def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
+    app.request_class = wrappers.Request
+    app.websocket_class = wrappers.Websocket
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         BODY_TIMEOUT=30,
@@ -53,8 +55,8 @@ def create_app(
     metrics.configure(settings.allowed_origins.exact)
 
     @app.before_request
-    async def bind_request_id() -> None:
-        logs.bind_request_id(request_id())
+    async def bind_id() -> None:
+        bind_request_id()
 
     app.before_request(cors.preflight)
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
+
+from hypercorn.logging import Logger as HypercornLogger
 
 from .config import Settings
 
@@ -124,3 +127,59 @@ def setup_logging(settings: Settings) -> None:
     root.propagate = False
     # Access lines are INFO: keep them even when LOG_LEVEL is WARNING or ERROR.
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
+
+
+_ATOM = re.compile(r"%\(([^)]+)\)")
+_CHEAP_ATOMS = frozenset({"h", "m", "U", "q", "H", "s", "b", "D", "a", "r", "T", "L", "S"})
+
+
+class _Atoms(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+class AccessLogger(HypercornLogger):
+    """Hypercorn's logger with cheap access-log atoms. Hypercorn's own `AccessLogAtoms` copies
+    every request header, every response header and the whole of `os.environ` into a dict on
+    every request (measured: ~3 % of a worker's CPU on the bench); this builds only the atoms
+    the format and the JSON fields use, and falls back to Hypercorn's for any other format."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        used = set(_ATOM.findall(self.access_log_format or "")) | set(_ACCESS_FIELDS)
+        self._cheap = all(a in _CHEAP_ATOMS or a[:1] == "{" for a in used)
+        self._request_headers = {a[1:-2].lower() for a in used if a.endswith("}i")}
+        self._response_headers = {a[1:-2].lower() for a in used if a.endswith("}o")}
+
+    def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, Any]:
+        if not self._cheap:
+            return super().atoms(request, response, request_time)
+        out = _Atoms()
+        for name, value in request["headers"]:
+            key = name.decode("latin1").lower()
+            if key in self._request_headers:
+                out[f"{{{key}}}i"] = value.decode("latin1")
+            if key == "user-agent":
+                out["a"] = value.decode("latin1")
+        if response is not None:
+            out["s"] = str(response["status"])
+            for name, value in response.get("headers", ()):
+                key = name.decode("latin1").lower()
+                if key in self._response_headers:
+                    out[f"{{{key}}}o"] = value.decode("latin1")
+                if key == "content-length":
+                    out["b"] = value.decode("latin1")
+        client = request.get("client")
+        method = request["method"] if request["type"] == "http" else "GET"
+        protocol = request.get("http_version", "ws")
+        out["h"] = f"{client[0]}:{client[1]}" if client and len(client) == 2 else "-"
+        out["m"] = method
+        out["U"] = request["path"]
+        out["q"] = request["query_string"].decode()
+        out["H"] = protocol
+        out["S"] = request["scheme"]
+        out["r"] = f"{method} {request['path']} {protocol}"
+        out["T"] = int(request_time)
+        out["D"] = int(request_time * 1_000_000)
+        out["L"] = f"{request_time:.6f}"
+        return out

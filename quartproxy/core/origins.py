@@ -87,6 +87,8 @@ class OriginMatcher:
         """The canonical form of `origin` when it is allowed, else None."""
         if origin is None:
             return None
+        if origin in self.exact:  # already canonical and allowed: what browsers send
+            return origin
         norm = normalise_origin(origin)
         if norm is None:
             return None

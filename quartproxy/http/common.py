@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import cast
 
-from quart import current_app, g, request
+from quart import current_app, request
 
-from .. import guard
+from .. import guard, logs
 from ..guard import Caller, make_caller
 from ..services import Services
 
@@ -19,18 +19,22 @@ def services() -> Services:
     return cast(Services, current_app.extensions["quartproxy"])
 
 
+def bind_request_id() -> str:
+    """Decide this request's id and bind it to the request's task (a before_request hook, so
+    it runs first on every HTTP request; the task is the request's own, see logs)."""
+    rid = incoming_request_id(request.headers)
+    logs.bind_request_id(rid)
+    return rid
+
+
 def request_id() -> str:
-    rid = g.get("request_id")
-    if rid is None:
-        rid = incoming_request_id(request.headers)
-        g.request_id = rid
-    return cast(str, rid)
+    return logs.REQUEST_ID.get() or bind_request_id()
 
 
 def incoming_request_id(headers: guard.Headers) -> str:
     """The client's X-Request-ID when it is sane, else a fresh one."""
     incoming = headers.get("X-Request-ID") or ""
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
 def caller() -> Caller:

@@ -36,7 +36,11 @@ async def preflight() -> Response | None:
 
 def decorate(response: Response) -> Response:
     """Echo an allowed Origin (and only an allowed one) on every answer."""
-    response.vary.add("Origin")
+    vary = response.headers.get("Vary")
+    if not vary:
+        response.headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        response.vary.add("Origin")
     origin = allowed_origin()
     if origin is not None:
         # The canonical form of an allowed origin; a disallowed one is never written back.

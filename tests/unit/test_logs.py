@@ -90,3 +90,56 @@ async def test_request_id_follows_into_tasks_started_from_the_request() -> None:
         nursery.start_soon(request_task, "rid-one-11111")
         nursery.start_soon(request_task, "rid-two-22222")
     assert sorted(seen) == ["rid-one-11111", "rid-two-22222"]  # type: ignore[type-var]
+
+
+def _scope() -> dict[str, object]:
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/chat/message",
+        "query_string": b"a=1",
+        "client": ("10.1.2.3", 5555),
+        "headers": [
+            (b"user-agent", b"Mozilla/5.0 test"),
+            (b"x-forwarded-for", b"203.0.113.9"),
+            (b"X-Request-ID", b"abc-12345678"),
+        ],
+    }
+
+
+def test_cheap_access_atoms_equal_hypercorn_ones_for_every_atom_we_log() -> None:
+    """The lean atoms must say exactly what Hypercorn's would, for the shipped format and the
+    JSON fields (Hypercorn's copy every header and os.environ; ours only what is used)."""
+    from hypercorn.config import Config
+    from hypercorn.logging import AccessLogAtoms
+
+    from quartproxy.logs import _ACCESS_FIELDS, AccessLogger
+
+    config = Config.from_toml("hypercorn.toml")
+    response = {
+        "status": 200,
+        "headers": [(b"content-length", b"42"), (b"x-request-id", b"abc-12345678")],
+    }
+    ours = AccessLogger(config).atoms(_scope(), response, 0.0123)  # type: ignore[arg-type]
+    theirs = AccessLogAtoms(_scope(), response, 0.0123)  # type: ignore[arg-type]
+    import re
+
+    used = set(re.findall(r"%\(([^)]+)\)", config.access_log_format)) | set(_ACCESS_FIELDS)
+    for atom in used:
+        assert ours[atom] == theirs[atom], atom
+    assert ours["{x-missing}i"] == theirs["{x-missing}i"] == "-"
+    line = config.access_log_format % ours
+    assert "abc-12345678" in line and '"POST /api/v1/chat/message 1.1"' in line
+
+
+def test_an_unusual_access_format_falls_back_to_hypercorns_atoms() -> None:
+    from hypercorn.config import Config
+
+    from quartproxy.logs import AccessLogger
+
+    config = Config()
+    config.access_log_format = "%(t)s %(p)s %({host}e)s"
+    atoms = AccessLogger(config).atoms(_scope(), None, 0.5)  # type: ignore[arg-type]
+    assert atoms["p"] == f"<{__import__('os').getpid()}>"

@@ -1,22 +1,26 @@
-"""The n8n client: one shared httpx.AsyncClient, a fresh 30-second JWT on every call, and the
-contract's error mapping. Bytes go through core.n8n_parse; callers only ever see turn events."""
+"""The n8n client: httpx over one pooled HTTP/1.1 transport (transport.py), a fresh 30-second
+JWT on every call, and the contract's error mapping. Bytes go through core.n8n_parse; callers
+only ever see turn events."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import trio
 
-from . import metrics
-from .config import Settings
-from .core.events import Delta, Error, TurnEvent
-from .core.n8n_parse import N8nAnswerParser, parse_history
-from .core.tokens import upstream_token
+from .. import metrics
+from ..config import Settings
+from ..core.events import Delta, Error, TurnEvent
+from ..core.n8n_parse import N8nAnswerParser, parse_history
+from ..core.tokens import upstream_token
+from .transport import PooledTransport
 
 log = logging.getLogger("quartproxy.upstream")
 USER_AGENT = "quartproxy"
@@ -39,58 +43,39 @@ class N8nClient:
     ) -> None:
         self.settings = settings
         self.url = settings.n8n_webhook_url
+        self._url = httpx.URL(self.url)  # parsed once, not on every call
         self._clock = clock
-        # The pool is sharded: httpcore 1.0.x rescans its whole connection list (and, for each
-        # idle connection, the whole list again) on every request and every response close,
-        # so one pool costs O(n^2) per request at n open connections (encode/httpcore#1035).
-        # Measured on the bench (README, Benchmarks): one client, 50 concurrent turns, ~50 % of the
-        # worker's CPU in the pool bookkeeping. Round-robin over shards keeps each pool small.
-        shards = pool_shards(settings.n8n_max_connections)
-        per_shard = -(-settings.n8n_max_connections // shards)
-        limits = httpx.Limits(
-            max_connections=per_shard,
-            max_keepalive_connections=min(per_shard, max(1, 200 // shards)),
-            keepalive_expiry=30.0,
-        )
         # Timeouts are enforced with trio cancel scopes around each step (first byte, gap
-        # between chunks) so they read as the contract states them; httpx only bounds connect
-        # and the wait for a pooled connection.
+        # between chunks) so they read as the contract states them; the transport only bounds
+        # connect and the wait for a free connection (N8N_MAX_CONNECTIONS all busy).
         timeout = httpx.Timeout(
             connect=min(10.0, settings.n8n_timeout_seconds),
             read=None,
             write=30.0,
             pool=settings.n8n_timeout_seconds,
         )
-        # Answers go straight to a shard's transport (still httpx): the AsyncClient layers
-        # (auth and redirect loops, event hooks, cookie jar) cost ~3-4 % of the worker's CPU
-        # per turn and do nothing for us; worse, the client's cookie jar would carry a cookie
-        # set on one visitor's answer into every later request. History and health calls use
-        # the AsyncClient wrapping the first transport.
-        self.transports: list[httpx.AsyncBaseTransport] = (
-            [transport]
+        self.transport: httpx.AsyncBaseTransport = (
+            transport
             if transport is not None
-            else [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+            else PooledTransport(
+                max_connections=settings.n8n_max_connections,
+                connect_timeout=min(10.0, settings.n8n_timeout_seconds),
+                pool_timeout=settings.n8n_timeout_seconds,
+            )
         )
-        self.clients = [
-            httpx.AsyncClient(transport=t, timeout=timeout, follow_redirects=False)
-            for t in self.transports
-        ]
+        # Answers go straight to the transport: the AsyncClient layers (auth and redirect
+        # loops, event hooks, cookie jar) cost ~3-4 % of the worker's CPU per turn and do
+        # nothing for us; worse, the client's cookie jar would carry a cookie set on one
+        # visitor's answer into every later request. History and health calls use the
+        # AsyncClient over the same transport (and never keep cookies either, see _no_cookies).
+        self.client = httpx.AsyncClient(
+            transport=self.transport, timeout=timeout, follow_redirects=False, cookies=_no_cookies()
+        )
         self._timeouts = {"timeout": timeout.as_dict()}
-        self.client = self.clients[0]  # history and health calls
-        self._next = 0
         self._health: tuple[float, dict[str, Any]] | None = None
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-
-    def _pick(self) -> httpx.AsyncClient:
-        self._next = (self._next + 1) % len(self.clients)
-        return self.clients[self._next]
-
-    def _pick_transport(self) -> httpx.AsyncBaseTransport:
-        self._pick()
-        return self.transports[self._next]
+        await self.client.aclose()  # closes the transport too
 
     def _headers(
         self, *, session_id: str, origin: str, message_id: str, request_id: str
@@ -106,6 +91,7 @@ class N8nClient:
         return {
             "Authorization": f"Bearer {token}",
             "Accept": "text/plain, application/json",
+            "Content-Type": "application/json",
             # n8n gzips streamed answers when asked (httpx asks by default); a compressor may
             # hold back small chunks, so ask for the bytes as they are produced.
             "Accept-Encoding": "identity",
@@ -141,9 +127,13 @@ class N8nClient:
         headers = self._headers(
             session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
         )
-        transport = self._pick_transport()
+        transport = self.transport
         request = httpx.Request(
-            "POST", self.url, json=body, headers=headers, extensions=dict(self._timeouts)
+            "POST",
+            self._url,
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers=headers,
+            extensions=self._timeouts,
         )
         response: httpx.Response | None = None
         try:
@@ -284,10 +274,9 @@ class N8nClient:
         return result
 
 
-def pool_shards(max_connections: int) -> int:
-    """How many connection pools share `max_connections`: about 8 connections each at
-    saturation, at most 32 pools."""
-    return max(1, min(32, max_connections // 8))
+def _no_cookies() -> CookieJar:
+    """A jar that never keeps anything: the client is shared by every visitor."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _why(response: httpx.Response) -> str:

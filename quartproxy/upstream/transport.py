@@ -1,0 +1,280 @@
+"""The transport under the n8n client: HTTP/1.1 keep-alive connections on trio streams.
+
+It plugs into httpx as an `AsyncBaseTransport`, so the client code, its error mapping and the
+tests' mock transports stay plain httpx; only the bytes on the wire are handled here, by
+core.http1. Why not httpx's default transport: see core/http1.py — on the benchmark it was the
+largest single cost of a chat turn, and its pool bookkeeping grows with the square of the open
+connections (encode/httpcore#1035), which had to be worked around with 32 sharded pools.
+
+The pool: idle connections per origin on a LIFO stack (the warmest one is reused), a cap on
+all connections (idle + busy) enforced by a semaphore, an idle expiry below the 5 s keep-alive
+timeout of Node's HTTP server (n8n), and a check that an idle connection has not been closed
+by the peer before it is reused. A request that fails on a reused connection before any byte of
+the response came back is retried once on a new connection: the peer closed it while it was
+idle, so the request was never processed (the same rule browsers apply).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import trio
+
+from ..core.http1 import Head, ProtocolError, ResponseReader, encode_request
+
+log = logging.getLogger("quartproxy.upstream")
+
+READ_SIZE = 65536
+Origin = tuple[str, str, int]
+
+
+@dataclass(eq=False)
+class Connection:
+    stream: trio.abc.Stream
+    origin: Origin
+    idle_since: float = field(default_factory=time.monotonic)
+    requests: int = 0
+
+    def peer_closed(self) -> bool:
+        """An idle connection that is readable has been closed by the peer (or carries bytes
+        nobody asked for): either way it must not carry another request."""
+        sock = _socket_of(self.stream)
+        if sock is None:
+            return False
+        poller = select.poll()  # not select.select: it fails on descriptors above 1023
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
+    async def close(self) -> None:
+        await trio.aclose_forcefully(self.stream)
+
+
+def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    return stream.socket if isinstance(stream, trio.SocketStream) else None
+
+
+class PooledTransport(httpx.AsyncBaseTransport):
+    def __init__(
+        self,
+        *,
+        max_connections: int = 1000,
+        keepalive_expiry: float = 4.0,
+        connect_timeout: float = 10.0,
+        pool_timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self.connect_timeout = connect_timeout
+        self.pool_timeout = pool_timeout
+        self._ssl_context = ssl_context
+        self._slots = trio.Semaphore(max_connections)
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._closed = False
+
+    # -- pool ------------------------------------------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        return self.max_connections - self._slots.value
+
+    @property
+    def idle_connections(self) -> int:
+        return sum(len(v) for v in self._idle.values())
+
+    async def _acquire(self, origin: Origin, wait: float) -> tuple[Connection, bool]:
+        """A connection to `origin`: (connection, reused)."""
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if now - conn.idle_since < self.keepalive_expiry and not conn.peer_closed():
+                return conn, True
+            await self._discard(conn)
+        return await self._connect(origin, wait), False
+
+    async def _connect(self, origin: Origin, wait: float) -> Connection:
+        """A new connection, once one of `max_connections` is free (PoolTimeout after `wait`)."""
+        if self._closed:
+            raise httpx.PoolTimeout("the transport is closed")
+        with trio.move_on_after(wait) as waiting:
+            await self._slots.acquire()
+        if waiting.cancelled_caught:
+            raise httpx.PoolTimeout("every upstream connection is busy")
+        try:
+            return Connection(await self._open_stream(origin), origin)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _open_stream(self, origin: Origin) -> trio.abc.Stream:
+        scheme, host, port = origin
+        try:
+            with trio.fail_after(self.connect_timeout):
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                if scheme == "https":
+                    tls = trio.SSLStream(
+                        stream, self._tls(), server_hostname=host, https_compatible=True
+                    )
+                    try:
+                        await tls.do_handshake()
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
+                    stream = tls
+        except trio.TooSlowError:
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from None
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+        return stream
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            # httpx's defaults: certifi's bundle unless SSL_CERT_FILE names another
+            import certifi
+
+            self._ssl_context = ssl.create_default_context(
+                cafile=os.environ.get("SSL_CERT_FILE") or certifi.where()
+            )
+        return self._ssl_context
+
+    def _release(self, conn: Connection, reusable: bool) -> bool:
+        """Give a finished connection back: to the idle stack if it can be reused (True),
+        else the caller must close it (its slot is freed here)."""
+        if reusable and not self._closed:
+            conn.idle_since = time.monotonic()
+            self._idle.setdefault(conn.origin, []).append(conn)
+            return True
+        self._slots.release()
+        return False
+
+    async def _discard(self, conn: Connection) -> None:
+        self._slots.release()
+        await conn.close()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                await self._discard(conn)
+
+    # -- one exchange ----------------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        origin: Origin = (url.scheme, url.host, port)
+        timeouts = request.extensions.get("timeout", {})
+        pool_timeout = timeouts.get("pool") or self.pool_timeout
+        body = await request.aread()
+        wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
+        conn, reused = await self._acquire(origin, pool_timeout)
+        while True:
+            reader = ResponseReader()
+            try:
+                head = await _exchange(conn, wire, reader)
+            except _StaleConnection:
+                self._slots.release()
+                await conn.close()
+                if not reused:
+                    raise httpx.RemoteProtocolError(
+                        "the upstream closed the connection without answering"
+                    ) from None
+                log.info("upstream closed an idle connection as it was reused; retrying once")
+                conn, reused = await self._connect(origin, pool_timeout), False
+                continue
+            except BaseException:
+                self._slots.release()
+                with trio.CancelScope(shield=True):
+                    await conn.close()
+                raise
+            break
+        conn.requests += 1
+        return httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=_Body(self, conn, reader),
+            extensions={"http_version": b"HTTP/1.1"},
+            request=request,
+        )
+
+
+class _StaleConnection(Exception):
+    pass
+
+
+async def _exchange(conn: Connection, wire: bytes, reader: ResponseReader) -> Head:
+    got_any = False
+    try:
+        await conn.stream.send_all(wire)
+        while True:
+            head = reader.head()
+            if head is not None:
+                return head
+            data = await conn.stream.receive_some(READ_SIZE)
+            if not data:
+                if not got_any:
+                    raise _StaleConnection()
+                reader.eof()
+                continue
+            got_any = True
+            reader.feed(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        if not got_any:
+            raise _StaleConnection() from exc
+        raise httpx.ReadError(f"upstream connection failed: {type(exc).__name__}") from None
+    except ProtocolError as exc:
+        raise httpx.RemoteProtocolError(str(exc)) from None
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body as it arrives: everything decodable from one socket read in one
+    piece. At its end the connection goes back to the pool; closed early, it is closed."""
+
+    def __init__(self, pool: PooledTransport, conn: Connection, reader: ResponseReader) -> None:
+        self._pool = pool
+        self._conn: Connection | None = conn
+        self._reader = reader
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn, reader = self._conn, self._reader
+        if conn is None:
+            return
+        try:
+            data = reader.body()  # what came with the head
+            while True:
+                if data:
+                    yield data
+                if reader.complete:
+                    break
+                got = await conn.stream.receive_some(READ_SIZE)
+                if got:
+                    reader.feed(got)
+                else:
+                    reader.eof()
+                data = reader.body()
+        except ProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise httpx.ReadError(f"upstream connection failed: {type(exc).__name__}") from None
+        self._conn = None
+        if not self._pool._release(conn, reader.reusable):
+            await conn.close()
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:  # not read to its end: the connection is in an unknown state
+            self._pool._slots.release()
+            await conn.close()
