@@ -18,6 +18,10 @@ from ..core.limits import Decision, Rate
 
 ERASED_KEEP = 86400.0  # seconds during which late writes for a deleted session are dropped
 
+# Buffer records whose "type" ends an answer (core.events: End, Error). finish_turn looks at it
+# only when it finds events it was not told about (see there).
+FINAL_TYPES = frozenset({"end", "error"})
+
 
 class StoreUnavailable(Exception):
     """The backend cannot be reached (Redis down, disk gone). Callers decide fail-open/closed."""
@@ -95,6 +99,49 @@ class Store(Protocol):
 
     async def release_turn(self, session_id: str, message_id: str) -> None:
         """Clear the flag if it is still this message's."""
+        ...
+
+    # -- one turn's first and last writes, one round trip each ------------------------------
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        """`acquire_turn`, then — only when the flag was free — `buffer_append(events)` and
+        `append_history(history)`, atomically and in one round trip (one transaction, one
+        script). False (busy): nothing was written. An erased session gets the flag but its
+        events and history are dropped, as with the single calls."""
+        ...
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        """The last write of an answer, atomically and in one round trip: append its final
+        `events` (seqs consecutive, the last one final) to the buffer and `history` to the
+        session's history, and `release_turn`. An erased session: only the release.
+
+        None when the events were stored as given (or dropped: erased session) — the usual
+        case. When the buffer already holds events from `events[0]`'s seq on — an earlier call
+        of this answer was stored but its reply was lost (cancelled Redis call, dropped
+        connection), so the caller never published them — the events are not dropped as
+        replays: the buffer's events from that seq on are returned, for the caller to publish
+        instead of `events`, so the buffer and its listeners still agree and end with a final
+        event. They are the stored events followed by `events` renumbered after the last one,
+        or, when a stored event is already final (FINAL_TYPES), the stored events up to it
+        (then nothing is appended and `history` is not written: it belongs to that end)."""
         ...
 
     # -- history -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from ..core.limits import Decision, Rate, gcra
-from .base import BufferSlice, HistoryEntry, SessionRecord
+from .base import FINAL_TYPES, BufferSlice, HistoryEntry, SessionRecord
 
 
 @dataclass
@@ -144,6 +144,9 @@ class MemoryStore:
             buf.changed.set()
 
     async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
+        return self._acquire(session_id, message_id, ttl, now)
+
+    def _acquire(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
         held = self._busy.get(session_id)
         if held is not None and held[1] > now:
             return False
@@ -151,12 +154,68 @@ class MemoryStore:
         return True
 
     async def release_turn(self, session_id: str, message_id: str) -> None:
+        self._release(session_id, message_id)
+
+    def _release(self, session_id: str, message_id: str) -> None:
         held = self._busy.get(session_id)
         if held is not None and held[0] == message_id:
             del self._busy[session_id]
 
+    # The composite calls are atomic like the others: their steps are plain functions.
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        self._sweep(now)
+        if not self._acquire(session_id, message_id, busy_ttl, now):
+            return False
+        self._buffer_append(message_id, session_id, events, buffer_ttl, now)
+        self._append_history(session_id, history)
+        return True
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        self._sweep(now)
+        self._release(session_id, message_id)
+        if session_id in self._erased or not events:
+            return None
+        buf = self._buffers.get(message_id)
+        first = events[0][0]
+        if buf is None or not buf.events or buf.events[-1][0] < first:
+            self._buffer_append(message_id, session_id, events, buffer_ttl, now)
+            self._append_history(session_id, history)
+            return None
+        # Events from `first` on that the caller never saw (see Store.finish_turn).
+        known = [e for e in buf.events if e[0] >= first]
+        for i, (_, record) in enumerate(known):
+            if record.get("type") in FINAL_TYPES:
+                return known[: i + 1]
+        last = buf.events[-1][0]
+        renumbered = [(last + 1 + i, record) for i, (_, record) in enumerate(events)]
+        self._buffer_append(message_id, session_id, renumbered, buffer_ttl, now)
+        self._append_history(session_id, history)
+        return known + renumbered
+
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
-        if session_id in self._erased:
+        self._append_history(session_id, entries)
+
+    def _append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
+        if session_id in self._erased or not entries:
             return
         self._history[session_id].extend(entries)
 
@@ -185,6 +244,16 @@ class MemoryStore:
         now: float,
     ) -> None:
         self._sweep(now)
+        self._buffer_append(message_id, session_id, events, ttl, now)
+
+    def _buffer_append(
+        self,
+        message_id: str,
+        session_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        ttl: float,
+        now: float,
+    ) -> None:
         if session_id in self._erased or not events:
             return
         buf = self._buffers.get(message_id)

@@ -17,6 +17,8 @@ scripts touch keys they compute):
   `bufm:<mid>` hash {sid, exp, last}, `sbuf:<sid>` set of the session's message ids (erasure).
 - `erased:<sid>` (a day): a deleted session; history and buffer appends for it are dropped, so
   an answer still running on another worker cannot write it back.
+- A turn's first write (busy flag, Start event, question) and last write (final event, answer,
+  release) are one script each (`begin_turn`, `finish_turn`).
 
 Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
 live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"
@@ -188,6 +190,101 @@ if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KE
 return last
 """
 
+# The first and the last write of a turn (TurnRunner), each one script call.
+# KEYS: busy, bufm, buf, sbuf, erased, hist, hist-idx.
+# ARGV: mid, sid, now, busy_ttl, buffer exp, buffer ttl_ms, oldest history c, #history,
+#       the history items, then seq, record of each event.
+_BUF_ADD = """
+local function buf_add(first, last, shift)
+  -- the events ARGV[first..] (seq, record pairs), their seqs moved by `shift`, that are
+  -- above `last` (the others are replays); -> the new last, whether any was added
+  local added = false
+  for i = first, #ARGV, 2 do
+    local seq = tonumber(ARGV[i]) + shift
+    if last == nil or seq > last then
+      redis.call('XADD', KEYS[3], seq .. '-1', 's', seq, 'r', ARGV[i + 1])
+      last = seq
+      added = true
+    end
+  end
+  if added then
+    redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'exp', ARGV[5], 'last', last)
+    redis.call('PEXPIRE', KEYS[2], ARGV[6])
+    redis.call('PEXPIRE', KEYS[3], ARGV[6])
+    redis.call('SADD', KEYS[4], ARGV[1])
+    if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[6]) then
+      redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    end
+  end
+  return last, added
+end
+local function hist_add()
+  local n = tonumber(ARGV[8])
+  if n == 0 then return end
+  for i = 9, 8 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
+  redis.call('ZADD', KEYS[7], 'LT', ARGV[7], ARGV[2])
+end
+"""
+
+# -> -2 busy (nothing written), -1 acquired (nothing appended: erased), else the last seq added.
+_BEGIN = (
+    _BUF_ADD
+    + """
+local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
+local now = tonumber(ARGV[3])
+if v[1] and tonumber(v[2]) > now then return -2 end
+local busy_ttl = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
+if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+local last, added = buf_add(9 + tonumber(ARGV[8]), tonumber(redis.call('HGET', KEYS[2], 'last')), 0)
+hist_add()
+if added then return last end
+return -1
+"""
+)
+
+# -> {last seq added or -1, {seq, record, ...} of the buffer from the first given seq on when
+#    it already held some (see Store.finish_turn), else {}}.
+_FINISH = (
+    _BUF_ADD
+    + """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-1, {}} end
+local first = 9 + tonumber(ARGV[8])
+if first > #ARGV then return {-1, {}} end
+local last = tonumber(redis.call('HGET', KEYS[2], 'last'))
+local seq0 = tonumber(ARGV[first])
+if last == nil or last < seq0 then
+  local new_last, added = buf_add(first, last, 0)
+  hist_add()
+  if added then return {new_last, {}} end
+  return {-1, {}}
+end
+local known = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[3], seq0 .. '-0', '+')) do
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  known[#known + 1] = seq
+  known[#known + 1] = rec
+  local kind = cjson.decode(rec)['type']
+  if kind == 'end' or kind == 'error' then return {-1, known} end
+end
+-- none of them is final: the given events go after the buffer's last one
+local shift = last + 1 - seq0
+for i = first, #ARGV, 2 do
+  known[#known + 1] = tostring(tonumber(ARGV[i]) + shift)
+  known[#known + 1] = ARGV[i + 1]
+end
+local new_last = buf_add(first, last, shift)
+hist_add()
+return {new_last, known}
+"""
+)
+
 # KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
 _BUF_READ = """
 local m = redis.call('HMGET', KEYS[1], 'sid', 'exp')
@@ -219,6 +316,10 @@ def _f(x: float) -> str:
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
+
+
+def _history_item(e: HistoryEntry) -> str:
+    return json.dumps({"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at})
 
 
 class RedisStore:
@@ -263,6 +364,8 @@ class RedisStore:
         self._delete_session = self._client.register_script(_DELETE_SESSION)
         self._buf_append = self._client.register_script(_BUF_APPEND)
         self._buf_read = self._client.register_script(_BUF_READ)
+        self._begin = self._client.register_script(_BEGIN)
+        self._finish = self._client.register_script(_FINISH)
         self._wakeups = LocalWakeups()
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -372,14 +475,86 @@ class RedisStore:
         with self._errors():
             await self._release(keys=[self._k("busy", session_id)], args=[message_id])
 
+    def _turn_keys(self, session_id: str, message_id: str) -> list[str]:
+        return [
+            self._k("busy", session_id),
+            self._k("bufm", message_id),
+            self._k("buf", message_id),
+            self._k("sbuf", session_id),
+            self._k("erased", session_id),
+            self._k("hist", session_id),
+            self.prefix + "hist-idx",
+        ]
+
+    def _turn_args(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[str | int]:
+        oldest = min((e.created_at for e in history), default=now)
+        args: list[str | int] = [
+            message_id,
+            session_id,
+            _f(now),
+            _f(busy_ttl),
+            _f(now + buffer_ttl),
+            _ms(buffer_ttl),
+            _f(oldest),
+            len(history),
+        ]
+        args += [_history_item(e) for e in history]
+        for seq, record in events:
+            args += [seq, json.dumps(record, separators=(",", ":"))]
+        return args
+
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        args = self._turn_args(session_id, message_id, events, history, busy_ttl, buffer_ttl, now)
+        with self._errors():
+            last: Any = await self._begin(keys=self._turn_keys(session_id, message_id), args=args)
+        if int(last) >= 0:
+            self._wakeups.appended(message_id, session_id, int(last), now + buffer_ttl, now)
+        return int(last) != -2
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        args = self._turn_args(session_id, message_id, events, history, 0.0, buffer_ttl, now)
+        with self._errors():
+            reply: Any = await self._finish(keys=self._turn_keys(session_id, message_id), args=args)
+        last, flat = int(reply[0]), reply[1]
+        if last >= 0:
+            self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
+        if not flat:
+            return None
+        return [(int(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
+
     # -- history ------------------------------------------------------------------------------
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
         if not entries:
             return
-        items = [
-            json.dumps({"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at})
-            for e in entries
-        ]
+        items = [_history_item(e) for e in entries]
         oldest = min(e.created_at for e in entries)
         with self._errors():
             await self._hist_append(

@@ -282,6 +282,164 @@ async def test_concurrent_acquire_has_one_winner(open_backend: OpenBackend) -> N
     assert len(wins) == 1
 
 
+# -- a turn's first and last write (begin_turn, finish_turn) -----------------------------------
+START = {"type": "start", "message_id": "m", "session_id": "s"}
+END = {"type": "end", "message_id": "m", "text": "ab"}
+ERROR = {"type": "error", "code": "shutting_down", "message": "restart"}
+
+
+def delta(text: str) -> dict[str, Any]:
+    return {"type": "delta", "text": text}
+
+
+async def _begin(s: Store, sid: str, mid: str, at: float = NOW, text: str = "hi") -> bool:
+    start = {**START, "message_id": mid, "session_id": sid}
+    return await s.begin_turn(
+        sid,
+        mid,
+        [(0, start)],
+        [entry(mid, "user", text, at)],
+        busy_ttl=30,
+        buffer_ttl=300,
+        now=at,
+    )
+
+
+async def _finish(
+    s: Store, sid: str, mid: str, events: list[tuple[int, dict[str, Any]]], text: str | None
+) -> list[tuple[int, dict[str, Any]]] | None:
+    history = [] if text is None else [entry(mid, "assistant", text, NOW + 1)]
+    return await s.finish_turn(sid, mid, events, history, buffer_ttl=300, now=NOW + 1)
+
+
+async def _events(s: Store, mid: str) -> list[tuple[int, dict[str, Any]]] | None:
+    part = await s.buffer_read(mid, -1, NOW + 1)
+    return None if part is None else part.events
+
+
+async def test_begin_turn_takes_the_flag_and_writes_start_and_question(store: Store) -> None:
+    assert await _begin(store, "s", "m")
+    assert await _events(store, "m") == [(0, START)]
+    assert [(e.role, e.text) for e in await store.history("s")] == [("user", "hi")]
+    assert not await store.acquire_turn("s", "other", 30, NOW + 1)  # the flag is m's
+
+
+async def test_begin_turn_refused_writes_nothing(store: Store) -> None:
+    assert await _begin(store, "s", "m1", text="first")
+    assert not await _begin(store, "s", "m2", at=NOW + 1, text="second")
+    assert await _events(store, "m2") is None
+    assert [e.text for e in await store.history("s")] == ["first"]
+    await store.release_turn("s", "m2")  # the refused message never held the flag
+    assert not await store.acquire_turn("s", "m3", 30, NOW + 2)
+    # the flag expires (a crashed holder), then begin_turn succeeds
+    assert await _begin(store, "s", "m4", at=NOW + 31)
+
+
+async def test_concurrent_begin_turn_has_one_winner_and_only_its_writes(
+    open_backend: OpenBackend,
+) -> None:
+    wins: list[str] = []
+    async with open_backend() as a, open_backend() as b:
+
+        async def one(s: Store, mid: str) -> None:
+            if await _begin(s, "s", mid, text=mid):
+                wins.append(mid)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(one, a if i % 2 else b, f"m{i}")
+        assert len(wins) == 1
+        for i in range(12):
+            assert (await _events(a, f"m{i}") is not None) == (f"m{i}" in wins)
+        assert [e.text for e in await b.history("s")] == wins
+
+
+async def test_finish_turn_writes_the_end_and_answer_and_releases_the_flag(store: Store) -> None:
+    assert await _begin(store, "s", "m")
+    await store.buffer_append("m", "s", [(1, delta("a")), (2, delta("b"))], 300, NOW)
+    assert await _finish(store, "s", "m", [(3, END)], "ab") is None
+    assert await _events(store, "m") == [(0, START), (1, delta("a")), (2, delta("b")), (3, END)]
+    assert [(e.role, e.text) for e in await store.history("s")] == [
+        ("user", "hi"),
+        ("assistant", "ab"),
+    ]
+    assert await store.acquire_turn("s", "next", 30, NOW + 2)
+
+
+async def test_finish_turn_releases_only_its_own_flag(store: Store) -> None:
+    assert await _begin(store, "s", "m1")
+    # an answer whose flag expired and was taken by another one
+    assert await _finish(store, "s", "m0", [(1, ERROR)], None) is None
+    assert not await store.acquire_turn("s", "x", 30, NOW + 2)
+    assert await _finish(store, "s", "m1", [(1, delta("a")), (2, END)], "a") is None
+    assert await _events(store, "m1") == [
+        (0, {**START, "message_id": "m1"}),
+        (1, delta("a")),
+        (2, END),
+    ]
+    assert await store.acquire_turn("s", "x", 30, NOW + 2)
+
+
+async def test_turn_writes_for_an_erased_session_are_dropped(open_backend: OpenBackend) -> None:
+    async with open_backend() as deleter, open_backend() as worker:
+        assert await _begin(worker, "s", "m")
+        await deleter.delete_session("s")
+        assert await _finish(worker, "s", "m", [(1, END)], "late answer") is None
+        assert await _begin(worker, "s", "m2")  # the flag, but no writes
+        assert await _finish(worker, "s", "m2", [(1, END)], "late answer") is None
+        for s in (deleter, worker):
+            assert await _events(s, "m") is None
+            assert await _events(s, "m2") is None
+            assert await s.history("s") == []
+        assert await worker.acquire_turn("s", "m3", 30, NOW + 2)  # m2's finish released it
+
+
+async def test_finish_turn_after_a_lost_write_appends_after_it_and_returns_it(
+    store: Store,
+) -> None:
+    # The deltas at 1-2 were stored but their caller never learnt it (a reply lost, a cancelled
+    # Redis call), so it asks for its final event at seq 1.
+    assert await _begin(store, "s", "m")
+    await store.buffer_append("m", "s", [(1, delta("a")), (2, delta("b"))], 300, NOW)
+    got = await _finish(store, "s", "m", [(1, delta("c")), (2, ERROR)], None)
+    expected = [(1, delta("a")), (2, delta("b")), (3, delta("c")), (4, ERROR)]
+    assert got == expected
+    assert await _events(store, "m") == [(0, START), *expected]
+    assert await store.acquire_turn("s", "next", 30, NOW + 2)
+
+
+async def test_finish_turn_after_a_lost_final_write_keeps_that_end(store: Store) -> None:
+    # The End (and answer) were stored, the reply was lost; the caller then records an error
+    # at the same seq: the buffer keeps its one final event, and the caller learns it.
+    assert await _begin(store, "s", "m")
+    await store.buffer_append("m", "s", [(1, delta("a"))], 300, NOW)
+    assert await _finish(store, "s", "m", [(2, END)], "a") is None
+    got = await _finish(store, "s", "m", [(2, ERROR)], "never written")
+    assert got == [(2, END)]
+    assert await _events(store, "m") == [(0, START), (1, delta("a")), (2, END)]
+    assert [e.text for e in await store.history("s")] == ["hi", "a"]
+    assert await store.acquire_turn("s", "next", 30, NOW + 2)
+
+
+async def test_finish_turn_wakes_waiting_readers(open_backend: OpenBackend) -> None:
+    async with open_backend() as writer, open_backend() as other:
+        assert await _begin(writer, "s", "m")
+        woke: list[str] = []
+
+        async def wait(name: str, s: Store) -> None:
+            await s.buffer_wait("m", 0)
+            woke.append(name)
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(wait, "same", writer)
+                nursery.start_soon(wait, "other", other)
+                await trio.testing.wait_all_tasks_blocked()
+                assert woke == []
+                assert await _finish(writer, "s", "m", [(1, END)], "") is None
+        assert sorted(woke) == ["other", "same"]
+
+
 # -- history -----------------------------------------------------------------------------------
 async def test_history_order_limit_and_purge(store: Store) -> None:
     await store.append_history(
