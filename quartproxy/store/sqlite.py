@@ -429,10 +429,13 @@ class SqliteStore:
         ) -> tuple[int | None, list[tuple[int, dict[str, Any]]] | None]:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(_RELEASE, (session_id, message_id))
+            if not encoded:
+                conn.execute("COMMIT")
+                return None, None
             last = _last_seq(conn, message_id)
             known: list[tuple[int, dict[str, Any]]] | None = None
             to_add = encoded
-            if encoded and last is not None and last >= first and not _erased(conn, session_id):
+            if last is not None and last >= first and not _erased(conn, session_id):
                 # Events from `first` on that the caller never saw (see Store.finish_turn).
                 known = []
                 for seq, data in conn.execute(

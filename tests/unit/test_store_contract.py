@@ -380,6 +380,14 @@ async def test_finish_turn_releases_only_its_own_flag(store: Store) -> None:
     assert await store.acquire_turn("s", "x", 30, NOW + 2)
 
 
+async def test_finish_turn_without_events_only_releases(store: Store) -> None:
+    assert await _begin(store, "s", "m")
+    assert await _finish(store, "s", "m", [], "nothing to end") is None
+    assert await _events(store, "m") == [(0, START)]
+    assert [e.text for e in await store.history("s")] == ["hi"]
+    assert await store.acquire_turn("s", "next", 30, NOW + 2)
+
+
 async def test_turn_writes_for_an_erased_session_are_dropped(open_backend: OpenBackend) -> None:
     async with open_backend() as deleter, open_backend() as worker:
         assert await _begin(worker, "s", "m")
