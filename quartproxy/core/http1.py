@@ -177,7 +177,9 @@ class ResponseReader:
     def _set_framing(self, head: Head, http10: bool) -> None:
         connection = b",".join(head.get_all(b"connection")).lower()
         tokens = {t.strip() for t in connection.split(b",")}
-        self._keep_alive = (b"keep-alive" in tokens) if http10 else (b"close" not in tokens)
+        # "close" ends the connection in either version (RFC 9112 9.6); HTTP/1.0 also needs
+        # the opt-in "keep-alive"
+        self._keep_alive = b"close" not in tokens and (not http10 or b"keep-alive" in tokens)
         if head.status in (204, 304):
             self._framing = _NONE
             self._complete = True
