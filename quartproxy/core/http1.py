@@ -127,7 +127,9 @@ class ResponseReader:
         while True:
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
-                if len(self._buf) > MAX_HEAD_BYTES:
+                # up to 3 bytes of the terminator may already be here: a head at the limit
+                # must not be refused only because a read cut its final CRLFCRLF
+                if len(self._buf) > MAX_HEAD_BYTES + 3:
                     raise ProtocolError("response head too large")
                 if self._eof:
                     raise ProtocolError("connection closed before the response head")
@@ -236,10 +238,14 @@ class ResponseReader:
                         self._chunk_state = _DATA_CRLF
                 elif state == _SIZE:
                     end = buf.find(b"\r\n", pos)
+                    # the limit holds for a line that arrived whole as for one still arriving
+                    # (which may already hold the CR of its CRLF)
                     if end < 0:
-                        if len(buf) - pos > MAX_CHUNK_LINE:
+                        if len(buf) - pos > MAX_CHUNK_LINE + 1:
                             raise ProtocolError("chunk size line too long")
                         break
+                    if end - pos > MAX_CHUNK_LINE:
+                        raise ProtocolError("chunk size line too long")
                     m = _CHUNK_SIZE.fullmatch(buf, pos, end)
                     if m is None:
                         raise ProtocolError("invalid chunk size line")
@@ -260,9 +266,11 @@ class ResponseReader:
                 else:  # _TRAILERS: header lines until an empty line; their content is dropped
                     end = buf.find(b"\r\n", pos)
                     if end < 0:
-                        if len(buf) - pos > MAX_TRAILER_BYTES:
+                        if len(buf) - pos > MAX_TRAILER_BYTES + 1:
                             raise ProtocolError("trailers too large")
                         break
+                    if end - pos > MAX_TRAILER_BYTES:
+                        raise ProtocolError("trailers too large")
                     line_empty = end == pos
                     pos = end + 2
                     if line_empty:

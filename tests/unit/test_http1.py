@@ -189,6 +189,15 @@ def test_a_head_up_to_the_limit_is_accepted() -> None:
     assert len(head.get(b"x-pad") or b"") == pad and reader.reusable
 
 
+@pytest.mark.parametrize("back", range(1, 5))
+def test_a_head_at_the_limit_is_accepted_however_its_end_is_cut(back: int) -> None:
+    """Where the reads cut the bytes must not change the verdict."""
+    start = OK + b"Content-Length: 0\r\nX-Pad: "
+    wire = start + b"p" * (MAX_HEAD_BYTES - len(start)) + b"\r\n\r\n"
+    _, _, reader = read([wire[:-back], wire[-back:]])
+    assert reader.reusable
+
+
 def test_a_head_over_the_limit_is_refused_when_it_ends() -> None:
     wire = OK + b"Content-Length: 0\r\nX-Pad: " + b"p" * MAX_HEAD_BYTES + b"\r\n\r\n"
     assert refused(wire) == "response head too large"
@@ -438,6 +447,12 @@ def test_a_long_size_line_is_refused_before_it_ends() -> None:
         reader.body()
 
 
+def test_a_long_size_line_is_refused_even_when_it_arrives_whole() -> None:
+    """The limit does not depend on how the line was cut into reads."""
+    line = b"1;" + b"x" * MAX_CHUNK_LINE
+    assert refused(CHUNKED + line + b"\r\na\r\n0\r\n\r\n") == "chunk size line too long"
+
+
 def test_a_size_line_at_the_limit_is_accepted() -> None:
     line = b"1;" + b"x" * (MAX_CHUNK_LINE - 2)
     assert len(line) == MAX_CHUNK_LINE
@@ -447,6 +462,12 @@ def test_a_size_line_at_the_limit_is_accepted() -> None:
     ):
         _, body, reader = read(pieces)
         assert body == b"a" and reader.reusable
+
+
+def test_a_size_line_at_the_limit_is_accepted_when_cut_between_cr_and_lf() -> None:
+    line = b"1;" + b"x" * (MAX_CHUNK_LINE - 2)
+    _, body, reader = read([CHUNKED + line + b"\r", b"\na\r\n0\r\n\r\n"])
+    assert body == b"a" and reader.reusable
 
 
 @pytest.mark.parametrize("after", [b"XX0\r\n\r\n", b"\n0\r\n\r\n", b"\r0\r\n\r\n", b"0\r\n\r\n"])
@@ -467,6 +488,20 @@ def test_an_endless_trailer_line_is_refused() -> None:
     assert reader.head() is not None
     with pytest.raises(ProtocolError, match="trailers too large"):
         reader.body()
+
+
+def test_a_long_trailer_line_is_refused_even_when_it_arrives_whole() -> None:
+    line = b"X-T: " + b"t" * MAX_TRAILER_BYTES
+    assert refused(CHUNKED + b"0\r\n" + line + b"\r\n\r\n") == "trailers too large"
+
+
+@pytest.mark.parametrize("back", range(1, 5))
+def test_a_trailer_line_at_the_limit_is_accepted_however_it_is_cut(back: int) -> None:
+    line = b"X-T: " + b"t" * (MAX_TRAILER_BYTES - 5)
+    wire = CHUNKED + b"2\r\nok\r\n0\r\n" + line + b"\r\n\r\n"
+    for pieces in ([wire], [wire[:-back], wire[-back:]]):
+        _, body, reader = read(pieces)
+        assert body == b"ok" and reader.reusable
 
 
 def test_an_empty_chunked_body() -> None:
