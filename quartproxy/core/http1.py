@@ -82,12 +82,14 @@ _SIZE, _DATA, _DATA_CRLF, _TRAILERS = range(4)
 
 
 class ResponseReader:
-    """One response to a request that was not HEAD. Call `feed` with bytes as they arrive,
-    `head()` until it returns the head (interim 1xx responses are skipped), then `body()`
-    for the de-chunked bytes available so far; `complete` says the body has ended, and
-    `eof()` tells the reader the peer closed the connection."""
+    """One response. Call `feed` with bytes as they arrive, `head()` until it returns the
+    head (interim 1xx responses are skipped), then `body()` for the de-chunked bytes available
+    so far; `complete` says the body has ended, and `eof()` tells the reader the peer closed
+    the connection. For the answer to a HEAD request pass `head_request=True`: it has no body,
+    whatever its Content-Length says."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, head_request: bool = False) -> None:
+        self._head_request = head_request
         self._buf = bytearray()
         self._head: Head | None = None
         self._framing = _NONE
@@ -182,7 +184,7 @@ class ResponseReader:
         # "close" ends the connection in either version (RFC 9112 9.6); HTTP/1.0 also needs
         # the opt-in "keep-alive"
         self._keep_alive = b"close" not in tokens and (not http10 or b"keep-alive" in tokens)
-        if head.status in (204, 304):
+        if self._head_request or head.status in (204, 304):
             self._framing = _NONE
             self._complete = True
             return

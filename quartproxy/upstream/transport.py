@@ -182,7 +182,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
         conn, reused = await self._acquire(origin, pool_timeout)
         while True:
-            reader = ResponseReader()
+            reader = ResponseReader(head_request=request.method == "HEAD")
             try:
                 head = await _exchange(conn, wire, reader)
             except _StaleConnection:

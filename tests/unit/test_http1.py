@@ -283,6 +283,14 @@ def test_bytes_after_a_204_make_the_connection_unusable() -> None:
     assert not reader.reusable
 
 
+def test_a_response_to_head_has_no_body_and_keeps_the_connection() -> None:
+    reader = ResponseReader(head_request=True)
+    reader.feed(OK + b"Content-Length: 1234\r\nContent-Type: text/html\r\n\r\n")
+    head = reader.head()
+    assert head is not None and head.get(b"content-length") == b"1234"
+    assert reader.body() == b"" and reader.complete and reader.reusable
+
+
 # -- Content-Length -------------------------------------------------------------------------
 
 
