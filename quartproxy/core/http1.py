@@ -190,8 +190,12 @@ class ResponseReader:
             return
         te = head.get_all(b"transfer-encoding")
         if te:
+            if http10:
+                # RFC 9112 6.1: HTTP/1.0 has no transfer codings, so the framing is faulty and
+                # the response must be discarded (read raw, it would hand chunk sizes on as body)
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 response")
             codings = [c.strip().lower() for c in b",".join(te).split(b",") if c.strip()]
-            if http10 or not codings or codings[-1] != b"chunked":
+            if not codings or codings[-1] != b"chunked":
                 # RFC 9112 6.3: a final coding other than chunked means "read until close"
                 self._framing = _UNTIL_CLOSE
                 self._keep_alive = False
