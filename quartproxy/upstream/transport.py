@@ -149,8 +149,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     def _release(self, conn: Connection, reusable: bool) -> bool:
         """Give a finished connection back: to the idle stack if it can be reused (True),
-        else the caller must close it (its slot is freed here)."""
-        if reusable and not self._closed:
+        else the caller must close it (its slot is freed here). While a request waits for a
+        slot the connection is not kept: that request waits on the semaphore, not on the idle
+        stack, and would never see it (PoolTimeout with a usable connection idle)."""
+        if reusable and not self._closed and not self._slots.statistics().tasks_waiting:
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.origin, []).append(conn)
             return True
