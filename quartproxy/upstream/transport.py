@@ -106,6 +106,14 @@ class PooledTransport(httpx.AsyncBaseTransport):
         """A new connection, once one of `max_connections` is free (PoolTimeout after `wait`)."""
         if self._closed:
             raise httpx.PoolTimeout("the transport is closed")
+        if self._slots.value == 0:
+            # idle connections hold slots too: at the cap the longest idle one (another
+            # origin's: _acquire takes this origin's first) makes room instead of a wait that
+            # no released slot would ever end
+            idle = [conns for conns in self._idle.values() if conns]
+            if idle:
+                oldest = min(idle, key=lambda conns: conns[0].idle_since)
+                await self._discard(oldest.pop(0))
         with trio.move_on_after(wait) as waiting:
             await self._slots.acquire()
         if waiting.cancelled_caught:
