@@ -189,7 +189,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         pool_timeout = timeouts.get("pool") or self.pool_timeout
         body = await request.aread()
-        wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
+        try:
+            wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
+        except ValueError as exc:  # an httpx error, as h11 gave, not a bare ValueError
+            raise httpx.LocalProtocolError(str(exc)) from None
         conn, reused = await self._acquire(origin, pool_timeout)
         while True:
             reader = ResponseReader(head_request=request.method == "HEAD")
