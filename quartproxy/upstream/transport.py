@@ -142,7 +142,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except trio.TooSlowError:
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from None
         except (OSError, trio.BrokenResourceError) as exc:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+            # trio wraps TLS failures in a BrokenResourceError with no text of its own: say why
+            why = exc.__cause__ or exc
+            raise httpx.ConnectError(
+                f"cannot connect to {host}:{port}: {str(why) or type(why).__name__}"
+            ) from None
         return stream
 
     def _tls(self) -> ssl.SSLContext:
