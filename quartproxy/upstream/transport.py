@@ -258,7 +258,8 @@ async def _exchange(conn: Connection, wire: bytes, reader: ResponseReader) -> He
 
 class _Body(httpx.AsyncByteStream):
     """The response body as it arrives: everything decodable from one socket read in one
-    piece. At its end the connection goes back to the pool; closed early, it is closed."""
+    piece. At its end the connection goes back to the pool; closed early, failed or
+    cancelled, it is closed."""
 
     def __init__(self, pool: PooledTransport, conn: Connection, reader: ResponseReader) -> None:
         self._pool = pool
@@ -282,10 +283,15 @@ class _Body(httpx.AsyncByteStream):
                 else:
                     reader.eof()
                 data = reader.body()
-        except ProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise httpx.ReadError(f"upstream connection failed: {type(exc).__name__}") from None
+        except BaseException as exc:
+            # failed, cancelled or abandoned mid-body: the connection is in an unknown state,
+            # so it is closed and its slot freed now, not only when the response is closed
+            await self.aclose()
+            if isinstance(exc, ProtocolError):
+                raise httpx.RemoteProtocolError(str(exc)) from None
+            if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
+                raise httpx.ReadError(f"upstream connection failed: {type(exc).__name__}") from None
+            raise
         self._conn = None
         if not self._pool._release(conn, reader.reusable):
             await conn.close()
