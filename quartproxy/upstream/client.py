@@ -189,8 +189,10 @@ class N8nClient:
                 log.info("n8n stream had %d unreadable lines (skipped)", parser.garbage_lines)
             if tail:
                 await emit(tail)
-        except httpx.ConnectError:
-            log.warning("n8n refused the connection")
+        except httpx.ConnectError as exc:
+            # host:port and the reason (refused, TLS: certificate verify failed...); never the
+            # webhook path, which is the secret part of N8N_WEBHOOK_URL
+            log.warning("n8n refused the connection (%s)", exc)
             metrics.n8n_error("refused")
             await emit([UNAVAILABLE])
         except httpx.PoolTimeout:
