@@ -60,16 +60,20 @@ async def follow(
                 if ping is not None:
                     yield ping
                 continue
-            out = []
-            final = False
-            for seq, event in batch:
-                out.append(draw(event, message_id, seq))
-                if is_final(event):
-                    final = True
-                    break
-            yield b"".join(out)
+            batch, final = until_final(batch)
+            seq = batch[-1][0]
+            # rendered in one expression: nothing rendered stays in this frame while it waits
+            yield b"".join([draw(event, message_id, n) for n, event in batch])
             if final:
                 return
+
+
+def until_final(batch: list[tuple[int, TurnEvent]]) -> tuple[list[tuple[int, TurnEvent]], bool]:
+    """The batch up to and including its final event, and whether it has one."""
+    for i, (_, event) in enumerate(batch):
+        if is_final(event):
+            return batch[: i + 1], True
+    return batch, False
 
 
 def sse_event(event: TurnEvent, message_id: str, seq: int) -> bytes:
