@@ -113,7 +113,9 @@ def create_app(
                             + settings.n8n_stream_idle_seconds
                             + 60,
                             fail_open=settings.rate_limit_fail_mode == "open",
+                            heartbeat_seconds=settings.heartbeat_seconds,
                         )
+                        await turn_nursery.start(runner.run_heartbeat)
                         days = settings.history_retention_days
                         if store.keeps_history and days > 0:
                             await turn_nursery.start(
