@@ -19,6 +19,8 @@ import argparse
 import base64
 import json
 import os
+import random
+import re
 import resource
 import struct
 import sys
@@ -224,6 +226,11 @@ class User:
             body = await conn.chunks(marker, first)
             end = b"event: end" if self.a.mode == "sse" else b'"type":"end"'
             ok = end in body
+            if b"\r\nconnection: close" in head:
+                # Hypercorn closes a keep-alive connection after keep_alive_max_requests (1000
+                # by default); a browser opens a new one, and so do we.
+                await conn.s.aclose()
+                self.conn = await Conn.open(self.a.port)
         t1 = time.perf_counter()
         if not ok or not first:
             self.r.fail("no_end" if not ok else "no_delta")
@@ -299,7 +306,17 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
     stop_at = trio.current_time() + a.warmup + a.duration
     budget = [a.max_turns]
 
+    # Paced answers take chunks/rate seconds; users that all start at once stay in lockstep
+    # and every turn then queues behind 49 others started in the same millisecond. Real
+    # visitors arrive spread out: start each user at a random point of one answer's length
+    # (during the warm-up, so the measured window is the steady state). Same for direct.
+    paced = re.fullmatch(r"bench:(\d+):(\d+(?:\.\d+)?)", a.message)
+    stagger = int(paced[1]) / float(paced[2]) if paced and float(paced[2]) > 0 else 0.0
+    rng = random.Random(1)
+
     async def loop(u: User) -> None:
+        if stagger:
+            await trio.sleep(rng.uniform(0, min(stagger, a.warmup)))
         while trio.current_time() < stop_at and budget[0] > 0:
             budget[0] -= 1
             try:

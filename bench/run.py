@@ -288,6 +288,45 @@ class Bench:
         finally:
             proxy.stop()
 
+    def ceiling(self) -> None:
+        """The framework alone (bench/ceiling.py) under the same Hypercorn config, same pin,
+        same load: what Quart on trio + Hypercorn can do at all for this exchange."""
+        for variant in ("static", "relay"):
+            port = free_port()
+            log = open(self.tmp / f"ceiling-{variant}.log", "wb")  # noqa: SIM115
+            env = {
+                **os.environ,
+                "CEILING_VARIANT": variant,
+                "CEILING_UPSTREAM": f"http://127.0.0.1:{self.fake_port}/webhook/chat",
+            }
+            cmd = [*taskset("0"), PY, "-m", "hypercorn", "-c", "hypercorn.toml"]
+            cmd += ["-b", f"127.0.0.1:{port}", "bench.ceiling:app"]
+            popen = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=nofile,
+            )
+            proc = Proc(popen, "proxy")
+            try:
+                wait_port(port)
+                self.loadgen(port, "direct", 10, pin="1", duration=1, warmup=0.5)
+                for c in (50, 200):
+                    kw = {"duration": self.a.duration, "warmup": self.a.warmup}
+                    res = self.measure(proc, port, "direct", c, "1", message="bench:20:0", **kw)
+                    row = {"scenario": f"ceiling_{variant}", "mode": "direct", "concurrency": c}
+                    row["proxy"] = res
+                    self.results.append(row)
+                    print(
+                        f"{row['scenario']:<18} c={c:<4} {res['turns_per_s']:>8}/s  ttfd p50/p99"
+                        f" {res['ttfd_ms']['50']}/{res['ttfd_ms']['99']} ms  cpu {res['cpu_pct']}",
+                        flush=True,
+                    )
+            finally:
+                proc.stop()
+
     def ws_available(self, port: int) -> bool:
         try:
             self.loadgen(port, "ws", 1, pin="1", duration=0.3, warmup=0.1)
@@ -496,7 +535,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
-        if "proxy" not in r:
+        if "proxy" not in r or "direct" not in r:
             continue
         p, d = r["proxy"], r["direct"]
         t, u = p["ttfd_ms"], p["turn_ms"]
@@ -507,6 +546,23 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{r['added_ttfd_ms']['50']} / {r['added_ttfd_ms']['99']} | {u['50']} / {u['99']} | "
             f"{p['errors']} | {cpu.get('proxy')} / {cpu.get('fake_n8n')} / {cpu.get('loadgen')} |"
         )
+    ceiling = [r for r in doc["results"] if r.get("scenario", "").startswith("ceiling_")]
+    if ceiling:
+        out += [
+            "",
+            "The framework alone (bench/ceiling.py: Quart on trio under the same Hypercorn config,"
+            " same pinning; `static` streams a prebuilt answer, `relay` relays the fake n8n over a"
+            " raw socket with no checks, parsing, JWT, store or metrics):",
+            "",
+            "| ceiling | conc. | turns/s | ttfd p50 / p99 ms | CPU ms per turn |",
+            "|---|---|---|---|---|",
+        ]
+        for r in ceiling:
+            p = r["proxy"]
+            out.append(
+                f"| {r['scenario']} | {r['concurrency']} | {p['turns_per_s']} | "
+                f"{p['ttfd_ms']['50']} / {p['ttfd_ms']['99']} | {p.get('proxy_cpu_ms_per_turn')} |"
+            )
     idle = [r for r in doc["results"] if r.get("scenario") == "idle_sse"]
     if idle:
         out += [
@@ -535,8 +591,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short runs, fewer levels (~3 min)")
     p.add_argument(
         "--parts",
-        default="throughput,workers,stores,idle",
-        help="comma-separated subset of throughput,workers,stores,idle",
+        default="throughput,ceiling,workers,stores,idle",
+        help="comma-separated subset of throughput,ceiling,workers,stores,idle",
     )
     p.add_argument("--levels", help="concurrency levels, e.g. 1,10,50,200")
     p.add_argument("--idle", help="idle stream counts, e.g. 1000,5000,10000")

@@ -125,28 +125,28 @@ async def authenticate(
 
 
 async def limit(services: Services, tiers: Sequence[tuple[str, str, Rate]]) -> None:
-    """Charge each tier `(name, key, rate)` in order; 429 on the first that is exhausted.
-    When the store is unreachable, RATE_LIMIT_FAIL_MODE decides: open lets requests through,
-    closed refuses them."""
-    now = services.clock()
-    for tier, key, rate in tiers:
-        try:
-            decision = await services.store.hit(f"rl:{tier}:{key}", rate, now)
-        except StoreUnavailable:
-            if services.settings.rate_limit_fail_mode == "open":
-                log.warning("rate limiter store unavailable: failing open")
-                return
-            raise ApiError(
-                503, "internal", "The service is temporarily unavailable.", retry_after=5
-            ) from None
-        if not decision.allowed:
-            raise ApiError(
-                429,
-                "rate_limited",
-                "Too many messages; please wait a moment.",
-                retry_after=decision.retry_after,
-                headers={"X-RateLimit-Tier": tier},
-            )
+    """Charge each tier `(name, key, rate)` in order, in one store call; 429 on the first that
+    is exhausted (the tiers after it are not charged). When the store is unreachable,
+    RATE_LIMIT_FAIL_MODE decides: open lets requests through, closed refuses them."""
+    try:
+        decisions = await services.store.hit_many(
+            [(f"rl:{tier}:{key}", rate) for tier, key, rate in tiers], services.clock()
+        )
+    except StoreUnavailable:
+        if services.settings.rate_limit_fail_mode == "open":
+            log.warning("rate limiter store unavailable: failing open")
+            return
+        raise ApiError(
+            503, "internal", "The service is temporarily unavailable.", retry_after=5
+        ) from None
+    if decisions and not decisions[-1].allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many messages; please wait a moment.",
+            retry_after=decisions[-1].retry_after,
+            headers={"X-RateLimit-Tier": tiers[len(decisions) - 1][0]},
+        )
 
 
 def hashed(value: str) -> str:
@@ -347,11 +347,12 @@ async def screen_message(
     now = services.clock()
     rules = spam_rules(services)
     try:
-        turns = await services.store.incr(
-            f"turns:{hashed(session_key)}", s.session_ttl_seconds, now
-        )
-        repeats = await services.store.incr(
-            duplicate_key(session_key, message), rules.duplicate_window_seconds, now
+        turns, repeats = await services.store.incr_many(
+            [
+                (f"turns:{hashed(session_key)}", s.session_ttl_seconds),
+                (duplicate_key(session_key, message), rules.duplicate_window_seconds),
+            ],
+            now,
         )
     except StoreUnavailable:
         turns, repeats = 2, 1  # the limiter already decided fail-open/closed; don't guess here

@@ -5,6 +5,9 @@ the runner's own nursery — not in the request's task — so a client that leav
 an answer that is already being paid for. Every event is written to the store's buffer first
 and only then published to listeners, so whatever a client has seen can be resumed, and
 survives a crash of the process in the durable modes.
+
+Store calls of one turn: `begin_turn` (busy flag, Start, question), one `buffer_append` per
+upstream read, `finish_turn` (final event, answer, release of the flag).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class LiveTurn:
     _changed: trio.Event = field(default_factory=trio.Event)
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     erased: bool = False  # the session was deleted: write nothing more for it
+    released: bool = False  # the store has released the session's busy flag (finish_turn)
     # Set by a runner whose heartbeat runs (TurnRunner.run_heartbeat): `wait_batch` then also
     # returns at the ticks of `slot`, once per heartbeat interval.
     ticked: bool = False
@@ -155,31 +159,41 @@ class TurnRunner:
 
     async def start(self, req: TurnRequest) -> LiveTurn:
         """Reserve the session and start the answer; returns at once with the Start event
-        already published. Raises Busy."""
+        already published. Raises Busy.
+
+        One store call: the busy flag, the Start event and the question (begin_turn)."""
         message_id = str(uuid.uuid4())
         now = self.clock()
-        acquired = True
-        with self._without_store("busy flag"):
-            acquired = await self.store.acquire_turn(
-                req.session_id, message_id, self.busy_seconds, now
-            )
-        if not acquired:
-            raise Busy()
+        start = Start(message_id, req.session_id)
+        history = (
+            [HistoryEntry(message_id, "user", req.message, now)] if self.store.keeps_history else []
+        )
         self._turns_started += 1
         slot = self._turns_started % HEARTBEAT_SLOTS
         turn = LiveTurn(message_id, req.session_id, ticked=self._ticking, slot=slot)
         self.live[message_id] = turn
+        acquired = True
         try:
-            await self._record(turn, Start(message_id, req.session_id))
-            if self.store.keeps_history:
-                entry = HistoryEntry(message_id, "user", req.message, now)
-                with self._without_store("history"):
-                    await self.store.append_history(req.session_id, [entry])
+            with self._without_store("busy flag, resume and history"):
+                acquired = await self.store.begin_turn(
+                    req.session_id,
+                    message_id,
+                    [(0, to_record(start))],
+                    history,
+                    busy_ttl=self.busy_seconds,
+                    buffer_ttl=self.buffer_seconds,
+                    now=now,
+                )
         except BaseException:
-            self.live.pop(message_id, None)
-            with trio.CancelScope(shield=True):
-                await self.store.release_turn(req.session_id, message_id)
+            # Failed closed, or cancelled (the client left): the call may still have taken the
+            # flag. Nobody knows this message id, so only the flag matters.
+            self._forget(turn)
+            await self._release(turn)
             raise
+        if not acquired:
+            self._forget(turn)
+            raise Busy()
+        turn.publish(start)
         self.nursery.start_soon(self._run, req, turn)
         return turn
 
@@ -232,33 +246,19 @@ class TurnRunner:
                 turn.erased = True
                 turn.cancel_scope.cancel()
 
-    async def _record(self, turn: LiveTurn, event: TurnEvent) -> None:
-        await self._record_all(turn, [event])
-
     async def _record_all(self, turn: LiveTurn, events: list[TurnEvent]) -> None:
-        """Persist the events of one upstream read, then publish them with one wake-up
-        (listeners get the whole read as one batch, hence one write to their socket)."""
+        """Persist the events of one upstream read in one store call, then publish them with one
+        wake-up (listeners get the whole read as one batch, hence one write to their socket)."""
         seq = len(turn.events)
-        now = self.clock()
-        stored = 0
-        try:
-            with self._without_store("resume buffer"):
-                for event in events:
-                    await self.store.buffer_append(
-                        turn.message_id,
-                        turn.session_id,
-                        seq + stored,
-                        to_record(event),
-                        self.buffer_seconds,
-                        now,
-                    )
-                    stored += 1
-            stored = len(events)  # fail open: the rest goes out without its buffer copy
-        finally:
-            # Interrupted (cancelled, or the store failed closed): publish exactly what was
-            # persisted, so live and buffered sequence numbers stay the same.
-            if stored:
-                turn.publish_all(events[:stored])
+        records = [(seq + i, to_record(event)) for i, event in enumerate(events)]
+        with self._without_store("resume buffer"):  # fail open: out without its buffer copy
+            await self.store.buffer_append(
+                turn.message_id, turn.session_id, records, self.buffer_seconds, self.clock()
+            )
+        # Reached only when the batch was persisted (or fail open): when the store failed
+        # closed or the call was cancelled nothing is published, so live and buffered
+        # sequence numbers stay the same.
+        turn.publish_all(events)
 
     @contextmanager
     def _without_store(self, what: str) -> Iterator[None]:
@@ -273,23 +273,63 @@ class TurnRunner:
                 self._warned_at = time.monotonic()
                 log.warning("store unavailable: answering without %s (fail open)", what)
 
+    async def _end(
+        self, turn: LiveTurn, events: list[TurnEvent], history: list[HistoryEntry]
+    ) -> None:
+        """Persist the turn's final events (End, or an Error with the deltas read with it) and
+        the answer's history entry, and release the busy flag — one store call — then publish
+        them. Raises like _record_all."""
+        seq = len(turn.events)
+        records = [(seq + i, to_record(event)) for i, event in enumerate(events)]
+        with self._without_store("resume buffer"):
+            stored = await self.store.finish_turn(
+                turn.session_id,
+                turn.message_id,
+                records,
+                history,
+                buffer_ttl=self.buffer_seconds,
+                now=self.clock(),
+            )
+            turn.released = True
+            if stored is not None:
+                # An earlier write of this turn was stored but never published (its call was
+                # cancelled after Redis ran it, or its reply was lost): publish what the buffer
+                # holds, so live and resumed readers get the same events and the same end.
+                log.warning("turn %s: publishing %d stored events", turn.message_id, len(stored))
+                events = [from_record(record) for _, record in stored]
+        turn.publish_all(events)
+
+    async def _release(self, turn: LiveTurn) -> None:
+        """Clear the busy flag when no finish_turn did (best effort; it expires by itself)."""
+        if turn.released:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            try:
+                await self.store.release_turn(turn.session_id, turn.message_id)
+                turn.released = True
+            except Exception:
+                log.warning("could not release session %s (expires by itself)", turn.session_id)
+
+    def _forget(self, turn: LiveTurn) -> None:
+        self.live.pop(turn.message_id, None)
+        if not self.live:
+            self._emptied.set()
+
     async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
         parts: list[str] = []
         timer = metrics.TurnTimer(req.origin)
-        failed = False
 
         async def emit(events: list[TurnEvent]) -> None:
-            nonlocal failed
-            if failed:
+            if turn.done:
                 return
             for i, event in enumerate(events):
                 if isinstance(event, Delta):
                     timer.first_token()
                     parts.append(event.text)
                 elif isinstance(event, Error):
-                    failed = True
-                    events = events[: i + 1]  # nothing after an error
-                    break
+                    # nothing after an error: the read's deltas and the error end the turn
+                    await self._end(turn, events[: i + 1], [])
+                    return
             await self._record_all(turn, events)
 
         try:
@@ -303,14 +343,14 @@ class TurnRunner:
                     metadata=req.metadata,
                     request_id=req.request_id,
                 )
-                if failed:
-                    return
-                text = "".join(parts)
-                await self._record(turn, End(turn.message_id, text))
-                if self.store.keeps_history:
-                    entry = HistoryEntry(turn.message_id, "assistant", text, self.clock())
-                    with self._without_store("history"):
-                        await self.store.append_history(req.session_id, [entry])
+                if not turn.done:
+                    text = "".join(parts)
+                    history = []
+                    if self.store.keeps_history:
+                        history.append(
+                            HistoryEntry(turn.message_id, "assistant", text, self.clock())
+                        )
+                    await self._end(turn, [End(turn.message_id, text)], history)
         except Exception:
             log.exception("turn %s failed", turn.message_id)
             await self._finish(turn, INTERNAL)
@@ -318,14 +358,8 @@ class TurnRunner:
             # Cancelled means shutdown (or the session was deleted): close the stream for
             # listeners; what was received so far stays in the buffer.
             await self._finish(turn, SHUTTING_DOWN)
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                try:
-                    await self.store.release_turn(req.session_id, turn.message_id)
-                except Exception:
-                    log.warning("could not release session %s (expires by itself)", req.session_id)
-            self.live.pop(turn.message_id, None)
-            if not self.live:
-                self._emptied.set()
+            await self._release(turn)  # when the end could not be recorded
+            self._forget(turn)
             timer.finish(metrics.outcome_of(turn.events[-1], deleted=turn.erased))
 
     async def _finish(self, turn: LiveTurn, event: Error) -> None:
@@ -335,7 +369,7 @@ class TurnRunner:
         if not turn.erased:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 try:
-                    await self._record(turn, event)
+                    await self._end(turn, [event], [])
                     return
                 except Exception:
                     log.warning("could not record the end of turn %s", turn.message_id)

@@ -82,12 +82,14 @@ _SIZE, _DATA, _DATA_CRLF, _TRAILERS = range(4)
 
 
 class ResponseReader:
-    """One response to a request that was not HEAD. Call `feed` with bytes as they arrive,
-    `head()` until it returns the head (interim 1xx responses are skipped), then `body()`
-    for the de-chunked bytes available so far; `complete` says the body has ended, and
-    `eof()` tells the reader the peer closed the connection."""
+    """One response. Call `feed` with bytes as they arrive, `head()` until it returns the
+    head (interim 1xx responses are skipped), then `body()` for the de-chunked bytes available
+    so far; `complete` says the body has ended, and `eof()` tells the reader the peer closed
+    the connection. For the answer to a HEAD request pass `head_request=True`: it has no body,
+    whatever its Content-Length says."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, head_request: bool = False) -> None:
+        self._head_request = head_request
         self._buf = bytearray()
         self._head: Head | None = None
         self._framing = _NONE
@@ -127,7 +129,9 @@ class ResponseReader:
         while True:
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
-                if len(self._buf) > MAX_HEAD_BYTES:
+                # up to 3 bytes of the terminator may already be here: a head at the limit
+                # must not be refused only because a read cut its final CRLFCRLF
+                if len(self._buf) > MAX_HEAD_BYTES + 3:
                     raise ProtocolError("response head too large")
                 if self._eof:
                     raise ProtocolError("connection closed before the response head")
@@ -177,15 +181,21 @@ class ResponseReader:
     def _set_framing(self, head: Head, http10: bool) -> None:
         connection = b",".join(head.get_all(b"connection")).lower()
         tokens = {t.strip() for t in connection.split(b",")}
-        self._keep_alive = (b"keep-alive" in tokens) if http10 else (b"close" not in tokens)
-        if head.status in (204, 304):
+        # "close" ends the connection in either version (RFC 9112 9.6); HTTP/1.0 also needs
+        # the opt-in "keep-alive"
+        self._keep_alive = b"close" not in tokens and (not http10 or b"keep-alive" in tokens)
+        if self._head_request or head.status in (204, 304):
             self._framing = _NONE
             self._complete = True
             return
         te = head.get_all(b"transfer-encoding")
         if te:
+            if http10:
+                # RFC 9112 6.1: HTTP/1.0 has no transfer codings, so the framing is faulty and
+                # the response must be discarded (read raw, it would hand chunk sizes on as body)
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 response")
             codings = [c.strip().lower() for c in b",".join(te).split(b",") if c.strip()]
-            if http10 or not codings or codings[-1] != b"chunked":
+            if not codings or codings[-1] != b"chunked":
                 # RFC 9112 6.3: a final coding other than chunked means "read until close"
                 self._framing = _UNTIL_CLOSE
                 self._keep_alive = False
@@ -234,10 +244,14 @@ class ResponseReader:
                         self._chunk_state = _DATA_CRLF
                 elif state == _SIZE:
                     end = buf.find(b"\r\n", pos)
+                    # the limit holds for a line that arrived whole as for one still arriving
+                    # (which may already hold the CR of its CRLF)
                     if end < 0:
-                        if len(buf) - pos > MAX_CHUNK_LINE:
+                        if len(buf) - pos > MAX_CHUNK_LINE + 1:
                             raise ProtocolError("chunk size line too long")
                         break
+                    if end - pos > MAX_CHUNK_LINE:
+                        raise ProtocolError("chunk size line too long")
                     m = _CHUNK_SIZE.fullmatch(buf, pos, end)
                     if m is None:
                         raise ProtocolError("invalid chunk size line")
@@ -258,9 +272,11 @@ class ResponseReader:
                 else:  # _TRAILERS: header lines until an empty line; their content is dropped
                     end = buf.find(b"\r\n", pos)
                     if end < 0:
-                        if len(buf) - pos > MAX_TRAILER_BYTES:
+                        if len(buf) - pos > MAX_TRAILER_BYTES + 1:
                             raise ProtocolError("trailers too large")
                         break
+                    if end - pos > MAX_TRAILER_BYTES:
+                        raise ProtocolError("trailers too large")
                     line_empty = end == pos
                     pos = end + 2
                     if line_empty:

@@ -48,7 +48,7 @@ log = logging.getLogger("quartproxy.ws")
 
 bp = Blueprint("ws", __name__)
 
-OUTBOX_FRAMES = 256  # a slow client holds back its followers, never the turns themselves
+OUTBOX_FRAMES = 256  # batches of frames; a slow client holds back its followers, never the turns
 CLOSE_INTERNAL = 1011
 FINAL_FRAMES_SECONDS = 5.0
 
@@ -91,7 +91,7 @@ class WsChannel:
         self.rid = rid
         self.auth: Auth | None = None
         self.session_id = ""
-        self.outbox, self._outbox_rx = trio.open_memory_channel[str](OUTBOX_FRAMES)
+        self.outbox, self._outbox_rx = trio.open_memory_channel[list[str]](OUTBOX_FRAMES)
 
     async def run(self) -> int:
         """Serve the socket; returns the close code."""
@@ -156,7 +156,7 @@ class WsChannel:
         while True:
             frame = parse_frame(await websocket.receive(), max_bytes)
             if isinstance(frame, Ping):
-                await self.outbox.send(PONG_FRAME)
+                await self.outbox.send([PONG_FRAME])
                 continue
             if isinstance(frame, Pong):
                 continue
@@ -164,7 +164,7 @@ class WsChannel:
                 turn = await self._admit(frame)
             except ApiError as err:
                 metrics.rejected(err, self.origin)
-                await self.outbox.send(error_frame(err.code, err.message, err.retry_after))
+                await self.outbox.send([error_frame(err.code, err.message, err.retry_after)])
                 if err.status == 401:  # the session ended or its token expired
                     return CLOSE_UNAUTHORIZED
                 continue
@@ -198,19 +198,27 @@ class WsChannel:
         while True:
             batch = await turn.next_batch(seen)
             seen = batch[-1][0]
+            frames: list[str] = []
+            final = False
             for seq, event in batch:
-                await self.outbox.send(render.ws_frame(event, turn.message_id, seq))
+                frames.append(render.ws_frame(event, turn.message_id, seq))
                 if is_final(event):
-                    return
+                    final = True
+                    break
+            # one outbox item per batch (one hand-over to the writer, not one per event)
+            await self.outbox.send(frames)
+            if final:
+                return
 
     async def _writer(self) -> None:
         """The only task that sends after `ready`; a ping after every silent heartbeat."""
         heartbeat = self.svc.settings.heartbeat_seconds
         while True:
-            frame: str | None = None
+            frames: list[str] | None = None
             with trio.move_on_after(heartbeat):
                 try:
-                    frame = await self._outbox_rx.receive()
+                    frames = await self._outbox_rx.receive()
                 except trio.EndOfChannel:
                     return
-            await websocket.send(PING_FRAME if frame is None else frame)
+            for frame in [PING_FRAME] if frames is None else frames:
+                await websocket.send(frame)

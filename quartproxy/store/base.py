@@ -18,6 +18,10 @@ from ..core.limits import Decision, Rate
 
 ERASED_KEEP = 86400.0  # seconds during which late writes for a deleted session are dropped
 
+# Buffer records whose "type" ends an answer (core.events: End, Error). finish_turn looks at it
+# only when it finds events it was not told about (see there).
+FINAL_TYPES = frozenset({"end", "error"})
+
 
 class StoreUnavailable(Exception):
     """The backend cannot be reached (Redis down, disk gone). Callers decide fail-open/closed."""
@@ -58,8 +62,20 @@ class Store(Protocol):
         """One atomic GCRA decision for `key` (see core.limits.gcra)."""
         ...
 
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
+        """Charge several `(key, rate)` in order, atomically and in one round trip, stopping at
+        the first refusal: the decisions of the keys charged, so a refusal is always the last
+        one and the keys after it are not charged (nor looked at). Each decision is what `hit`
+        would have returned at that point; an empty `hits` makes no round trip."""
+        ...
+
     async def incr(self, key: str, ttl: float, now: float) -> int:
         """Add one to a counter that expires `ttl` seconds after its first hit; the new value."""
+        ...
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        """`incr` for each `(key, ttl)` in order, atomically and in one round trip; the new
+        values in the same order."""
         ...
 
     # -- sessions ------------------------------------------------------------------------------
@@ -85,6 +101,49 @@ class Store(Protocol):
         """Clear the flag if it is still this message's."""
         ...
 
+    # -- one turn's first and last writes, one round trip each ------------------------------
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        """`acquire_turn`, then — only when the flag was free — `buffer_append(events)` and
+        `append_history(history)`, atomically and in one round trip (one transaction, one
+        script). False (busy): nothing was written. An erased session gets the flag but its
+        events and history are dropped, as with the single calls."""
+        ...
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        """The last write of an answer, atomically and in one round trip: append its final
+        `events` (seqs consecutive, the last one final) to the buffer and `history` to the
+        session's history, and `release_turn`. An erased session: only the release.
+
+        None when the events were stored as given (or dropped: erased session) — the usual
+        case. When the buffer already holds events from `events[0]`'s seq on — an earlier call
+        of this answer was stored but its reply was lost (cancelled Redis call, dropped
+        connection), so the caller never published them — the events are not dropped as
+        replays: the buffer's events from that seq on are returned, for the caller to publish
+        instead of `events`, so the buffer and its listeners still agree and end with a final
+        event. They are the stored events followed by `events` renumbered after the last one,
+        or, when a stored event is already final (FINAL_TYPES), the stored events up to it
+        (then nothing is appended and `history` is not written: it belongs to that end)."""
+        ...
+
     # -- history -------------------------------------------------------------------------------
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None: ...
 
@@ -101,12 +160,16 @@ class Store(Protocol):
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
-        """Store event `seq` of an answer; the buffer expires `ttl` seconds after its last event."""
+        """Store `(seq, record)` events of an answer — typically all the events of one upstream
+        read — in one atomic write (one transaction, one round trip): readers see all of them
+        or none. An event whose seq is not above the buffer's last one is a replay and is
+        skipped (idempotent), so a batch may be retried; a batch for an erased session writes
+        nothing. The buffer expires `ttl` seconds after the last batch that added an event.
+        StoreUnavailable when the backend fails (a lost Redis reply may hide a done write)."""
         ...
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:

@@ -1,8 +1,17 @@
 """In-memory store for the stateless mode (one worker). Atomic because no method awaits
-between reading and writing its state: trio switches tasks only at an await."""
+between reading and writing its state: trio switches tasks only at an await.
+
+Expiry: every key of the expiring tables (limits, counters, sessions, buffers) has an entry
+(expiry time, table, key) in one heap, pushed when the key is created. The writes that carry
+`now` pop the entries that are due — at most `_SWEEP_STEP` per call, so no call pays for a
+big sweep — and delete the key if it really expired, or push it again with its current expiry
+(a limit, counter or buffer that was written since). A call with nothing due costs one look at
+the heap's top.
+"""
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -12,7 +21,7 @@ from typing import Any
 import trio
 
 from ..core.limits import Decision, Rate, gcra
-from .base import BufferSlice, HistoryEntry, SessionRecord
+from .base import FINAL_TYPES, BufferSlice, HistoryEntry, SessionRecord
 
 
 @dataclass
@@ -25,12 +34,16 @@ class _Buffer:
     changed: trio.Event | None = None
 
 
+_TAT, _COUNTER, _SESSION, _BUFFER = range(4)  # the expiring tables, as heap entries name them
+_SWEEP_STEP = 64  # due entries handled per call at most (a few keys are created per call)
+
+
 class MemoryStore:
     name = "memory"
     keeps_history = False  # stateless: history lives in n8n (loadPreviousSession)
 
     def __init__(self, max_keys: int = 200_000) -> None:
-        self._max_keys = max_keys
+        self._max_keys = max_keys  # bound on remembered erasures
         self._tat: dict[str, float] = {}
         self._counters: dict[str, tuple[int, float]] = {}
         self._sessions: dict[str, SessionRecord] = {}
@@ -38,33 +51,84 @@ class MemoryStore:
         self._history: dict[str, list[HistoryEntry]] = defaultdict(list)
         self._buffers: dict[str, _Buffer] = {}
         self._erased: dict[str, None] = {}  # deleted sessions: late writes for them are dropped
-        self._ops = 0
+        self._due: list[tuple[float, int, str]] = []  # heap of (expires_at, table, key)
 
-    # -- housekeeping: amortised sweep so idle keys cannot grow without bound ------------------
+    # -- housekeeping: expired keys leave a few at a time, so idle keys cannot pile up ---------
+    def _expires(self, table: int, key: str) -> float | None:
+        """The key's current expiry in `table`, None when it is gone."""
+        if table == _TAT:
+            return self._tat.get(key)
+        if table == _COUNTER:
+            counter = self._counters.get(key)
+            return None if counter is None else counter[1]
+        if table == _SESSION:
+            rec = self._sessions.get(key)
+            return None if rec is None else rec.expires_at
+        buf = self._buffers.get(key)
+        return None if buf is None else buf.expires_at
+
     def _sweep(self, now: float) -> None:
-        self._ops += 1
-        if self._ops % 1024 and len(self._tat) < self._max_keys:
-            return
-        self._tat = {k: v for k, v in self._tat.items() if v > now}
-        self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
-        self._sessions = {k: v for k, v in self._sessions.items() if v.expires_at > now}
-        self._buffers = {k: v for k, v in self._buffers.items() if v.expires_at > now}
+        due = self._due
+        for _ in range(_SWEEP_STEP):
+            if not due or due[0][0] > now:
+                return
+            _, table, key = heapq.heappop(due)
+            expires = self._expires(table, key)
+            if expires is None:
+                continue  # deleted meanwhile (a session, its buffers)
+            if expires > now:
+                heapq.heappush(due, (expires, table, key))  # renewed since: look again then
+            elif table == _TAT:
+                del self._tat[key]
+            elif table == _COUNTER:
+                del self._counters[key]
+            elif table == _SESSION:
+                del self._sessions[key]
+            else:
+                changed = self._buffers.pop(key).changed
+                if changed is not None:
+                    changed.set()  # a waiting reader finds it gone
 
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        return (await self.hit_many([(key, rate)], now))[0]
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
         self._sweep(now)
-        decision, new_tat = gcra(self._tat.get(key), now, rate)
-        if new_tat is not None:
-            self._tat[key] = new_tat
-        return decision
+        tats = self._tat
+        out: list[Decision] = []
+        for key, rate in hits:
+            old = tats.get(key)
+            decision, new_tat = gcra(old, now, rate)
+            out.append(decision)
+            if new_tat is None:
+                break  # refused: the later keys are not charged
+            if old is None:
+                heapq.heappush(self._due, (new_tat, _TAT, key))
+            tats[key] = new_tat
+        return out
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
-        count, expires = self._counters.get(key, (0, 0.0))
-        if expires <= now:
-            count, expires = 0, now + ttl
-        self._counters[key] = (count + 1, expires)
-        return count + 1
+        return (await self.incr_many([(key, ttl)], now))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        self._sweep(now)
+        out: list[int] = []
+        for key, ttl in counters:
+            current = self._counters.get(key)
+            if current is None:
+                count, expires = 0, now + ttl
+                heapq.heappush(self._due, (expires, _COUNTER, key))
+            else:
+                count, expires = current
+                if expires <= now:
+                    count, expires = 0, now + ttl
+            self._counters[key] = (count + 1, expires)
+            out.append(count + 1)
+        return out
 
     async def put_session(self, record: SessionRecord) -> None:
+        if record.session_id not in self._sessions:
+            heapq.heappush(self._due, (record.expires_at, _SESSION, record.session_id))
         self._sessions[record.session_id] = record
 
     async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
@@ -84,6 +148,9 @@ class MemoryStore:
                 buf.changed.set()
 
     async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
+        return self._acquire(session_id, message_id, ttl, now)
+
+    def _acquire(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
         held = self._busy.get(session_id)
         if held is not None and held[1] > now:
             return False
@@ -91,12 +158,68 @@ class MemoryStore:
         return True
 
     async def release_turn(self, session_id: str, message_id: str) -> None:
+        self._release(session_id, message_id)
+
+    def _release(self, session_id: str, message_id: str) -> None:
         held = self._busy.get(session_id)
         if held is not None and held[0] == message_id:
             del self._busy[session_id]
 
+    # The composite calls are atomic like the others: their steps are plain functions.
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        self._sweep(now)
+        if not self._acquire(session_id, message_id, busy_ttl, now):
+            return False
+        self._buffer_append(message_id, session_id, events, buffer_ttl, now)
+        self._append_history(session_id, history)
+        return True
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        self._sweep(now)
+        self._release(session_id, message_id)
+        if session_id in self._erased or not events:
+            return None
+        buf = self._buffers.get(message_id)
+        first = events[0][0]
+        if buf is None or not buf.events or buf.events[-1][0] < first:
+            self._buffer_append(message_id, session_id, events, buffer_ttl, now)
+            self._append_history(session_id, history)
+            return None
+        # Events from `first` on that the caller never saw (see Store.finish_turn).
+        known = [e for e in buf.events if e[0] >= first]
+        for i, (_, record) in enumerate(known):
+            if record.get("type") in FINAL_TYPES:
+                return known[: i + 1]
+        last = buf.events[-1][0]
+        renumbered = [(last + 1 + i, record) for i, (_, record) in enumerate(events)]
+        self._buffer_append(message_id, session_id, renumbered, buffer_ttl, now)
+        self._append_history(session_id, history)
+        return known + renumbered
+
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
-        if session_id in self._erased:
+        self._append_history(session_id, entries)
+
+    def _append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
+        if session_id in self._erased or not entries:
             return
         self._history[session_id].extend(entries)
 
@@ -120,19 +243,35 @@ class MemoryStore:
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
-        if session_id in self._erased:
+        self._sweep(now)
+        self._buffer_append(message_id, session_id, events, ttl, now)
+
+    def _buffer_append(
+        self,
+        message_id: str,
+        session_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        ttl: float,
+        now: float,
+    ) -> None:
+        if session_id in self._erased or not events:
             return
         buf = self._buffers.get(message_id)
         if buf is None:
             buf = self._buffers[message_id] = _Buffer(session_id)
-        if buf.events and buf.events[-1][0] >= seq:
-            return  # idempotent: a replayed append changes nothing
-        buf.events.append((seq, record))
+            heapq.heappush(self._due, (now + ttl, _BUFFER, message_id))
+        added = False
+        for seq, record in events:
+            if buf.events and buf.events[-1][0] >= seq:
+                continue  # idempotent: a replayed event changes nothing
+            buf.events.append((seq, record))
+            added = True
+        if not added:
+            return
         buf.expires_at = now + ttl
         if buf.changed is not None:  # someone waits (resume readers); the next wait makes another
             changed, buf.changed = buf.changed, None

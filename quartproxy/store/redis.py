@@ -7,15 +7,18 @@ must be entered (`async with RedisStore(url) as store`) by a long-lived task —
 Keys (all under `prefix`, default "qp:"; single Redis / Sentinel, not Redis Cluster: some
 scripts touch keys they compute):
 - `rl:<key>` string: the GCRA theoretical arrival time, decided by ONE Lua script (atomic
-  across workers and instances).
-- `ct:<key>` hash {n, exp}: fixed-window counters (Lua).
+  across workers and instances) that charges all the tiers of a request in one round trip.
+- `ct:<key>` hash {n, exp}: fixed-window counters (Lua, several per round trip).
 - `sess:<sid>` string (JSON SessionRecord); `busy:<sid>` hash {mid, exp} (Lua compare-and-set).
 - `hist:<sid>` list of JSON entries, oldest first; `hist-idx` sorted set sid -> oldest
   created_at, so the retention purge visits only sessions that have old entries.
-- `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record),
+- `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record), all
+  the events of one upstream read added by one script call,
   `bufm:<mid>` hash {sid, exp, last}, `sbuf:<sid>` set of the session's message ids (erasure).
 - `erased:<sid>` (a day): a deleted session; history and buffer appends for it are dropped, so
   an answer still running on another worker cannot write it back.
+- A turn's first write (busy flag, Start event, question) and last write (final event, answer,
+  release) are one script each (`begin_turn`, `finish_turn`).
 
 Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
 live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"
@@ -49,42 +52,55 @@ from ..core.limits import Decision, Rate, tolerance
 from ._wakeups import LocalWakeups
 from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
 
+# KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
+# -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.
 # %.17g round-trips a double exactly, so the Lua arithmetic equals core.limits.gcra bit for bit.
 _GCRA = """
-local tat = tonumber(redis.call('GET', KEYS[1]))
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local count = tonumber(ARGV[4])
-local tolerance = tonumber(ARGV[5])
-local base = now
-if tat ~= nil and tat >= now then base = tat end
-local new_tat = base + interval
-local allow_at = new_tat - burst
-if allow_at > now + tolerance then
-  return {0, string.format('%.17g', allow_at - now), 0}
+local out = {}
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 4
+  local interval = tonumber(ARGV[a])
+  local burst = tonumber(ARGV[a + 1])
+  local count = tonumber(ARGV[a + 2])
+  local tolerance = tonumber(ARGV[a + 3])
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  local base = now
+  if tat ~= nil and tat >= now then base = tat end
+  local new_tat = base + interval
+  local allow_at = new_tat - burst
+  if allow_at > now + tolerance then
+    out[#out + 1] = {0, string.format('%.17g', allow_at - now), 0}
+    return out
+  end
+  local remaining = math.floor((now - allow_at + tolerance) / interval)
+  if remaining > count - 1 then remaining = count - 1 end
+  if remaining < 0 then remaining = 0 end
+  local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
+  redis.call('SET', KEYS[i], string.format('%.17g', new_tat), 'PX', ttl)
+  out[#out + 1] = {1, '0', remaining}
 end
-local remaining = math.floor((now - allow_at + tolerance) / interval)
-if remaining > count - 1 then remaining = count - 1 end
-if remaining < 0 then remaining = 0 end
-local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
-redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl)
-return {1, '0', remaining}
+return out
 """
 
+# KEYS: one ct key per counter. ARGV: now, then the ttl of each counter. -> the new values.
 _INCR = """
-local v = redis.call('HMGET', KEYS[1], 'n', 'exp')
 local now = tonumber(ARGV[1])
-local n = tonumber(v[1])
-local exp = tonumber(v[2])
-if n == nil or exp == nil or exp <= now then
-  n = 0
-  exp = now + tonumber(ARGV[2])
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'n', 'exp')
+  local n = tonumber(v[1])
+  local exp = tonumber(v[2])
+  if n == nil or exp == nil or exp <= now then
+    n = 0
+    exp = now + tonumber(ARGV[i + 1])
+  end
+  n = n + 1
+  redis.call('HSET', KEYS[i], 'n', n, 'exp', string.format('%.17g', exp))
+  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil((exp - now) * 1000)))
+  out[i] = n
 end
-n = n + 1
-redis.call('HSET', KEYS[1], 'n', n, 'exp', string.format('%.17g', exp))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((exp - now) * 1000)))
-return n
+return out
 """
 
 _ACQUIRE = """
@@ -151,19 +167,123 @@ redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
 return #mids
 """
 
-# KEYS: bufm, buf, sbuf, erased. ARGV: seq, record, sid, exp, ttl_ms, mid
+# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, then seq, record of each event.
+# -> the last seq added, -1 when nothing was (erased session, or only replays).
 _BUF_APPEND = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'last'))
-if last ~= nil and last >= tonumber(ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], ARGV[1] .. '-1', 's', ARGV[1], 'r', ARGV[2])
-redis.call('HSET', KEYS[1], 'sid', ARGV[3], 'exp', ARGV[4], 'last', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[6])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
-return 1
+local added = nil
+for i = 5, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if last == nil or seq > last then
+    redis.call('XADD', KEYS[2], ARGV[i] .. '-1', 's', ARGV[i], 'r', ARGV[i + 1])
+    last = seq
+    added = ARGV[i]
+  end
+end
+if added == nil then return -1 end
+redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'exp', ARGV[2], 'last', added)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return last
 """
+
+# The first and the last write of a turn (TurnRunner), each one script call.
+# KEYS: busy, bufm, buf, sbuf, erased, hist, hist-idx.
+# ARGV: mid, sid, now, busy_ttl, buffer exp, buffer ttl_ms, oldest history c, #history,
+#       the history items, then seq, record of each event.
+_BUF_ADD = """
+local function buf_add(first, last, shift)
+  -- the events ARGV[first..] (seq, record pairs), their seqs moved by `shift`, that are
+  -- above `last` (the others are replays); -> the new last, whether any was added
+  local added = false
+  for i = first, #ARGV, 2 do
+    local seq = tonumber(ARGV[i]) + shift
+    if last == nil or seq > last then
+      redis.call('XADD', KEYS[3], seq .. '-1', 's', seq, 'r', ARGV[i + 1])
+      last = seq
+      added = true
+    end
+  end
+  if added then
+    redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'exp', ARGV[5], 'last', last)
+    redis.call('PEXPIRE', KEYS[2], ARGV[6])
+    redis.call('PEXPIRE', KEYS[3], ARGV[6])
+    redis.call('SADD', KEYS[4], ARGV[1])
+    if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[6]) then
+      redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    end
+  end
+  return last, added
+end
+local function hist_add()
+  local n = tonumber(ARGV[8])
+  if n == 0 then return end
+  for i = 9, 8 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
+  redis.call('ZADD', KEYS[7], 'LT', ARGV[7], ARGV[2])
+end
+"""
+
+# -> -2 busy (nothing written), -1 acquired (nothing appended: erased), else the last seq added.
+_BEGIN = (
+    _BUF_ADD
+    + """
+local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
+local now = tonumber(ARGV[3])
+if v[1] and tonumber(v[2]) > now then return -2 end
+local busy_ttl = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
+if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+local last, added = buf_add(9 + tonumber(ARGV[8]), tonumber(redis.call('HGET', KEYS[2], 'last')), 0)
+hist_add()
+if added then return last end
+return -1
+"""
+)
+
+# -> {last seq added or -1, {seq, record, ...} of the buffer from the first given seq on when
+#    it already held some (see Store.finish_turn), else {}}.
+_FINISH = (
+    _BUF_ADD
+    + """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-1, {}} end
+local first = 9 + tonumber(ARGV[8])
+if first > #ARGV then return {-1, {}} end
+local last = tonumber(redis.call('HGET', KEYS[2], 'last'))
+local seq0 = tonumber(ARGV[first])
+if last == nil or last < seq0 then
+  local new_last, added = buf_add(first, last, 0)
+  hist_add()
+  if added then return {new_last, {}} end
+  return {-1, {}}
+end
+local known = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[3], seq0 .. '-0', '+')) do
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  known[#known + 1] = seq
+  known[#known + 1] = rec
+  local kind = cjson.decode(rec)['type']
+  if kind == 'end' or kind == 'error' then return {-1, known} end
+end
+-- none of them is final: the given events go after the buffer's last one
+local shift = last + 1 - seq0
+for i = first, #ARGV, 2 do
+  known[#known + 1] = tostring(tonumber(ARGV[i]) + shift)
+  known[#known + 1] = ARGV[i + 1]
+end
+local new_last = buf_add(first, last, shift)
+hist_add()
+return {new_last, known}
+"""
+)
 
 # KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
 _BUF_READ = """
@@ -196,6 +316,10 @@ def _f(x: float) -> str:
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
+
+
+def _history_item(e: HistoryEntry) -> str:
+    return json.dumps({"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at})
 
 
 class RedisStore:
@@ -240,6 +364,8 @@ class RedisStore:
         self._delete_session = self._client.register_script(_DELETE_SESSION)
         self._buf_append = self._client.register_script(_BUF_APPEND)
         self._buf_read = self._client.register_script(_BUF_READ)
+        self._begin = self._client.register_script(_BEGIN)
+        self._finish = self._client.register_script(_FINISH)
         self._wakeups = LocalWakeups()
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -274,18 +400,33 @@ class RedisStore:
 
     # -- rate limits and counters -------------------------------------------------------------
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
+        return (await self.hit_many([(key, rate)], now))[0]
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
+        if not hits:
+            return []
+        args: list[str | int] = [_f(now)]
+        for _, rate in hits:
+            args += [_f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))]
         with self._errors():
-            reply: Any = await self._gcra(
-                keys=[self._k("rl", key)],
-                args=[_f(now), _f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))],
-            )
-        allowed, retry_after, remaining = reply
-        return Decision(bool(int(allowed)), float(retry_after), int(remaining))
+            reply: Any = await self._gcra(keys=[self._k("rl", key) for key, _ in hits], args=args)
+        return [
+            Decision(bool(int(allowed)), float(retry_after), int(remaining))
+            for allowed, retry_after, remaining in reply
+        ]
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
+        return (await self.incr_many([(key, ttl)], now))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        if not counters:
+            return []
         with self._errors():
-            n: Any = await self._incr(keys=[self._k("ct", key)], args=[_f(now), _f(ttl)])
-        return int(n)
+            reply: Any = await self._incr(
+                keys=[self._k("ct", key) for key, _ in counters],
+                args=[_f(now), *(_f(ttl) for _, ttl in counters)],
+            )
+        return [int(n) for n in reply]
 
     # -- sessions -----------------------------------------------------------------------------
     async def put_session(self, record: SessionRecord) -> None:
@@ -334,14 +475,86 @@ class RedisStore:
         with self._errors():
             await self._release(keys=[self._k("busy", session_id)], args=[message_id])
 
+    def _turn_keys(self, session_id: str, message_id: str) -> list[str]:
+        return [
+            self._k("busy", session_id),
+            self._k("bufm", message_id),
+            self._k("buf", message_id),
+            self._k("sbuf", session_id),
+            self._k("erased", session_id),
+            self._k("hist", session_id),
+            self.prefix + "hist-idx",
+        ]
+
+    def _turn_args(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[str | int]:
+        oldest = min((e.created_at for e in history), default=now)
+        args: list[str | int] = [
+            message_id,
+            session_id,
+            _f(now),
+            _f(busy_ttl),
+            _f(now + buffer_ttl),
+            _ms(buffer_ttl),
+            _f(oldest),
+            len(history),
+        ]
+        args += [_history_item(e) for e in history]
+        for seq, record in events:
+            args += [seq, json.dumps(record, separators=(",", ":"))]
+        return args
+
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        args = self._turn_args(session_id, message_id, events, history, busy_ttl, buffer_ttl, now)
+        with self._errors():
+            last: Any = await self._begin(keys=self._turn_keys(session_id, message_id), args=args)
+        if int(last) >= 0:
+            self._wakeups.appended(message_id, session_id, int(last), now + buffer_ttl, now)
+        return int(last) != -2
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        args = self._turn_args(session_id, message_id, events, history, 0.0, buffer_ttl, now)
+        with self._errors():
+            reply: Any = await self._finish(keys=self._turn_keys(session_id, message_id), args=args)
+        last, flat = int(reply[0]), reply[1]
+        if last >= 0:
+            self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
+        if not flat:
+            return None
+        return [(int(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
+
     # -- history ------------------------------------------------------------------------------
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
         if not entries:
             return
-        items = [
-            json.dumps({"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at})
-            for e in entries
-        ]
+        items = [_history_item(e) for e in entries]
         oldest = min(e.created_at for e in entries)
         with self._errors():
             await self._hist_append(
@@ -389,30 +602,27 @@ class RedisStore:
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
+        if not events:
+            return
+        args: list[str | int] = [session_id, _f(now + ttl), _ms(ttl), message_id]
+        for seq, record in events:
+            args += [seq, json.dumps(record, separators=(",", ":"))]
         with self._errors():
-            added: Any = await self._buf_append(
+            last: Any = await self._buf_append(
                 keys=[
                     self._k("bufm", message_id),
                     self._k("buf", message_id),
                     self._k("sbuf", session_id),
                     self._k("erased", session_id),
                 ],
-                args=[
-                    seq,
-                    json.dumps(record, separators=(",", ":")),
-                    session_id,
-                    _f(now + ttl),
-                    _ms(ttl),
-                    message_id,
-                ],
+                args=args,
             )
-        if int(added):
-            self._wakeups.appended(message_id, session_id, seq, now + ttl, now)
+        if int(last) >= 0:
+            self._wakeups.appended(message_id, session_id, int(last), now + ttl, now)
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         first = f"{after + 1}-0" if after >= -1 else "-"

@@ -5,6 +5,10 @@
 - WAL journal + `synchronous=NORMAL`: a committed transaction survives a crash or `kill -9` of
   the process (only an OS crash or power loss can lose the last commits). Every buffer event is
   committed before `buffer_append` returns, so an event a client has seen is on disk.
+- One call, one transaction (one thread hop, one commit): `buffer_append` writes all the events
+  of one upstream read, `hit_many` charges all the limit tiers of a request, `incr_many` the
+  screening counters, `begin_turn` takes the busy flag and writes the Start event and the
+  question, `finish_turn` writes the final event and the answer and releases the flag.
 - Read-modify-write (the GCRA step, counters, the busy flag, idempotent appends) runs in one
   `BEGIN IMMEDIATE` transaction: the write lock is taken before the read, so several processes
   on one file decide exactly (busy_timeout makes them queue instead of failing).
@@ -28,7 +32,14 @@ import trio
 
 from ..core.limits import Decision, Rate, gcra
 from ._wakeups import LocalWakeups
-from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
+from .base import (
+    ERASED_KEEP,
+    FINAL_TYPES,
+    BufferSlice,
+    HistoryEntry,
+    SessionRecord,
+    StoreUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -72,6 +83,73 @@ def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
         "SELECT 1 FROM erased_sessions WHERE session_id = ?", (session_id,)
     ).fetchone()
     return row is not None
+
+
+def _encode(events: Sequence[tuple[int, dict[str, Any]]]) -> list[tuple[int, str]]:
+    return [(seq, json.dumps(record, separators=(",", ":"))) for seq, record in events]
+
+
+def _last_seq(conn: sqlite3.Connection, message_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _append_events(
+    conn: sqlite3.Connection,
+    message_id: str,
+    session_id: str,
+    encoded: Sequence[tuple[int, str]],
+    expires_at: float,
+) -> int | None:
+    """Inside a write transaction: add the events not yet in the buffer (seq above its last);
+    the new last seq, None when nothing was added (only replays, or an erased session)."""
+    last = _last_seq(conn, message_id)
+    rows = []
+    for seq, data in encoded:
+        if last is None or seq > last:  # idempotent: a replayed event changes nothing
+            rows.append((message_id, seq, data))
+            last = seq
+    if not rows or _erased(conn, session_id):
+        return None
+    conn.executemany(
+        "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)", rows
+    )
+    conn.execute(
+        "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+        "expires_at = excluded.expires_at, last_seq = excluded.last_seq",
+        (message_id, session_id, expires_at, last),
+    )
+    return last
+
+
+def _history_rows(
+    session_id: str, entries: Sequence[HistoryEntry]
+) -> list[tuple[str, str, str, str, float]]:
+    return [(session_id, e.message_id, e.role, e.text, e.created_at) for e in entries]
+
+
+def _append_history(
+    conn: sqlite3.Connection, session_id: str, rows: Sequence[tuple[str, str, str, str, float]]
+) -> None:
+    """Inside a write transaction."""
+    if rows and not _erased(conn, session_id):
+        conn.executemany(
+            "INSERT INTO history (session_id, message_id, role, text, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+_ACQUIRE = (
+    "INSERT INTO busy (session_id, message_id, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET "
+    "message_id = excluded.message_id, expires_at = excluded.expires_at "
+    "WHERE busy.expires_at <= ? RETURNING message_id"
+)
+_RELEASE = "DELETE FROM busy WHERE session_id = ? AND message_id = ?"
 
 
 class SqliteStore:
@@ -179,11 +257,21 @@ class SqliteStore:
 
     # -- rate limits and counters -------------------------------------------------------------
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
-        def step(conn: sqlite3.Connection) -> Decision:
+        return (await self.hit_many([(key, rate)], now))[0]
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate]], now: float) -> list[Decision]:
+        if not hits:
+            return []
+
+        def step(conn: sqlite3.Connection) -> list[Decision]:
             conn.execute("BEGIN IMMEDIATE")  # write lock before the read: one decision at a time
-            row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
-            decision, new_tat = gcra(None if row is None else row[0], now, rate)
-            if new_tat is not None:
+            out: list[Decision] = []
+            for key, rate in hits:
+                row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
+                decision, new_tat = gcra(None if row is None else row[0], now, rate)
+                out.append(decision)
+                if new_tat is None:
+                    break  # refused: the later keys are not charged
                 conn.execute(
                     "INSERT INTO rate_limits (key, tat) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
@@ -191,25 +279,34 @@ class SqliteStore:
                 )
             conn.execute("COMMIT")
             self._after_write(conn, now)
-            return decision
+            return out
 
         return await self._run(step)
 
     async def incr(self, key: str, ttl: float, now: float) -> int:
-        def step(conn: sqlite3.Connection) -> int:
+        return (await self.incr_many([(key, ttl)], now))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]], now: float) -> list[int]:
+        if not counters:
+            return []
+
+        def step(conn: sqlite3.Connection) -> list[int]:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(
-                "INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "count = CASE WHEN expires_at <= ? THEN 1 ELSE count + 1 END, "
-                "expires_at = CASE WHEN expires_at <= ? THEN excluded.expires_at "
-                "ELSE expires_at END "
-                "RETURNING count",
-                (key, now + ttl, now, now),
-            ).fetchone()
+            out: list[int] = []
+            for key, ttl in counters:
+                row = conn.execute(
+                    "INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET "
+                    "count = CASE WHEN expires_at <= ? THEN 1 ELSE count + 1 END, "
+                    "expires_at = CASE WHEN expires_at <= ? THEN excluded.expires_at "
+                    "ELSE expires_at END "
+                    "RETURNING count",
+                    (key, now + ttl, now, now),
+                ).fetchone()
+                out.append(int(row[0]))
             conn.execute("COMMIT")
             self._after_write(conn, now)
-            return int(row[0])
+            return out
 
         return await self._run(step)
 
@@ -270,13 +367,7 @@ class SqliteStore:
     async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
         def acquire(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(
-                "INSERT INTO busy (session_id, message_id, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET "
-                "message_id = excluded.message_id, expires_at = excluded.expires_at "
-                "WHERE busy.expires_at <= ? RETURNING message_id",
-                (session_id, message_id, now + ttl, now),
-            ).fetchone()
+            row = conn.execute(_ACQUIRE, (session_id, message_id, now + ttl, now)).fetchone()
             conn.execute("COMMIT")
             return row is not None
 
@@ -284,29 +375,100 @@ class SqliteStore:
 
     async def release_turn(self, session_id: str, message_id: str) -> None:
         def release(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "DELETE FROM busy WHERE session_id = ? AND message_id = ?",
-                (session_id, message_id),
-            )
+            conn.execute(_RELEASE, (session_id, message_id))
 
         await self._run(release)
 
+    async def begin_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        busy_ttl: float,
+        buffer_ttl: float,
+        now: float,
+    ) -> bool:
+        encoded = _encode(events)
+        rows = _history_rows(session_id, history)
+
+        def begin(conn: sqlite3.Connection) -> tuple[bool, int | None]:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(_ACQUIRE, (session_id, message_id, now + busy_ttl, now)).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return False, None
+            last = _append_events(conn, message_id, session_id, encoded, now + buffer_ttl)
+            _append_history(conn, session_id, rows)
+            conn.execute("COMMIT")  # durable before the Start event reaches any client
+            self._after_write(conn, now)
+            return True, last
+
+        acquired, last = await self._run(begin)
+        if last is not None:
+            self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
+        return acquired
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        message_id: str,
+        events: Sequence[tuple[int, dict[str, Any]]],
+        history: Sequence[HistoryEntry],
+        *,
+        buffer_ttl: float,
+        now: float,
+    ) -> list[tuple[int, dict[str, Any]]] | None:
+        encoded = _encode(events)
+        rows = _history_rows(session_id, history)
+        first = events[0][0] if events else 0
+
+        def finish(
+            conn: sqlite3.Connection,
+        ) -> tuple[int | None, list[tuple[int, dict[str, Any]]] | None]:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_RELEASE, (session_id, message_id))
+            if not encoded:
+                conn.execute("COMMIT")
+                return None, None
+            last = _last_seq(conn, message_id)
+            known: list[tuple[int, dict[str, Any]]] | None = None
+            to_add = encoded
+            if last is not None and last >= first and not _erased(conn, session_id):
+                # Events from `first` on that the caller never saw (see Store.finish_turn).
+                known = []
+                for seq, data in conn.execute(
+                    "SELECT seq, record FROM buffer_events WHERE message_id = ? AND seq >= ? "
+                    "ORDER BY seq",
+                    (message_id, first),
+                ):
+                    known.append((int(seq), json.loads(data)))
+                    if known[-1][1].get("type") in FINAL_TYPES:
+                        conn.execute("COMMIT")
+                        return None, known
+                to_add = [(last + 1 + i, data) for i, (_, data) in enumerate(encoded)]
+                known += [(seq, json.loads(data)) for seq, data in to_add]
+            added = _append_events(conn, message_id, session_id, to_add, now + buffer_ttl)
+            _append_history(conn, session_id, rows)
+            conn.execute("COMMIT")  # durable before the final event reaches any client
+            self._after_write(conn, now)
+            return added, known
+
+        added, known = await self._run(finish)
+        if added is not None:
+            self._wakeups.appended(message_id, session_id, added, now + buffer_ttl, now)
+        return known
+
     # -- history ------------------------------------------------------------------------------
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
-        rows = [(session_id, e.message_id, e.role, e.text, e.created_at) for e in entries]
+        rows = _history_rows(session_id, entries)
         if not rows:
             return
 
         def append(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            if _erased(conn, session_id):
-                conn.execute("COMMIT")
-                return
-            conn.executemany(
-                "INSERT INTO history (session_id, message_id, role, text, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            _append_history(conn, session_id, rows)
             conn.execute("COMMIT")
 
         await self._run(append)
@@ -337,37 +499,25 @@ class SqliteStore:
         self,
         message_id: str,
         session_id: str,
-        seq: int,
-        record: dict[str, Any],
+        events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
     ) -> None:
-        data = json.dumps(record, separators=(",", ":"))
+        if not events:
+            return
+        encoded = _encode(events)
 
-        def append(conn: sqlite3.Connection) -> bool:
+        def append(conn: sqlite3.Connection) -> int | None:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(
-                "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
-            ).fetchone()
-            if (row is not None and row[0] >= seq) or _erased(conn, session_id):
-                conn.execute("COMMIT")
-                return False  # idempotent: a replayed append changes nothing
-            conn.execute(
-                "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)",
-                (message_id, seq, data),
-            )
-            conn.execute(
-                "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
-                "expires_at = excluded.expires_at, last_seq = excluded.last_seq",
-                (message_id, session_id, now + ttl, seq),
-            )
-            conn.execute("COMMIT")  # durable (WAL) before the event can reach any client
-            self._after_write(conn, now)
-            return True
+            last = _append_events(conn, message_id, session_id, encoded, now + ttl)
+            conn.execute("COMMIT")  # durable (WAL) before the events can reach any client
+            if last is not None:
+                self._after_write(conn, now)
+            return last
 
-        if await self._run(append):
-            self._wakeups.appended(message_id, session_id, seq, now + ttl, now)
+        last = await self._run(append)
+        if last is not None:
+            self._wakeups.appended(message_id, session_id, last, now + ttl, now)
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         def read(conn: sqlite3.Connection) -> BufferSlice | None:

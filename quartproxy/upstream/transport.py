@@ -106,6 +106,14 @@ class PooledTransport(httpx.AsyncBaseTransport):
         """A new connection, once one of `max_connections` is free (PoolTimeout after `wait`)."""
         if self._closed:
             raise httpx.PoolTimeout("the transport is closed")
+        if self._slots.value == 0:
+            # idle connections hold slots too: at the cap the longest idle one (another
+            # origin's: _acquire takes this origin's first) makes room instead of a wait that
+            # no released slot would ever end
+            idle = [conns for conns in self._idle.values() if conns]
+            if idle:
+                oldest = min(idle, key=lambda conns: conns[0].idle_since)
+                await self._discard(oldest.pop(0))
         with trio.move_on_after(wait) as waiting:
             await self._slots.acquire()
         if waiting.cancelled_caught:
@@ -134,7 +142,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except trio.TooSlowError:
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from None
         except (OSError, trio.BrokenResourceError) as exc:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+            # trio wraps TLS failures in a BrokenResourceError with no text of its own: say why
+            why = exc.__cause__ or exc
+            raise httpx.ConnectError(
+                f"cannot connect to {host}:{port}: {str(why) or type(why).__name__}"
+            ) from None
         return stream
 
     def _tls(self) -> ssl.SSLContext:
@@ -149,8 +161,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     def _release(self, conn: Connection, reusable: bool) -> bool:
         """Give a finished connection back: to the idle stack if it can be reused (True),
-        else the caller must close it (its slot is freed here)."""
-        if reusable and not self._closed:
+        else the caller must close it (its slot is freed here). While a request waits for a
+        slot the connection is not kept: that request waits on the semaphore, not on the idle
+        stack, and would never see it (PoolTimeout with a usable connection idle)."""
+        if reusable and not self._closed and not self._slots.statistics().tasks_waiting:
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.origin, []).append(conn)
             return True
@@ -179,10 +193,13 @@ class PooledTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         pool_timeout = timeouts.get("pool") or self.pool_timeout
         body = await request.aread()
-        wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
+        try:
+            wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
+        except ValueError as exc:  # an httpx error, as h11 gave, not a bare ValueError
+            raise httpx.LocalProtocolError(str(exc)) from None
         conn, reused = await self._acquire(origin, pool_timeout)
         while True:
-            reader = ResponseReader()
+            reader = ResponseReader(head_request=request.method == "HEAD")
             try:
                 head = await _exchange(conn, wire, reader)
             except _StaleConnection:
@@ -242,7 +259,8 @@ async def _exchange(conn: Connection, wire: bytes, reader: ResponseReader) -> He
 
 class _Body(httpx.AsyncByteStream):
     """The response body as it arrives: everything decodable from one socket read in one
-    piece. At its end the connection goes back to the pool; closed early, it is closed."""
+    piece. At its end the connection goes back to the pool; closed early, failed or
+    cancelled, it is closed."""
 
     def __init__(self, pool: PooledTransport, conn: Connection, reader: ResponseReader) -> None:
         self._pool = pool
@@ -266,10 +284,15 @@ class _Body(httpx.AsyncByteStream):
                 else:
                     reader.eof()
                 data = reader.body()
-        except ProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise httpx.ReadError(f"upstream connection failed: {type(exc).__name__}") from None
+        except BaseException as exc:
+            # failed, cancelled or abandoned mid-body: the connection is in an unknown state,
+            # so it is closed and its slot freed now, not only when the response is closed
+            await self.aclose()
+            if isinstance(exc, ProtocolError):
+                raise httpx.RemoteProtocolError(str(exc)) from None
+            if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
+                raise httpx.ReadError(f"upstream connection failed: {type(exc).__name__}") from None
+            raise
         self._conn = None
         if not self._pool._release(conn, reader.reusable):
             await conn.close()

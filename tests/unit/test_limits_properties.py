@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import trio
 import trio.lowlevel
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from quartproxy.core.limits import Rate, gcra, tolerance
@@ -48,12 +48,16 @@ def run(times: list[float], rate: Rate) -> list[tuple[float, bool, float]]:
 
 
 @given(RATES, GAPS)
+@example(Rate(1, 1.0), [0.0, 0.99999])  # found by hypothesis: 10 µs early, within tolerance
 def test_never_more_than_the_burst_plus_the_sustained_rate(rate: Rate, gaps: list[float]) -> None:
     allowed = [t for t, ok, _ in run(arrivals(gaps), rate) if ok]
     for i in range(len(allowed)):
         for j in range(i, len(allowed)):
             passed = j - i + 1
-            assert passed <= rate.count + (allowed[j] - allowed[i]) / rate.interval + 1e-6
+            # gcra lets a request through up to tolerance(rate) early (float rounding of
+            # stored times), so the window may look that much longer
+            window = allowed[j] - allowed[i] + tolerance(rate)
+            assert passed <= rate.count + window / rate.interval + 1e-6
 
 
 @given(RATES, st.integers(min_value=1, max_value=60))

@@ -100,7 +100,7 @@ async def test_sqlite_keeps_limits_history_sessions_and_buffers_across_restarts(
             assert (await store.hit("ip", rate, NOW)).allowed
         await store.put_session(SessionRecord("s", "https://a.example", "h", NOW, NOW + 60, {}))
         await store.append_history("s", [HistoryEntry("m", "user", "hello", NOW)])
-        await store.buffer_append("m", "s", 0, {"event": "start"}, 300, NOW)
+        await store.buffer_append("m", "s", [(0, {"event": "start"})], 300, NOW)
     async with SqliteStore(path) as store:
         assert not (await store.hit("ip", rate, NOW + 1)).allowed
         assert await store.get_session("s", NOW + 1) is not None
@@ -113,6 +113,30 @@ async def test_sqlite_unusable_path_is_store_unavailable(tmp_path: Path) -> None
     with pytest.raises(StoreUnavailable):
         async with SqliteStore(tmp_path / "no-such-dir" / "x.db"):
             pass
+
+
+async def test_sqlite_failing_batch_writes_none_of_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    async with SqliteStore(path) as store:
+        await store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
+    async with SqliteStore(path) as store:
+        conn = store._conn
+        assert conn is not None
+        # the database refuses writes: each call fails and its transaction keeps nothing
+        conn.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreUnavailable):
+            await store.buffer_append("m", "s", [(1, {"n": 1}), (2, {"n": 2})], 300, NOW)
+        with pytest.raises(StoreUnavailable):
+            await store.hit_many([("a", Rate(1, 60)), ("b", Rate(1, 60))], NOW)
+        with pytest.raises(StoreUnavailable):
+            await store.incr_many([("c", 60), ("d", 60)], NOW)
+        conn.execute("PRAGMA query_only = OFF")
+        part = await store.buffer_read("m", -1, NOW)
+        assert part is not None and part.events == [(0, {"n": 0})]
+        await store.buffer_append("m", "s", [(1, {"n": 1}), (2, {"n": 2})], 300, NOW)
+        part = await store.buffer_read("m", 0, NOW)
+        assert part is not None and [seq for seq, _ in part.events] == [1, 2]
+        assert await store.incr_many([("c", 60), ("d", 60)], NOW) == [1, 1]
 
 
 async def test_redis_down_is_store_unavailable_and_recovers(tmp_path: Path) -> None:
@@ -129,6 +153,12 @@ async def test_redis_down_is_store_unavailable_and_recovers(tmp_path: Path) -> N
                 await store.hit("k", Rate(1, 60), NOW)
             with pytest.raises(StoreUnavailable):
                 await store.buffer_read("m", -1, NOW)
+            with pytest.raises(StoreUnavailable):
+                await store.buffer_append("m", "s", [(0, {"n": 0}), (1, {"n": 1})], 300, NOW)
+            with pytest.raises(StoreUnavailable):
+                await store.hit_many([("k", Rate(1, 60)), ("k2", Rate(1, 60))], NOW)
+            with pytest.raises(StoreUnavailable):
+                await store.incr_many([("c", 60), ("d", 60)], NOW)
             # the same port again: the same client reconnects without a restart of the app
             server.start()
             await store.ping()

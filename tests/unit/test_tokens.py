@@ -128,3 +128,27 @@ def test_upstream_token_claims() -> None:
     old = upstream_token(SECRET, session_id="s", origin="o", message_id="m", now=NOW - 31)
     with pytest.raises(jwt.ExpiredSignatureError):
         jwt.decode(old, SECRET, algorithms=["HS256"])
+
+
+def test_a_remembered_token_still_expires_and_other_secrets_still_fail() -> None:
+    """Verified tokens are cached; the cache must change no answer."""
+    token, _ = issue(ttl=60)
+    assert verify_session_token(SECRET, token, now=NOW).session_id  # verified, now cached
+    assert verify_session_token(SECRET, token, now=NOW + 30).session_id  # from the cache
+    with pytest.raises(TokenError) as err:
+        verify_session_token(SECRET, token, now=NOW + 3600)  # the cached token has expired
+    assert err.value.message == "The session has expired."
+    with pytest.raises(TokenError):
+        verify_session_token("t" * 40, token, now=NOW)  # the cache is per secret
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}"  # a byte of the MAC
+    for _ in range(2):  # a failure is never remembered as a success
+        with pytest.raises(TokenError):
+            verify_session_token(SECRET, forged, now=NOW)
+
+
+def test_a_token_expired_by_the_real_clock_fails_even_with_an_earlier_clock_passed() -> None:
+    real = time.time()
+    token, _ = issue(now=real - 7200, ttl=60)
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, token, now=real - 7190)
