@@ -365,7 +365,9 @@ async def run_idle(a: argparse.Namespace) -> dict[str, Any]:
     all_open = trio.Event()
     go = trio.Event()
     a.measuring = True
-    sem = trio.Semaphore(200)  # bound the connect storm
+    # Bound the connect storm: at most this many streams being opened at once (connect, session,
+    # message, up to the `start` event), well under the proxy's listen backlog (hypercorn.toml).
+    sem = trio.Semaphore(a.open_concurrency)
 
     def settled() -> None:
         if opened[0] + result.errors >= a.concurrency:
@@ -444,6 +446,7 @@ def main() -> None:
     p.add_argument("--max-turns", type=int, default=1_000_000)
     p.add_argument("--message", default="bench:20:0")
     p.add_argument("--open-timeout", type=float, default=120.0)
+    p.add_argument("--open-concurrency", type=int, default=200, help="idle: opening at once")
     a = p.parse_args()
     from bench.fake_n8n import raise_nofile
 

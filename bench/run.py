@@ -368,7 +368,14 @@ class Bench:
                 proxy.stop()
 
     def idle(self) -> None:
-        hb = self.a.heartbeat
+        """Idle SSE streams: memory per stream, time to open them, heartbeat CPU.
+
+        The proxy runs with the production heartbeat (15 s unless --idle-heartbeat): opening
+        thousands of streams must not compete with pings of the streams already open, which is
+        not what the opening costs in production either. The pings are measured while the
+        streams are held: streams opened over several seconds ping at spread-out times, so any
+        window of the hold sees about streams * hold / heartbeat of them."""
+        hb = self.a.idle_heartbeat
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         cap = (hard - 500) // 2  # the proxy holds two sockets per stream (client, n8n)
         for requested in self.a.idle:
@@ -386,7 +393,7 @@ class Bench:
                 rss0, cpu0 = proxy.rss(), proxy.cpu()
                 cmd = [*taskset("1"), PY, "-m", "bench.loadgen", "--port", str(port)]
                 cmd += ["--mode", "idle", "-c", str(n), "--message", "hang"]
-                cmd += ["--duration", str(self.a.hold)]
+                cmd += ["--duration", str(self.a.hold), "--open-concurrency", "200"]
                 lg = subprocess.Popen(
                     cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=nofile
                 )
@@ -394,6 +401,7 @@ class Bench:
                 opened = json.loads(lg.stdout.readline())
                 time.sleep(0.5)
                 rss1, cpu1, t1 = proxy.rss(), proxy.cpu(), time.monotonic()
+                load = os.getloadavg()
                 out, _ = lg.communicate(timeout=self.a.hold + 600)
                 cpu2, t2 = proxy.cpu(), time.monotonic()
                 res = json.loads(out.decode().strip().splitlines()[-1])
@@ -412,14 +420,16 @@ class Bench:
                     "rss_before_mb": round(rss0 / 2**20, 1),
                     "rss_open_mb": round(rss1 / 2**20, 1),
                     "rss_per_stream_kb": round((rss1 - rss0) / max(1, opened["opened"]) / 1024, 1),
+                    "loadavg_at_rss": [round(x, 2) for x in load],
                     "heartbeat_s": hb,
+                    "held_s": round(held, 1),
                     "pings": res["pings"],
                     "hold_cpu_pct": round(hold_cpu, 1),
                     "cpu_us_per_ping": round(1e6 * (cpu2 - cpu1) / res["pings"], 1)
                     if res["pings"]
                     else None,
                 }
-                # at the default 15 s heartbeat, the same streams cost this share of a core
+                # the same streams at the default 15 s heartbeat: this share of a core
                 if row["cpu_us_per_ping"]:
                     row["cpu_pct_at_15s"] = round(
                         opened["opened"] / 15 * row["cpu_us_per_ping"] / 1e4, 2
@@ -471,8 +481,9 @@ def _line(r: dict[str, Any]) -> str:
 
 def _idle_line(r: dict[str, Any]) -> str:
     return (
-        f"idle_sse n={r['streams']} opened={r['opened']} in {r['open_s']}s  "
-        f"RSS {r['rss_before_mb']}->{r['rss_open_mb']} MB = {r['rss_per_stream_kb']} KiB/stream  "
+        f"idle_sse n={r['streams']} opened={r['opened']} ({r['errors']} errors) in "
+        f"{r['open_s']}s  RSS {r['rss_before_mb']}->{r['rss_open_mb']} MB = "
+        f"{r['rss_per_stream_kb']} KiB/stream (load {r['loadavg_at_rss'][0]})  "
         f"hb {r['heartbeat_s']}s: {r['hold_cpu_pct']}% CPU, {r['cpu_us_per_ping']} us/ping"
     )
 
@@ -556,15 +567,17 @@ def markdown(doc: dict[str, Any]) -> str:
     if idle:
         out += [
             "",
-            "| idle SSE streams | opened | time to open s | proxy RSS before → open MB | "
-            "RSS per stream KiB | heartbeat s | CPU % while held | CPU µs per ping | "
-            "CPU % at 15 s heartbeat |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| idle SSE streams | opened (errors) | time to open s | proxy RSS before → open MB | "
+            "RSS per stream KiB | load avg at RSS | heartbeat s | CPU % while held | "
+            "CPU µs per ping | CPU % at 15 s heartbeat |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in idle:
+            load = r.get("loadavg_at_rss")
             out.append(
-                f"| {r['streams']} | {r['opened']} | {r['open_s']} | {r['rss_before_mb']} → "
-                f"{r['rss_open_mb']} | {r['rss_per_stream_kb']} | {r['heartbeat_s']} | "
+                f"| {r['streams']} | {r['opened']} ({r['errors']}) | {r['open_s']} | "
+                f"{r['rss_before_mb']} → {r['rss_open_mb']} | {r['rss_per_stream_kb']} | "
+                f"{' / '.join(str(x) for x in load) if load else '?'} | {r['heartbeat_s']} | "
                 f"{r['hold_cpu_pct']} | {r['cpu_us_per_ping']} | {r.get('cpu_pct_at_15s')} |"
             )
     skipped = [r for r in doc["results"] if "skipped" in r]
@@ -584,6 +597,13 @@ def main() -> None:
     p.add_argument("--levels", help="concurrency levels, e.g. 1,10,50,200")
     p.add_argument("--idle", help="idle stream counts, e.g. 1000,5000,10000")
     p.add_argument("--duration", type=float, help="measured seconds per run")
+    p.add_argument(
+        "--idle-heartbeat",
+        type=float,
+        default=15.0,
+        help="HEARTBEAT_SECONDS of the proxy in the idle part (default: production's 15)",
+    )
+    p.add_argument("--hold", type=float, help="seconds the idle streams are held (pings counted)")
     a = p.parse_args()
     a.parts = a.parts.split(",")
     a.warmup = 1.0
@@ -591,12 +611,11 @@ def main() -> None:
     if a.quick:
         a.duration = a.duration or 3.0
         a.idle = [int(x) for x in (a.idle or "1000").split(",")]
-        a.hold = 4.0
+        a.hold = a.hold or 5.0
     else:
         a.duration = a.duration or 8.0
         a.idle = [int(x) for x in (a.idle or "1000,5000,10000").split(",")]
-        a.hold = 10.0
-    a.heartbeat = 1.0
+        a.hold = a.hold or 15.0
     nofile()
     Bench(a).run()
 

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from . import lifecycle, metrics
 from .config import Settings
 from .errors import ApiError, from_status
-from .http import chat, compat, cors, docs, headers, ops, sessions, wrappers, ws
+from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
 from .retention import purge_history_forever
@@ -37,6 +37,8 @@ def create_app(
 ) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.request_class = wrappers.Request
+    app.asgi_http_class = lean.HTTPConnection  # lean.py: less memory per open request
+    app.session_interface = lean.NoSessions()
     app.websocket_class = wrappers.Websocket
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -49,7 +51,9 @@ def create_app(
 
         upstream_transport = EchoTransport(settings.session_secret_key)
 
-    app.asgi_app = shield_final_send(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = shield_final_send(  # type: ignore[method-assign]
+        app.asgi_app, lean.share_response_headers
+    )
     for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, docs.bp):
         app.register_blueprint(bp)
     metrics.configure(settings.allowed_origins.exact)
@@ -109,7 +113,9 @@ def create_app(
                             + settings.n8n_stream_idle_seconds
                             + 60,
                             fail_open=settings.rate_limit_fail_mode == "open",
+                            heartbeat_seconds=settings.heartbeat_seconds,
                         )
+                        await turn_nursery.start(runner.run_heartbeat)
                         days = settings.history_retention_days
                         if store.keeps_history and days > 0:
                             await turn_nursery.start(

@@ -47,29 +47,39 @@ async def follow(
     channel: str = "sse",
 ) -> AsyncIterator[bytes]:
     """Render a turn's events after `after` until its final event, with `ping` every
-    `heartbeat` seconds of silence. The yield stays outside the cancel scope (a trio rule for
-    generators); a client that leaves cancels only this generator, never the turn.
+    `heartbeat` seconds of silence: for a live turn of a runner whose heartbeat runs, at its
+    ticks (TurnRunner.run_heartbeat, same interval); otherwise after `heartbeat` seconds
+    without an event. The yield stays outside the cancel scope (a trio rule for generators);
+    a client that leaves cancels only this generator, never the turn.
     `channel` labels the open-streams gauge."""
     seq = after
+    live = source if isinstance(source, LiveTurn) and source.ticked else None
     with metrics.stream_open(channel):
         while True:
             batch: list[tuple[int, TurnEvent]] = []
-            with trio.move_on_after(heartbeat):
-                batch = await source.next_batch(seq)
+            if live is not None:
+                batch = await live.wait_batch(seq)
+            else:
+                with trio.move_on_after(heartbeat):
+                    batch = await source.next_batch(seq)
             if not batch:
                 if ping is not None:
                     yield ping
                 continue
-            out = []
-            final = False
-            for seq, event in batch:
-                out.append(draw(event, message_id, seq))
-                if is_final(event):
-                    final = True
-                    break
-            yield b"".join(out)
+            batch, final = until_final(batch)
+            seq = batch[-1][0]
+            # rendered in one expression: nothing rendered stays in this frame while it waits
+            yield b"".join([draw(event, message_id, n) for n, event in batch])
             if final:
                 return
+
+
+def until_final(batch: list[tuple[int, TurnEvent]]) -> tuple[list[tuple[int, TurnEvent]], bool]:
+    """The batch up to and including its final event, and whether it has one."""
+    for i, (_, event) in enumerate(batch):
+        if is_final(event):
+            return batch[: i + 1], True
+    return batch, False
 
 
 def sse_event(event: TurnEvent, message_id: str, seq: int) -> bytes:

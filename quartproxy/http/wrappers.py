@@ -1,4 +1,4 @@
-"""Request classes whose header lookups cost no exception.
+"""Request classes whose header lookups cost no exception, and whose header names are shared.
 
 Werkzeug's `Headers.get` (and `in`) finds a missing header by raising and catching
 `BadRequestKeyError`, an HTTPException built with its description and response machinery.
@@ -32,11 +32,31 @@ class FastHeaders(Headers):
         return any(k.lower() == ikey for k, _ in self._list)
 
 
+# Quart decodes every request header name into a new str (`name.decode().title()`), and an
+# answer stream keeps its request (so these names) for as long as it is open. The names a
+# worker sees are few: the first copy of each is kept and shared (values are never shared).
+MAX_SHARED_NAMES = 512  # a bound against clients inventing names; beyond it names stay as they are
+_names: dict[str, str] = {}
+
+
+def share_names(headers: Headers) -> None:
+    """Replace each header name by the first equal name seen (same order, same values)."""
+    items = headers._list
+    for i, (name, value) in enumerate(items):
+        shared = _names.get(name)
+        if shared is None:
+            if len(_names) < MAX_SHARED_NAMES:
+                _names[name] = name
+        elif shared is not name:
+            items[i] = (shared, value)
+
+
 class Request(TrioRequest):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if type(self.headers) is Headers:
             self.headers.__class__ = FastHeaders
+            share_names(self.headers)
 
 
 class Websocket(TrioWebsocket):
@@ -44,3 +64,4 @@ class Websocket(TrioWebsocket):
         super().__init__(*args, **kwargs)
         if type(self.headers) is Headers:
             self.headers.__class__ = FastHeaders
+            share_names(self.headers)

@@ -9,7 +9,7 @@ trio.Event when the writer is local and falls back to the backend (poll / XREAD 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -19,7 +19,14 @@ class _Local:
     session_id: str
     last_seq: int
     expires_at: float
-    changed: trio.Event = field(default_factory=trio.Event)
+    # Made for the first reader that waits, set and dropped by the next append: an answer
+    # nobody waits on here (its client follows the live turn) costs no Event per append.
+    changed: trio.Event | None = None
+
+    def wake(self) -> None:
+        changed, self.changed = self.changed, None
+        if changed is not None:
+            changed.set()
 
 
 class LocalWakeups:
@@ -31,10 +38,10 @@ class LocalWakeups:
     def _sweep(self, now: float) -> None:
         expired = [m for m, b in self._bufs.items() if b.expires_at <= now]
         for mid in expired:
-            self._bufs.pop(mid).changed.set()
+            self._bufs.pop(mid).wake()
         while len(self._bufs) >= self._max_entries:  # still full: drop the oldest writers
             mid = next(iter(self._bufs))
-            self._bufs.pop(mid).changed.set()
+            self._bufs.pop(mid).wake()
 
     def appended(
         self, message_id: str, session_id: str, seq: int, expires_at: float, now: float
@@ -48,12 +55,11 @@ class LocalWakeups:
             return
         buf.last_seq = max(buf.last_seq, seq)
         buf.expires_at = expires_at
-        changed, buf.changed = buf.changed, trio.Event()
-        changed.set()
+        buf.wake()
 
     def session_deleted(self, session_id: str) -> None:
         for mid in [m for m, b in self._bufs.items() if b.session_id == session_id]:
-            self._bufs.pop(mid).changed.set()
+            self._bufs.pop(mid).wake()
 
     def local_event(self, message_id: str, after: int) -> trio.Event | None:
         """The event to wait on when this process writes the buffer (already set when events
@@ -65,9 +71,11 @@ class LocalWakeups:
             done = trio.Event()
             done.set()
             return done
+        if buf.changed is None:
+            buf.changed = trio.Event()
         return buf.changed
 
     def clear(self) -> None:
         for buf in self._bufs.values():
-            buf.changed.set()
+            buf.wake()
         self._bufs.clear()

@@ -29,8 +29,9 @@ class _Buffer:
     session_id: str
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     expires_at: float = math.inf
-    changed: trio.Event = field(default_factory=trio.Event)
-    waiting: int = 0  # tasks in buffer_wait: an append with none skips the wake-up
+    # Made by the first buffer_wait, dropped by the append that sets it: an answer nobody waits
+    # on through the store (the usual case: its client follows the live turn) has none.
+    changed: trio.Event | None = None
 
 
 _TAT, _COUNTER, _SESSION, _BUFFER = range(4)  # the expiring tables, as heap entries name them
@@ -84,7 +85,9 @@ class MemoryStore:
             elif table == _SESSION:
                 del self._sessions[key]
             else:
-                self._buffers.pop(key).changed.set()  # a waiting reader finds it gone
+                changed = self._buffers.pop(key).changed
+                if changed is not None:
+                    changed.set()  # a waiting reader finds it gone
 
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
         return (await self.hit_many([(key, rate)], now))[0]
@@ -141,7 +144,8 @@ class MemoryStore:
         self._busy.pop(session_id, None)
         for mid in [m for m, b in self._buffers.items() if b.session_id == session_id]:
             buf = self._buffers.pop(mid)
-            buf.changed.set()
+            if buf.changed is not None:
+                buf.changed.set()
 
     async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
         return self._acquire(session_id, message_id, ttl, now)
@@ -269,8 +273,8 @@ class MemoryStore:
         if not added:
             return
         buf.expires_at = now + ttl
-        if buf.waiting:  # a fresh Event per append only when someone waits (resume readers)
-            changed, buf.changed = buf.changed, trio.Event()
+        if buf.changed is not None:  # someone waits (resume readers); the next wait makes another
+            changed, buf.changed = buf.changed, None
             changed.set()
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
@@ -283,11 +287,9 @@ class MemoryStore:
         buf = self._buffers.get(message_id)
         if buf is None or (buf.events and buf.events[-1][0] > after):
             return
-        buf.waiting += 1
-        try:
-            await buf.changed.wait()
-        finally:
-            buf.waiting -= 1
+        if buf.changed is None:
+            buf.changed = trio.Event()
+        await buf.changed.wait()
 
     async def ping(self) -> None:
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -118,28 +118,24 @@ class N8nClient:
         cancel scope for the whole answer (a generator must not yield inside one), whose
         deadline is only moved when it has drifted, instead of a new `move_on_after` per
         chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, docs/bench.md)."""
-        body = {
-            "action": "sendMessage",
-            "sessionId": session_id,
-            "chatInput": message,
-            "metadata": metadata,
-        }
-        headers = self._headers(
-            session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
-        )
         transport = self.transport
-        request = httpx.Request(
-            "POST",
-            self._url,
-            content=json.dumps(body, ensure_ascii=False).encode(),
-            headers=headers,
-            extensions=self._timeouts,
-        )
         response: httpx.Response | None = None
         try:
             sent = time.perf_counter()
             with trio.move_on_after(self.settings.n8n_timeout_seconds) as first_byte:
-                response = await transport.handle_async_request(request)
+                # Built in the call, so no local keeps the request (its headers, JWT and body)
+                # for the minutes an answer may stream; nor does the transport's response.
+                # (~2.5 KB per open answer, bench/memory_profile.py.)
+                response = await transport.handle_async_request(
+                    self._answer_request(
+                        session_id=session_id,
+                        origin=origin,
+                        message_id=message_id,
+                        message=message,
+                        metadata=metadata,
+                        request_id=request_id,
+                    )
+                )
             if response is None or first_byte.cancelled_caught:
                 log.warning("n8n sent no answer within %ss", self.settings.n8n_timeout_seconds)
                 metrics.n8n_error("timeout")
@@ -157,7 +153,15 @@ class N8nClient:
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             # (A transport may hand over a body it has already read: aiter_bytes replays it.)
             raw = encoding in ("", "identity") and not response.is_stream_consumed
-            chunks = response.aiter_raw() if raw else response.aiter_bytes()
+            chunks: AsyncIterable[bytes]
+            if raw and isinstance(response.stream, httpx.AsyncByteStream):
+                # The transport's stream itself, not aiter_raw(): that is one more async
+                # generator (and context manager) per chunk and per open answer, for
+                # bookkeeping nothing here reads. The finally below closes the stream.
+                response.is_stream_consumed = True
+                chunks = response.stream
+            else:
+                chunks = response.aiter_bytes()
             gap = self.settings.n8n_timeout_seconds  # until the first body byte
             idle = self.settings.n8n_stream_idle_seconds
             # The gap timer fires between `gap` and `gap + slack` after the last chunk: the
@@ -210,6 +214,34 @@ class N8nClient:
             if response is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
                     await response.aclose()
+
+    def _answer_request(
+        self,
+        *,
+        session_id: str,
+        origin: str,
+        message_id: str,
+        message: str,
+        metadata: dict[str, Any],
+        request_id: str,
+    ) -> httpx.Request:
+        """The sendMessage request."""
+        body = {
+            "action": "sendMessage",
+            "sessionId": session_id,
+            "chatInput": message,
+            "metadata": metadata,
+        }
+        headers = self._headers(
+            session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
+        )
+        return httpx.Request(
+            "POST",
+            self._url,
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers=headers,
+            extensions=self._timeouts,
+        )
 
     async def collect_answer(self, **kwargs: Any) -> tuple[str, Error | None]:
         """The whole answer as text (for non-streaming channels)."""

@@ -219,12 +219,13 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 raise
             break
         conn.requests += 1
+        # No request=, like httpx's own transports (its client sets it): an open answer would
+        # keep the request (headers, JWT, body) for as long as it streams.
         return httpx.Response(
             head.status,
             headers=head.headers,
             stream=_Body(self, conn, reader),
             extensions={"http_version": b"HTTP/1.1"},
-            request=request,
         )
 
 

@@ -585,6 +585,32 @@ async def test_buffer_wait_returns_at_once_when_events_exist(open_backend: OpenB
             await writer.buffer_wait("m", 0)
 
 
+async def test_buffer_wait_wakes_every_waiter_then_waits_again(store: Store) -> None:
+    """One append wakes all waiters; a wait after that waits for the next append (the wake-up
+    Event is made per wait, not per append)."""
+    await store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
+    woke: list[int] = []
+
+    async def waiter(after: int) -> None:
+        await store.buffer_wait("m", after)
+        woke.append(after)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter, 0)
+            nursery.start_soon(waiter, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            assert woke == []
+            await store.buffer_append("m", "s", [(1, {"n": 1})], 300, NOW)
+        assert woke == [0, 0]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter, 1)
+            await trio.testing.wait_all_tasks_blocked()
+            assert woke == [0, 0]  # seq 1 is known: this one waits for seq 2
+            await store.buffer_append("m", "s", [(2, {"n": 2})], 300, NOW)
+        assert woke == [0, 0, 1]
+
+
 async def test_buffer_wait_is_woken_by_session_deletion(store: Store) -> None:
     await store.buffer_append("m", "s", [(0, {"n": 0})], 300, NOW)
     with trio.fail_after(20):

@@ -1,0 +1,96 @@
+"""Less memory per open request: an answer stream holds its whole request stack (Hypercorn's
+connection, Quart's request and response, the upstream call) for as long as the answer takes,
+and a worker is meant to hold thousands of them (README, Benchmarks: idle streams).
+
+Measured with bench/memory_profile.py, per idle SSE stream, before these changes:
+
+- Quart encodes the response headers into fresh bytes for every response, and Hypercorn keeps
+  that list until the response ends (for its access log): ~2.4 KB per stream, the largest
+  single allocation site. `share_response_headers` swaps the (name, value) pairs whose values
+  are fixed by this app (security, CORS, content type) for one shared copy of each.
+- quart-trio runs every request as two tasks in a nursery of its own: one sends the response,
+  one listens for the client going away. `HTTPConnection` runs the first in the nursery's own
+  task instead (same cancellation, same exception groups): one task and its frames fewer,
+  ~1.3 KB.
+- Quart opens a session for every request; with no secret key that is a new NullSession
+  (a dict that refuses writes), ~0.6 KB. The proxy has no cookie sessions at all:
+  `NoSessions` hands every request one shared NullSession.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from flask.sessions import NullSession
+from quart.sessions import SecureCookieSessionInterface
+from quart_trio.asgi import TrioASGIHTTPConnection
+
+# Response headers whose values come from this app's own small, fixed set (never from a client,
+# never one per request): safe to share. Anything else (X-Request-ID, Content-Length,
+# Retry-After, rate-limit headers...) keeps its own bytes.
+SHAREABLE = frozenset(
+    {
+        b"access-control-allow-headers",
+        b"access-control-allow-methods",
+        b"access-control-allow-origin",
+        b"access-control-expose-headers",
+        b"access-control-max-age",
+        b"cache-control",
+        b"content-security-policy",
+        b"content-type",
+        b"cross-origin-opener-policy",
+        b"cross-origin-resource-policy",
+        b"permissions-policy",
+        b"referrer-policy",
+        b"strict-transport-security",
+        b"vary",
+        b"x-accel-buffering",
+        b"x-content-type-options",
+        b"x-frame-options",
+    }
+)
+MAX_SHARED = 1024  # a bound in any case (ACAO takes one value per allowed origin)
+_shared: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+
+
+def share_response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The same headers, in order, with every shareable pair replaced by its shared copy."""
+    out = []
+    for pair in headers:
+        if pair[0] in SHAREABLE:
+            shared = _shared.get(pair)
+            if shared is None:
+                if len(_shared) < MAX_SHARED:
+                    _shared[pair] = pair
+                shared = pair
+            pair = shared
+        out.append(pair)
+    return out
+
+
+class HTTPConnection(TrioASGIHTTPConnection):
+    """quart-trio's HTTP connection with the response sent from the nursery's own task.
+
+    quart-trio: `start_soon(handle_messages)` and `start_soon(handle_request)`, each ending with
+    `nursery.cancel_scope.cancel()`; here `handle_request` is the nursery's body. Either one
+    finishing cancels the other exactly as before, and an exception from either leaves the
+    nursery the same way (trio wraps a body's exception in the same ExceptionGroup)."""
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        request = self._create_request_from_scope(send)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.handle_messages, nursery, request, receive)
+            await self.handle_request(nursery, request, send)
+
+
+class NoSessions(SecureCookieSessionInterface):
+    """No cookie sessions: every request gets the same empty, read-only session."""
+
+    _null = NullSession()
+
+    async def open_session(self, app: Any, request: Any) -> None:
+        return None
+
+    async def make_null_session(self, app: Any) -> NullSession:
+        return self._null
