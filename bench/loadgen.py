@@ -356,6 +356,17 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def drain(conn: Conn) -> None:
+    """Drop what the socket has already received, without waiting (it is non-blocking)."""
+    conn.buf.clear()
+    fd = conn.s.socket.fileno()
+    try:
+        while os.read(fd, 65536):
+            pass
+    except BlockingIOError:
+        pass
+
+
 async def run_idle(a: argparse.Namespace) -> dict[str, Any]:
     """Open N SSE turns that never get an answer; report when all have their `start`, then
     hold them for --duration counting heartbeats, then close them all."""
@@ -382,6 +393,7 @@ async def run_idle(a: argparse.Namespace) -> dict[str, Any]:
             return
         await go.wait()
         try:
+            drain(u.conn)  # pings sent while other streams were still opening: not the hold's
             while True:
                 await u.conn.fill()
                 pings[0] += u.conn.buf.count(b": ping")
@@ -420,6 +432,8 @@ async def run_idle(a: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps({"opened": opened[0], "errors": result.errors}), flush=True)
         go.set()
         await trio.sleep(a.duration)
+        # the hold is over (the driver stops its CPU window here, before the streams close)
+        print(json.dumps({"held_pings": pings[0]}), flush=True)
         n.cancel_scope.cancel()
     for u in users:
         if u.conn is not None:
