@@ -132,19 +132,20 @@ def test_upstream_token_claims() -> None:
 
 def test_a_remembered_token_still_expires_and_other_secrets_still_fail() -> None:
     """Verified tokens are cached; the cache must change no answer."""
-    token, _ = issue(ttl=60)
-    assert verify_session_token(SECRET, token, now=NOW).session_id  # verified, now cached
-    assert verify_session_token(SECRET, token, now=NOW + 30).session_id  # from the cache
+    now = time.time()  # not the module's NOW: the real clock is checked too
+    token, _ = issue(now=now, ttl=600)
+    assert verify_session_token(SECRET, token, now=now).session_id  # verified, now cached
+    assert verify_session_token(SECRET, token, now=now + 30).session_id  # from the cache
     with pytest.raises(TokenError) as err:
-        verify_session_token(SECRET, token, now=NOW + 3600)  # the cached token has expired
+        verify_session_token(SECRET, token, now=now + 3600)  # the cached token has expired
     assert err.value.message == "The session has expired."
     with pytest.raises(TokenError):
-        verify_session_token("t" * 40, token, now=NOW)  # the cache is per secret
+        verify_session_token("t" * 40, token, now=now)  # the cache is per secret
     head, body, sig = token.split(".")
     forged = f"{head}.{body}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}"  # a byte of the MAC
     for _ in range(2):  # a failure is never remembered as a success
         with pytest.raises(TokenError):
-            verify_session_token(SECRET, forged, now=NOW)
+            verify_session_token(SECRET, forged, now=now)
 
 
 def test_a_token_expired_by_the_real_clock_fails_even_with_an_earlier_clock_passed() -> None:
