@@ -59,8 +59,8 @@ class N8nClient:
             if transport is not None
             else PooledTransport(
                 max_connections=settings.n8n_max_connections,
-                connect_timeout=min(10.0, settings.n8n_timeout_seconds),
-                pool_timeout=settings.n8n_timeout_seconds,
+                connect_timeout=timeout.connect or 10.0,
+                pool_timeout=timeout.pool or settings.n8n_timeout_seconds,
             )
         )
         # Answers go straight to the transport: the AsyncClient layers (auth and redirect
@@ -117,7 +117,7 @@ class N8nClient:
         A callback rather than an async generator: the read loop can then stay inside one
         cancel scope for the whole answer (a generator must not yield inside one), whose
         deadline is only moved when it has drifted, instead of a new `move_on_after` per
-        chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, docs/bench.md)."""
+        chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, README Benchmarks)."""
         transport = self.transport
         response: httpx.Response | None = None
         try:

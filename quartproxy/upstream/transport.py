@@ -40,7 +40,6 @@ class Connection:
     stream: trio.abc.Stream
     origin: Origin
     idle_since: float = field(default_factory=time.monotonic)
-    requests: int = 0
 
     def peer_closed(self) -> bool:
         """An idle connection that is readable has been closed by the peer (or carries bytes
@@ -203,8 +202,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             try:
                 head = await _exchange(conn, wire, reader)
             except _StaleConnection:
-                self._slots.release()
-                await conn.close()
+                await self._discard(conn)
                 if not reused:
                     raise httpx.RemoteProtocolError(
                         "the upstream closed the connection without answering"
@@ -213,12 +211,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 conn, reused = await self._connect(origin, pool_timeout), False
                 continue
             except BaseException:
-                self._slots.release()
                 with trio.CancelScope(shield=True):
-                    await conn.close()
+                    await self._discard(conn)
                 raise
             break
-        conn.requests += 1
         # No request=, like httpx's own transports (its client sets it): an open answer would
         # keep the request (headers, JWT, body) for as long as it streams.
         return httpx.Response(
@@ -300,5 +296,4 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:  # not read to its end: the connection is in an unknown state
-            self._pool._slots.release()
-            await conn.close()
+            await self._pool._discard(conn)
