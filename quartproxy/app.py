@@ -97,8 +97,10 @@ def create_app(
     async def own_services(
         *, task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        # Long-lived resources live in one task of the app nursery (stack.md: entering them in
-        # before_serving and leaving in after_serving misnests nurseries).
+        # Long-lived resources live in one task of the app nursery, started with
+        # app.nursery.start and ended by an event set in after_serving: entering them in
+        # before_serving and leaving in after_serving gives "Nursery misnesting" errors
+        # (coredis's client owns an anyio task group).
         try:
             async with open_store(settings) as store:
                 upstream = N8nClient(settings, upstream_transport)

@@ -262,7 +262,7 @@ def demo_settings(bind_origins: list[str], extra: Mapping[str, str] | None = Non
         "LOG_FORMAT": "text",
         "RATE_LIMIT_IP": "120/minute",
         "RATE_LIMIT_SESSION": "60/minute",
-        # Bot scores are logged, not enforced, so the README's curl examples work on the demo.
+        # Bot scores are logged, not enforced, so the curl examples of docs/api.md work on the demo.
         "BOT_ENFORCE": "false",
     }
     if extra:

@@ -25,8 +25,8 @@ def demo_answer(message: str) -> str:
     return (
         f"You said: **{message}**\n\n"
         "This answer comes from quartproxy's built-in *demo* upstream, streamed word by word "
-        "the way n8n streams. Set `N8N_WEBHOOK_URL` (and the other settings in the README) to "
-        "talk to your own n8n workflow."
+        "the way n8n streams. Set `N8N_WEBHOOK_URL` (and the other settings of "
+        "docs/settings.md) to talk to your own n8n workflow."
     )
 
 

@@ -247,7 +247,7 @@ PATHS: dict[str, dict[str, Any]] = {
             '`{"output": ...}`, or NDJSON chunks with `Accept: text/plain`; '
             '`loadPreviousSession` answers `{"data": [...]}`. No token; origin allowlist, '
             "limits, bot and spam checks apply. The WebSocket channel `WS /api/v1/chat/ws` is "
-            "described in the README (OpenAPI has no WebSocket operations).",
+            "described in docs/api.md (OpenAPI has no WebSocket operations).",
             "tags": ["compat"],
             "requestBody": {
                 "required": True,

@@ -1,9 +1,9 @@
 """HTTP/1.1 for the one client the proxy is: requests out, responses in. Sans-IO.
 
 Why by hand and not h11: the upstream call is the proxy's hot path, and httpx's default stack
-(httpcore + h11) cost about 30 % of a worker's CPU per chat turn on the benchmark (README,
-Benchmarks), much of it per-event object churn in h11 and per-chunk bookkeeping in httpcore,
-plus a pool whose cost grows with the square of its open connections. The proxy only ever
+(httpcore + h11) cost about 30 % of a worker's CPU per chat turn on the benchmark
+(docs/benchmarks.md), much of it per-event object churn in h11 and per-chunk bookkeeping in
+httpcore, plus a pool whose cost grows with the square of its open connections. The proxy only ever
 talks to one kind of peer (n8n, or a reverse proxy in front of it) with one kind of exchange
 (a request with a known body, a response read to its end), which is a small, well-specified
 part of RFC 9112. This module is that part, strict where framing is at stake, tested against

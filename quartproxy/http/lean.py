@@ -1,6 +1,6 @@
 """Less memory per open request: an answer stream holds its whole request stack (Hypercorn's
 connection, Quart's request and response, the upstream call) for as long as the answer takes,
-and a worker is meant to hold thousands of them (README, Benchmarks: idle streams).
+and a worker is meant to hold thousands of them (docs/benchmarks.md: idle streams).
 
 Measured with bench/memory_profile.py, per idle SSE stream, before these changes:
 

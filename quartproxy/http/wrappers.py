@@ -4,7 +4,7 @@ Werkzeug's `Headers.get` (and `in`) finds a missing header by raising and catchi
 `BadRequestKeyError`, an HTTPException built with its description and response machinery.
 Every chat turn asks for several headers that are usually absent (X-Request-ID,
 X-Forwarded-Proto, X-Chat-Fingerprint, Referer...): measured ~2 % of a worker's CPU on the
-bench (README, Benchmarks). Same data, same class otherwise; only the lookup differs.
+bench (docs/benchmarks.md). Same data, same class otherwise; only the lookup differs.
 """
 
 from __future__ import annotations

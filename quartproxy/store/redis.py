@@ -2,7 +2,9 @@
 
 coredis (>= 6, RESP3, anyio) runs under trio. The client owns an anyio task group, so the store
 must be entered (`async with RedisStore(url) as store`) by a long-lived task — see
-`store.open_store` and stack.md ("own it in a task started with app.nursery.start").
+`store.open_store` and `app.own_services`: one task started with `app.nursery.start` enters it,
+hands it over through `task_status.started`, and leaves it when `after_serving` sets an event
+(entering in `before_serving` and leaving in `after_serving` misnests the nurseries).
 
 Keys (all under `prefix`, default "qp:"; single Redis / Sentinel, not Redis Cluster: some
 scripts touch keys they compute):

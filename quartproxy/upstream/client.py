@@ -117,7 +117,7 @@ class N8nClient:
         A callback rather than an async generator: the read loop can then stay inside one
         cancel scope for the whole answer (a generator must not yield inside one), whose
         deadline is only moved when it has drifted, instead of a new `move_on_after` per
-        chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, README Benchmarks)."""
+        chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, docs/benchmarks.md)."""
         transport = self.transport
         response: httpx.Response | None = None
         try:

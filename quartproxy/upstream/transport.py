@@ -4,7 +4,8 @@ It plugs into httpx as an `AsyncBaseTransport`, so the client code, its error ma
 tests' mock transports stay plain httpx; only the bytes on the wire are handled here, by
 core.http1. Why not httpx's default transport: see core/http1.py — on the benchmark it was the
 largest single cost of a chat turn, and its pool bookkeeping grows with the square of the open
-connections (encode/httpcore#1035), which had to be worked around with 32 sharded pools.
+connections (encode/httpcore#1035), which this project first had to work around by sharding the
+pool (gone since this transport replaced httpcore; docs/benchmarks.md, "What was done").
 
 The pool: idle connections per origin on a LIFO stack (the warmest one is reused), a cap on
 all connections (idle + busy) enforced by a semaphore, an idle expiry below the 5 s keep-alive
