@@ -1,6 +1,7 @@
 """The reference pages stay complete: every setting of quartproxy/config.py is in
-docs/settings.md with its true default, nothing documented there is gone from the code, and
-every error code the package can answer with is in the error table of docs/api.md."""
+docs/settings.md with its true default, nothing documented there is gone from the code, every
+error code the package can answer with is in the error table of docs/api.md, and every route
+of the app is in its endpoint table."""
 
 from __future__ import annotations
 
@@ -214,3 +215,30 @@ def test_documented_minimums_are_the_real_ones() -> None:
             raise AssertionError(f"{name}={below} is accepted; docs/settings.md says ≥ {lowest}")
         checked += 1
     assert checked >= 15
+
+
+def documented_endpoints() -> set[str]:
+    """"METHOD /path" of every row of the endpoint table of docs/api.md."""
+    text = API_MD.read_text(encoding="utf-8")
+    section = text.split("\n## Endpoints", 1)[1].split("\n#", 1)[0]
+    return {name for cells in table_rows(section) for name in code_names(cells[0])}
+
+
+def test_every_route_of_the_app_is_documented() -> None:
+    from quartproxy.app import create_app
+
+    app = create_app(config.load_settings(REQUIRED))
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        if path == "/static/{filename}":
+            path = "/static/widget.js"
+        if rule.websocket:
+            routes.add(f"WS {path}")
+            continue
+        routes.update(f"{m} {path}" for m in rule.methods or () if m not in ("HEAD", "OPTIONS"))
+    assert len(routes) >= 14
+    missing = sorted(routes - documented_endpoints())
+    assert not missing, f"routes missing from the endpoint table of docs/api.md: {missing}"
+    stale = sorted(documented_endpoints() - routes - {"OPTIONS"})
+    assert not stale, f"docs/api.md lists endpoints the app does not have: {stale}"
