@@ -218,7 +218,7 @@ def test_documented_minimums_are_the_real_ones() -> None:
 
 
 def documented_endpoints() -> set[str]:
-    """"METHOD /path" of every row of the endpoint table of docs/api.md."""
+    """`METHOD /path` of every row of the endpoint table of docs/api.md."""
     text = API_MD.read_text(encoding="utf-8")
     section = text.split("\n## Endpoints", 1)[1].split("\n#", 1)[0]
     return {name for cells in table_rows(section) for name in code_names(cells[0])}
