@@ -4,6 +4,7 @@ rows. Only what README.md and docs/ use: fenced code blocks, inline code, GitHub
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +79,17 @@ def table_rows(text: str) -> Iterator[list[str]]:
 def code_names(cell: str) -> list[str]:
     """The inline-code words of a table cell: "`A`, `B`" -> ["A", "B"]."""
     return [m.group(2) for m in _CODE_SPAN.finditer(cell)]
+
+
+_SKIP_DIRS = {".git", ".venv", ".venv313", "node_modules", "__pycache__", "test-artifacts"}
+
+
+def repo_files() -> list[str]:
+    """Paths (posix, relative to the root) of the repository's files, without virtualenvs,
+    caches and test artifacts."""
+    out = []
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".venv")]
+        rel = Path(top).relative_to(ROOT)
+        out.extend((rel / f).as_posix() for f in files)
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.docs_support import ROOT, anchors, links, markdown_files, prose_lines
+from tests.docs_support import ROOT, anchors, links, markdown_files, prose_lines, repo_files
 
 # Where code, comments and scripts may name files.
 CODE_DIRS = ("quartproxy", "tests", "bench", "deploy", "static", "scripts", ".ci")
@@ -91,7 +91,7 @@ def test_repository_paths_named_in_the_docs_exist() -> None:
 def test_markdown_files_named_in_code_exist() -> None:
     """`docs/….md`, README.md and any other `….md` named in code, comments and scripts is a
     file of the repository (a bare name: some file of that name, e.g. bench's latest.md)."""
-    basenames = {p.name for p in ROOT.rglob("*.md") if ".git" not in p.parts}
+    basenames = {Path(f).name for f in repo_files() if f.endswith(".md")}
     missing = []
     for path in _code_files():
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -128,3 +128,23 @@ def test_the_checks_see_links_and_paths() -> None:
         "docs/a.md",
         "README.md",
     ]
+
+
+SOURCE_NAME = re.compile(
+    r"(?<![\w/*.-])(?:\./)?((?:[\w.-]+/)*[\w-]+\.(?:py|sh|toml|conf|yml|html))\b(?!\*)"
+)
+
+
+def test_source_files_named_anywhere_exist() -> None:
+    """A module, script or config named in the docs or in code (`core/http1.py`, `lean.py`,
+    `.ci/setup-redis.sh`) is a file of the repository: a path, or the tail of one."""
+    files = repo_files()
+    missing = []
+    for path in _code_files() + markdown_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            for m in SOURCE_NAME.finditer(line):
+                name = m.group(1)
+                if not any(f == name or f.endswith("/" + name) for f in files):
+                    missing.append(f"{path.relative_to(ROOT)}:{number}: {name}")
+    assert not missing, "source files named that do not exist:\n" + "\n".join(missing)
