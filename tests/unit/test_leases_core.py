@@ -51,8 +51,13 @@ def test_orphan_end_of_an_empty_or_gone_buffer() -> None:
     assert orphan_end([]) == OrphanEnd(0, "", False)
 
 
-@pytest.mark.parametrize("final", [{"type": "end", "message_id": "m", "text": "ab"},
-                                   {"type": "error", "code": "internal", "message": "x"}])  # fmt: skip
+FINALS = [
+    {"type": "end", "message_id": "m", "text": "ab"},
+    {"type": "error", "code": "internal", "message": "x"},
+]
+
+
+@pytest.mark.parametrize("final", FINALS)
 def test_orphan_end_of_a_turn_that_already_ended_writes_nothing(final: dict[str, Any]) -> None:
     events = [(0, START), (1, delta("a")), (2, delta("b")), (3, final)]
     end = orphan_end(events)

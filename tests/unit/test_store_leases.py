@@ -5,7 +5,10 @@ the fixtures of the shared suite (test_store_contract.py)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from quartproxy.core.leases import ORPHAN_CODE
 from quartproxy.leases import SWEEP_BATCH, sweep_orphans
@@ -15,10 +18,15 @@ from tests.unit.test_store_contract import (  # noqa: F401 (fixtures)
     OpenBackend,
     open_backend,
     redis_server,
-    store,
 )
 
 TTL = 10.0
+
+
+@pytest.fixture
+async def store(open_backend: OpenBackend) -> AsyncIterator[Store]:  # noqa: F811
+    async with open_backend() as s:
+        yield s
 
 
 def start(sid: str, mid: str) -> dict[str, Any]:
