@@ -206,3 +206,39 @@ async def test_sqlite_kill_9_then_restart_ends_the_interrupted_answer(
             await restarted.wait_log(lambda line: "Running on" in str(line.get("msg", "")))
             await check_orphan_ended(restarted, session, mid, "cut")
         fake_n8n.gates["cut"].set()
+
+
+async def test_a_frozen_worker_whose_turn_was_ended_elsewhere_stops_it(
+    make_proxy: Any, fake_n8n: FakeN8n, tmp_path: Path
+) -> None:
+    """A worker cut off longer than its lease (frozen, partitioned) comes back to find its turn
+    ended as an orphan by another worker: it stops the turn, its live client gets that same
+    end, and nothing n8n sends later reaches the buffer after it."""
+    from quartproxy.leases import sweep_orphans
+    from quartproxy.store.sqlite import SqliteStore
+
+    path = tmp_path / "qp.db"
+    env = {"DEPLOYMENT_MODE": "sqlite", "SQLITE_PATH": str(path)}
+    async with make_proxy(TURN_LEASE_SECONDS=str(LEASE), **env) as p:
+        s = await p.session()
+        async with (
+            client(p.url) as c,
+            c.stream(
+                "POST", "/api/v1/chat/message", json={"message": "gate:frozen"}, headers=auth(s)
+            ) as r,
+        ):
+            reader = SseReader(r.aiter_lines())
+            mid = (await reader.next())["data"]["message_id"]
+            assert (await reader.next())["data"] == {"text": "before "}
+            # another worker, whose clock says this one's lease lapsed long ago
+            async with SqliteStore(path) as other:
+                assert await sweep_orphans(other, 300, lambda: time.time() + 5 * LEASE) == 1
+            with trio.fail_after(30):
+                final = await reader.next()
+            assert final["event"] == "error" and final["data"]["code"] == "upstream_error"
+            assert final["id"] == f"{mid}:2"
+        fake_n8n.gates["frozen"].set()
+        replay = await resume_to_the_end(p.url, s, mid, 0)
+        assert [e["event"] for e in replay] == ["delta", "error"]  # n8n's "after" is not there
+        r2 = await chat(p.url, s, "next")
+        assert r2.status_code == 200
