@@ -28,6 +28,9 @@ from .turns import TurnRunner
 
 log = logging.getLogger("quartproxy.leases")
 SWEEP_BATCH = 100  # orphaned turns ended per sweep at most (the next sweep takes the rest)
+# Turns renewed per store call: a worker with 10,000 live turns makes 10 short calls per round
+# instead of one Redis script that holds the server for tens of milliseconds.
+RENEW_BATCH = 1000
 WARN_EVERY = 30.0  # seconds between two "cannot renew" warnings
 
 
@@ -44,10 +47,12 @@ async def keep_leases(
     while True:
         ok = False
         try:
-            lost = await runner.store.renew_worker(
-                runner.worker_id, runner.owned_turns(), timing.ttl, runner.clock()
-            )
-            runner.stop_lost(lost)
+            turns = runner.owned_turns()
+            for i in range(0, max(len(turns), 1), RENEW_BATCH):
+                lost = await runner.store.renew_worker(
+                    runner.worker_id, turns[i : i + RENEW_BATCH], timing.ttl, runner.clock()
+                )
+                runner.stop_lost(lost)
             ok = True
         except Exception as exc:  # the store is failing: retry next round, never fatal
             if time.monotonic() - warned_at > WARN_EVERY:
