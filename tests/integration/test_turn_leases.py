@@ -29,7 +29,7 @@ from quartproxy.core.leases import lease_timing
 from tests.integration.test_modes import SseReader, auth, client, new_session
 from tests.ops_support import ServerProcess, server_env, server_process
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
-from tests.support import FakeN8n, parse_sse
+from tests.support import FakeN8n, chunk, parse_sse, running_proxy, served, settings_for
 
 LEASE = 1.2  # TURN_LEASE_SECONDS in these tests: short, so a dead worker's turns end quickly
 # How long a resuming client may wait for a dead worker's final event: the documented bound
@@ -106,18 +106,60 @@ async def start_held_answer(
 
 
 # -- item 1: an answer longer than the lease -----------------------------------------------------
-async def test_an_answer_longer_than_the_lease_keeps_its_session_busy(
-    make_proxy: Any, fake_n8n: FakeN8n, tmp_path: Path
-) -> None:
+class DrippingN8n(FakeN8n):
+    """`drip:<name>` streams "tick " deltas until `gates[name]` is set, then "done" and ends."""
+
+    async def _answer(self, send: Any, message: str, claims: dict[str, Any]) -> None:
+        cmd, _, name = message.partition(":")
+        if cmd != "drip":
+            await super()._answer(send, message, claims)
+            return
+        await self._start(send)
+        await send({"type": "http.response.body", "body": chunk("begin"), "more_body": True})
+        while not self.gates[name].is_set():
+            part = chunk("item", "tick ")
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            with trio.move_on_after(0.05):  # the drip's pace, not a synchronisation
+                await self.gates[name].wait()
+        for part in (chunk("item", "done"), chunk("end")):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def test_an_answer_longer_than_the_lease_keeps_its_session_busy(tmp_path: Path) -> None:
+    n8n = DrippingN8n()
     env = {"DEPLOYMENT_MODE": "sqlite", "SQLITE_PATH": str(tmp_path / "qp.db")}
     async with (
-        make_proxy(TURN_LEASE_SECONDS=str(LEASE), **env) as p,
+        served(n8n) as n8n_url,
+        running_proxy(settings_for(f"{n8n_url}/webhook/chat", TURN_LEASE_SECONDS=str(LEASE), **env))
+        as p,
         trio.open_nursery() as nursery,
-    ):
+    ):  # fmt: skip
         s = await p.session()
-        mid, ended = await start_held_answer(p.url, s, "long", nursery)
+        events: list[dict[str, Any]] = []
+        streaming = trio.Event()
+        ended = trio.Event()
+
+        async def follow() -> None:
+            async with (
+                client(p.url) as c,
+                c.stream(
+                    "POST", "/api/v1/chat/message", json={"message": "drip:long"},
+                    headers=auth(s),
+                ) as r,
+            ):  # fmt: skip
+                reader = SseReader(r.aiter_lines())
+                while not events or events[-1]["event"] not in ("end", "error"):
+                    events.append(await reader.next())
+                    if events[-1]["event"] == "delta":
+                        streaming.set()
+            ended.set()
+
+        nursery.start_soon(follow)
+        with trio.fail_after(30):
+            await streaming.wait()
         store = p.services.store
-        # Probe the flag as another turn would, until the answer has run 4 leases long.
+        # Probe the flag as another turn would, while the answer streams for 4 leases.
         t0 = time.time()
         probes = 0
         with trio.fail_after(60):
@@ -129,12 +171,13 @@ async def test_an_answer_longer_than_the_lease_keeps_its_session_busy(
         assert probes >= 10
         r = await chat(p.url, s, "second")
         assert r.status_code == 409 and r.json()["error"]["code"] == "busy"
-        # the long answer ends normally, and the session is free again
-        fake_n8n.gates["long"].set()
+        # the long answer ends normally, whole, and the session is free again
+        n8n.gates["long"].set()
         with trio.fail_after(30):
             await ended.wait()
-        replay = await resume_to_the_end(p.url, s, mid, 0)
-        assert replay[-1]["event"] == "end" and replay[-1]["data"]["text"] == "before after"
+        deltas = [e["data"]["text"] for e in events if e["event"] == "delta"]
+        assert len(deltas) > 10 and deltas[-1] == "done"
+        assert events[-1]["event"] == "end" and events[-1]["data"]["text"] == "".join(deltas)
         r = await chat(p.url, s, "third")
         assert r.status_code == 200 and parse_sse(r.text)[-1].data["text"] == "echo: third"
 
