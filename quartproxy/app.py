@@ -17,10 +17,12 @@ from werkzeug.exceptions import HTTPException
 
 from . import lifecycle, metrics
 from .config import Settings
+from .core.leases import lease_timing
 from .errors import ApiError, from_status
 from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
+from .leases import keep_leases
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
@@ -106,18 +108,18 @@ def create_app(
                 upstream = N8nClient(settings, upstream_transport)
                 try:
                     async with trio.open_nursery() as turn_nursery:
+                        leases = lease_timing(settings.turn_lease_seconds)
                         runner = TurnRunner(
                             store,
                             upstream,
                             turn_nursery,
                             buffer_seconds=settings.stream_buffer_seconds,
-                            busy_seconds=settings.n8n_timeout_seconds
-                            + settings.n8n_stream_idle_seconds
-                            + 60,
+                            busy_seconds=leases.ttl,  # renewed while the turn runs
                             fail_open=settings.rate_limit_fail_mode == "open",
                             heartbeat_seconds=settings.heartbeat_seconds,
                         )
                         await turn_nursery.start(runner.run_heartbeat)
+                        await turn_nursery.start(keep_leases, runner, leases)
                         days = settings.history_retention_days
                         if store.keeps_history and days > 0:
                             await turn_nursery.start(

@@ -48,6 +48,9 @@ class Settings:
     stream_buffer_seconds: float = 300.0
     session_ttl_seconds: float = 86400.0
     heartbeat_seconds: float = 15.0
+    # Worker and busy-flag leases (core/leases.py): renewed every third of it; a dead worker's
+    # turns end for resuming clients within about 4/3 of it.
+    turn_lease_seconds: float = 6.0
     ws_auth_seconds: float = 5.0  # a WebSocket must send its auth frame within this
     health_cache_seconds: float = 5.0
     rate_limit_ip: Rate = Rate(30, 60.0)
@@ -190,6 +193,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "STREAM_BUFFER_SECONDS": ("stream_buffer_seconds", 1),
         "SESSION_TTL_SECONDS": ("session_ttl_seconds", 60),
         "HEARTBEAT_SECONDS": ("heartbeat_seconds", 0.05),
+        "TURN_LEASE_SECONDS": ("turn_lease_seconds", 0.3),
         "WS_AUTH_SECONDS": ("ws_auth_seconds", 0.05),
         "HISTORY_RETENTION_DAYS": ("history_retention_days", 0),
         "SPAM_DUPLICATE_WINDOW_SECONDS": ("spam_duplicate_window_seconds", 1),

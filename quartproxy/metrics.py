@@ -129,6 +129,13 @@ SCREENED = Counter(
     ["check", "reason", "action"],
     registry=REGISTRY,
 )
+ORPHANS = Counter(
+    "quartproxy_orphaned_turns",
+    "Turns of dead workers (lapsed lease) finished by the orphan sweep: ended (a final error "
+    "event was written) or released (it already had its final event).",
+    ["result"],
+    registry=REGISTRY,
+)
 
 OUTCOMES = frozenset(
     {
@@ -346,6 +353,12 @@ def screened(check: str, reason: str, enforced: bool) -> None:
 
 
 # --- process -----------------------------------------------------------------------------------
+
+
+def orphan_finished(result: str) -> None:
+    """One orphaned turn finished by this worker's sweep. A plain Counter: in multiprocess mode
+    each worker writes its own file and /metrics sums them, dead workers' counts included."""
+    ORPHANS.labels(_bounded(result, frozenset({"ended", "released"}))).inc()
 
 
 def worker_started() -> None:

@@ -50,6 +50,11 @@ class HistoryMessage(BaseModel):
     role: Literal["user", "assistant"]
     text: str
     created_at: str
+    incomplete: bool | None = Field(
+        None,
+        description="Only on an answer cut short (its worker died, a restart, an n8n error "
+        "mid-stream): `true`, and `text` is the part received (docs/turn-leases.md).",
+    )
 
 
 class History(BaseModel):

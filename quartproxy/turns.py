@@ -7,7 +7,9 @@ and only then published to listeners, so whatever a client has seen can be resum
 survives a crash of the process in the durable modes.
 
 Store calls of one turn: `begin_turn` (busy flag, Start, question), one `buffer_append` per
-upstream read, `finish_turn` (final event, answer, release of the flag).
+upstream read, `finish_turn` (final event, answer, release of the flag). The busy flag is a
+lease owned by this worker (`worker_id`) and renewed while the turn runs (leases.py); an answer
+cut short (an error mid-stream, shutdown) keeps its partial text in history, marked incomplete.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class LiveTurn:
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     erased: bool = False  # the session was deleted: write nothing more for it
     released: bool = False  # the store has released the session's busy flag (finish_turn)
+    owned: bool = False  # begin_turn recorded it as this worker's (its lease is renewed)
     # Set by a runner whose heartbeat runs (TurnRunner.run_heartbeat): `wait_batch` then also
     # returns at the ticks of `slot`, once per heartbeat interval.
     ticked: bool = False
@@ -156,6 +159,7 @@ class TurnRunner:
         self.heartbeat_seconds = heartbeat_seconds
         self._ticking = False
         self._turns_started = 0
+        self.worker_id = uuid.uuid4().hex  # whose lease this worker's turns depend on
 
     async def start(self, req: TurnRequest) -> LiveTurn:
         """Reserve the session and start the answer; returns at once with the Start event
@@ -183,7 +187,9 @@ class TurnRunner:
                     busy_ttl=self.busy_seconds,
                     buffer_ttl=self.buffer_seconds,
                     now=now,
+                    owner=self.worker_id,
                 )
+                turn.owned = acquired
         except BaseException:
             # Failed closed, or cancelled (the client left): the call may still have taken the
             # flag. Nobody knows this message id, so only the flag matters.
@@ -239,6 +245,27 @@ class TurnRunner:
         for turn in list(self.live.values()):
             turn.cancel_scope.cancel()
 
+    def owned_turns(self) -> list[tuple[str, str]]:
+        """(session_id, message_id) of the running turns whose leases this worker renews."""
+        return [(t.session_id, t.message_id) for t in self.live.values() if t.owned]
+
+    def stop_lost(self, message_ids: list[str]) -> None:
+        """Stop turns another worker ended as orphans (this worker's lease had lapsed: it was
+        frozen or cut off from the store). Their finish_turn publishes that end."""
+        for message_id in message_ids:
+            turn = self.live.get(message_id)
+            if turn is not None and not turn.done:
+                log.warning("turn %s was ended by another worker; stopping it", message_id)
+                turn.cancel_scope.cancel()
+
+    def partial(self, turn: LiveTurn, text: str | None = None) -> list[HistoryEntry]:
+        """The history entry of an answer cut short: what was received, marked incomplete."""
+        if text is None:
+            text = "".join(e.text for e in turn.events if isinstance(e, Delta))
+        if not text or not self.store.keeps_history:
+            return []
+        return [HistoryEntry(turn.message_id, "assistant", text, self.clock(), incomplete=True)]
+
     def cancel_session(self, session_id: str) -> None:
         """Stop this worker's answers for a session that is being deleted."""
         for turn in list(self.live.values()):
@@ -289,6 +316,7 @@ class TurnRunner:
                 history,
                 buffer_ttl=self.buffer_seconds,
                 now=self.clock(),
+                owner=self.worker_id if turn.owned else "",
             )
             turn.released = True
             if stored is not None:
@@ -328,7 +356,7 @@ class TurnRunner:
                     parts.append(event.text)
                 elif isinstance(event, Error):
                     # nothing after an error: the read's deltas and the error end the turn
-                    await self._end(turn, events[: i + 1], [])
+                    await self._end(turn, events[: i + 1], self.partial(turn, "".join(parts)))
                     return
             await self._record_all(turn, events)
 
@@ -369,7 +397,7 @@ class TurnRunner:
         if not turn.erased:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 try:
-                    await self._end(turn, [event], [])
+                    await self._end(turn, [event], self.partial(turn))
                     return
                 except Exception:
                     log.warning("could not record the end of turn %s", turn.message_id)

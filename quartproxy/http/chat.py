@@ -201,6 +201,8 @@ async def history(session_id: str) -> Response:
                 "role": e.role,
                 "text": e.text,
                 "created_at": iso(e.created_at),
+                # only on answers cut short (docs/turn-leases.md)
+                **({"incomplete": True} if e.incomplete else {}),
             }
             for e in entries
         ]

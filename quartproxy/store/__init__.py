@@ -17,7 +17,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from .base import BufferSlice, HistoryEntry, SessionRecord, Store, StoreUnavailable
+from .base import (
+    BufferSlice,
+    HistoryEntry,
+    OwnedTurn,
+    SessionRecord,
+    Store,
+    StoreUnavailable,
+)
 from .memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -27,6 +34,7 @@ __all__ = [
     "BufferSlice",
     "HistoryEntry",
     "MemoryStore",
+    "OwnedTurn",
     "SessionRecord",
     "Store",
     "StoreUnavailable",

@@ -14,13 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..core.leases import FINAL_TYPES as FINAL_TYPES  # re-exported for the backends
 from ..core.limits import Decision, Rate
 
 ERASED_KEEP = 86400.0  # seconds during which late writes for a deleted session are dropped
-
-# Buffer records whose "type" ends an answer (core.events: End, Error). finish_turn looks at it
-# only when it finds events it was not told about (see there).
-FINAL_TYPES = frozenset({"end", "error"})
 
 
 class StoreUnavailable(Exception):
@@ -43,6 +40,9 @@ class HistoryEntry:
     role: str  # "user" | "assistant"
     text: str
     created_at: float
+    # An answer cut short (its worker died, the server shut down, n8n failed mid-stream): the
+    # part received before. History shows it with `"incomplete": true`.
+    incomplete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,15 @@ class BufferSlice:
 
     session_id: str
     events: list[tuple[int, dict[str, Any]]]  # (seq, event record), seq ascending
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedTurn:
+    """A running turn as the store knows it: whose worker lease it depends on."""
+
+    worker_id: str
+    session_id: str
+    message_id: str
 
 
 class Store(Protocol):
@@ -112,11 +121,15 @@ class Store(Protocol):
         busy_ttl: float,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> bool:
         """`acquire_turn`, then — only when the flag was free — `buffer_append(events)` and
         `append_history(history)`, atomically and in one round trip (one transaction, one
         script). False (busy): nothing was written. An erased session gets the flag but its
-        events and history are dropped, as with the single calls."""
+        events and history are dropped, as with the single calls.
+
+        `owner`: the worker id whose lease the turn depends on (see `renew_worker`); the turn
+        is recorded as that worker's until `finish_turn` with the same owner."""
         ...
 
     async def finish_turn(
@@ -128,10 +141,12 @@ class Store(Protocol):
         *,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
         """The last write of an answer, atomically and in one round trip: append its final
         `events` (seqs consecutive, the last one final) to the buffer and `history` to the
-        session's history, and `release_turn`. An erased session: only the release.
+        session's history, `release_turn`, and drop the turn from `owner`'s turns. An erased
+        session, or no `events`: only the release and the owner.
 
         None when the events were stored as given (or dropped: erased session) — the usual
         case. When the buffer already holds events from `events[0]`'s seq on — an earlier call
@@ -141,7 +156,25 @@ class Store(Protocol):
         instead of `events`, so the buffer and its listeners still agree and end with a final
         event. They are the stored events followed by `events` renumbered after the last one,
         or, when a stored event is already final (FINAL_TYPES), the stored events up to it
-        (then nothing is appended and `history` is not written: it belongs to that end)."""
+        (then nothing is appended and `history` is not written: it belongs to that end).
+        Likewise when the buffer already ends with a final event before `events[0]`'s seq
+        (another worker ended the turn as an orphan): that final event alone is returned."""
+        ...
+
+    # -- worker leases (core.leases) ------------------------------------------------------------
+    async def renew_worker(
+        self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> list[str]:
+        """One round trip: the worker's lease lasts until `now + ttl`, and so does the busy
+        flag of each of its running `turns` (session_id, message_id) still held by that
+        message. Returns the message ids of `turns` the worker no longer owns: they were ended
+        as orphans (its lease had lapsed), so the caller stops them."""
+        ...
+
+    async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
+        """Up to `limit` turns owned by workers whose lease lapsed at or before `now` (a turn
+        stays listed until `finish_turn(..., owner=worker_id)`); lapsed workers that own no
+        turn are forgotten."""
         ...
 
     # -- history -------------------------------------------------------------------------------
@@ -167,7 +200,8 @@ class Store(Protocol):
         """Store `(seq, record)` events of an answer — typically all the events of one upstream
         read — in one atomic write (one transaction, one round trip): readers see all of them
         or none. An event whose seq is not above the buffer's last one is a replay and is
-        skipped (idempotent), so a batch may be retried; a batch for an erased session writes
+        skipped (idempotent), so a batch may be retried; a batch for an erased session, or for
+        a buffer whose last event is final (FINAL_TYPES: the answer has ended), writes
         nothing. The buffer expires `ttl` seconds after the last batch that added an event.
         StoreUnavailable when the backend fails (a lost Redis reply may hide a done write)."""
         ...

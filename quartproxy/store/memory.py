@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from ..core.limits import Decision, Rate, gcra
-from .base import FINAL_TYPES, BufferSlice, HistoryEntry, SessionRecord
+from .base import FINAL_TYPES, BufferSlice, HistoryEntry, OwnedTurn, SessionRecord
 
 
 @dataclass
@@ -52,6 +52,8 @@ class MemoryStore:
         self._buffers: dict[str, _Buffer] = {}
         self._erased: dict[str, None] = {}  # deleted sessions: late writes for them are dropped
         self._due: list[tuple[float, int, str]] = []  # heap of (expires_at, table, key)
+        self._workers: dict[str, float] = {}  # worker id -> lease expiry
+        self._owned: dict[str, dict[str, str]] = {}  # worker id -> {message id: session id}
 
     # -- housekeeping: expired keys leave a few at a time, so idle keys cannot pile up ---------
     def _expires(self, table: int, key: str) -> float | None:
@@ -176,10 +178,14 @@ class MemoryStore:
         busy_ttl: float,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> bool:
         self._sweep(now)
         if not self._acquire(session_id, message_id, busy_ttl, now):
             return False
+        if owner:
+            self._owned.setdefault(owner, {})[message_id] = session_id
+            self._workers.setdefault(owner, now + busy_ttl)  # a lease even before its renewal
         self._buffer_append(message_id, session_id, events, buffer_ttl, now)
         self._append_history(session_id, history)
         return True
@@ -193,13 +199,19 @@ class MemoryStore:
         *,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
         self._sweep(now)
         self._release(session_id, message_id)
+        if owner:
+            self._owned.get(owner, {}).pop(message_id, None)
         if session_id in self._erased or not events:
             return None
         buf = self._buffers.get(message_id)
         first = events[0][0]
+        ended = buf is not None and buf.events and buf.events[-1][1].get("type") in FINAL_TYPES
+        if buf is not None and ended and buf.events[-1][0] < first:
+            return [buf.events[-1]]  # ended by another worker (an orphan): keep that end
         if buf is None or not buf.events or buf.events[-1][0] < first:
             self._buffer_append(message_id, session_id, events, buffer_ttl, now)
             self._append_history(session_id, history)
@@ -214,6 +226,37 @@ class MemoryStore:
         self._buffer_append(message_id, session_id, renumbered, buffer_ttl, now)
         self._append_history(session_id, history)
         return known + renumbered
+
+    async def renew_worker(
+        self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> list[str]:
+        self._workers[worker_id] = now + ttl
+        owned = self._owned.get(worker_id, {})
+        lost = []
+        for session_id, message_id in turns:
+            if message_id not in owned:
+                lost.append(message_id)
+                continue
+            held = self._busy.get(session_id)
+            if held is not None and held[0] == message_id:
+                self._busy[session_id] = (message_id, now + ttl)
+        return lost
+
+    async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
+        out: list[OwnedTurn] = []
+        for worker_id, expires in list(self._workers.items()):
+            if expires > now:
+                continue
+            owned = self._owned.get(worker_id)
+            if not owned:
+                del self._workers[worker_id]
+                self._owned.pop(worker_id, None)
+                continue
+            for message_id, session_id in owned.items():
+                if len(out) >= limit:
+                    return out
+                out.append(OwnedTurn(worker_id, session_id, message_id))
+        return out
 
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
         self._append_history(session_id, entries)
@@ -264,6 +307,8 @@ class MemoryStore:
         if buf is None:
             buf = self._buffers[message_id] = _Buffer(session_id)
             heapq.heappush(self._due, (now + ttl, _BUFFER, message_id))
+        elif buf.events and buf.events[-1][1].get("type") in FINAL_TYPES:
+            return  # the answer has ended: nothing goes after its final event
         added = False
         for seq, record in events:
             if buf.events and buf.events[-1][0] >= seq:

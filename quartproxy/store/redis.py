@@ -21,6 +21,9 @@ scripts touch keys they compute):
   an answer still running on another worker cannot write it back.
 - A turn's first write (busy flag, Start event, question) and last write (final event, answer,
   release) are one script each (`begin_turn`, `finish_turn`).
+- `workers` sorted set worker id -> lease expiry; `wt:<wid>` hash message id -> session id: the
+  running turns of that worker (core.leases, docs/turn-leases.md). `bufm:<mid>` field `fin`
+  marks a buffer that holds its final event: nothing more is appended to it.
 
 Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
 live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"
@@ -52,7 +55,15 @@ import coredis.retry
 
 from ..core.limits import Decision, Rate, tolerance
 from ._wakeups import LocalWakeups
-from .base import ERASED_KEEP, BufferSlice, HistoryEntry, SessionRecord, StoreUnavailable
+from .base import (
+    ERASED_KEEP,
+    FINAL_TYPES,
+    BufferSlice,
+    HistoryEntry,
+    OwnedTurn,
+    SessionRecord,
+    StoreUnavailable,
+)
 
 # KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
 # -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.
@@ -169,13 +180,16 @@ redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
 return #mids
 """
 
-# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, then seq, record of each event.
-# -> the last seq added, -1 when nothing was (erased session, or only replays).
+# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, fin (1: the last event is final),
+# then seq, record of each event.
+# -> the last seq added, -1 when nothing was (erased session, ended answer, or only replays).
 _BUF_APPEND = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
-local last = tonumber(redis.call('HGET', KEYS[1], 'last'))
+local m = redis.call('HMGET', KEYS[1], 'last', 'fin')
+if m[2] == '1' then return -1 end
+local last = tonumber(m[1])
 local added = nil
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if last == nil or seq > last then
     redis.call('XADD', KEYS[2], ARGV[i] .. '-1', 's', ARGV[i], 'r', ARGV[i + 1])
@@ -185,6 +199,9 @@ for i = 5, #ARGV, 2 do
 end
 if added == nil then return -1 end
 redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'exp', ARGV[2], 'last', added)
+if ARGV[5] == '1' and tonumber(added) == tonumber(ARGV[#ARGV - 1]) then
+  redis.call('HSET', KEYS[1], 'fin', '1')
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
@@ -193,9 +210,9 @@ return last
 """
 
 # The first and the last write of a turn (TurnRunner), each one script call.
-# KEYS: busy, bufm, buf, sbuf, erased, hist, hist-idx.
+# KEYS: busy, bufm, buf, sbuf, erased, hist, hist-idx, wt:<owner>, workers.
 # ARGV: mid, sid, now, busy_ttl, buffer exp, buffer ttl_ms, oldest history c, #history,
-#       the history items, then seq, record of each event.
+#       owner ('' for none), the history items, then seq, record of each event.
 _BUF_ADD = """
 local function buf_add(first, last, shift)
   -- the events ARGV[first..] (seq, record pairs), their seqs moved by `shift`, that are
@@ -223,7 +240,7 @@ end
 local function hist_add()
   local n = tonumber(ARGV[8])
   if n == 0 then return end
-  for i = 9, 8 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
+  for i = 10, 9 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
   redis.call('ZADD', KEYS[7], 'LT', ARGV[7], ARGV[2])
 end
 """
@@ -238,8 +255,14 @@ if v[1] and tonumber(v[2]) > now then return -2 end
 local busy_ttl = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
+if ARGV[9] ~= '' then  -- the turn's owner: its lease exists even before its first renewal
+  redis.call('HSET', KEYS[8], ARGV[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[8], 86400000)
+  redis.call('ZADD', KEYS[9], 'NX', string.format('%.17g', now + busy_ttl), ARGV[9])
+end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
-local last, added = buf_add(9 + tonumber(ARGV[8]), tonumber(redis.call('HGET', KEYS[2], 'last')), 0)
+local last0 = tonumber(redis.call('HGET', KEYS[2], 'last'))
+local last, added = buf_add(10 + tonumber(ARGV[8]), last0, 0)
 hist_add()
 if added then return last end
 return -1
@@ -252,13 +275,26 @@ _FINISH = (
     _BUF_ADD
     + """
 if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[9] ~= '' then redis.call('HDEL', KEYS[8], ARGV[1]) end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1, {}} end
-local first = 9 + tonumber(ARGV[8])
+local first = 10 + tonumber(ARGV[8])
 if first > #ARGV then return {-1, {}} end
-local last = tonumber(redis.call('HGET', KEYS[2], 'last'))
+local m = redis.call('HMGET', KEYS[2], 'last', 'fin')
+local last = tonumber(m[1])
 local seq0 = tonumber(ARGV[first])
+if last ~= nil and last < seq0 and m[2] == '1' then
+  -- ended by another worker (an orphan): keep that end
+  local e = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  return {-1, {seq, rec}}
+end
 if last == nil or last < seq0 then
   local new_last, added = buf_add(first, last, 0)
+  if added then redis.call('HSET', KEYS[2], 'fin', '1') end
   hist_add()
   if added then return {new_last, {}} end
   return {-1, {}}
@@ -282,6 +318,7 @@ for i = first, #ARGV, 2 do
   known[#known + 1] = ARGV[i + 1]
 end
 local new_last = buf_add(first, last, shift)
+redis.call('HSET', KEYS[2], 'fin', '1')
 hist_add()
 return {new_last, known}
 """
@@ -304,6 +341,50 @@ end
 return {m[1], out}
 """
 
+# KEYS: workers, wt:<wid>. ARGV: wid, lease exp, ttl_ms, prefix, then sid, mid of each turn.
+# -> the mids the worker no longer owns.
+_RENEW = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], 86400000)
+local lost = {}
+for i = 5, #ARGV, 2 do
+  local sid, mid = ARGV[i], ARGV[i + 1]
+  if redis.call('HEXISTS', KEYS[2], mid) == 0 then
+    lost[#lost + 1] = mid
+  else
+    local busy = ARGV[4] .. 'busy:' .. sid
+    if redis.call('HGET', busy, 'mid') == mid then
+      redis.call('HSET', busy, 'exp', ARGV[2])
+      redis.call('PEXPIRE', busy, ARGV[3])
+    end
+  end
+end
+return lost
+"""
+
+# KEYS: workers. ARGV: now, limit, prefix. -> {wid, sid, mid, ...} of the turns of lapsed
+# workers; lapsed workers without turns are removed.
+_LAPSED = """
+local out = {}
+local n = 0
+local limit = tonumber(ARGV[2])
+for _, wid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  local owned = redis.call('HGETALL', ARGV[3] .. 'wt:' .. wid)
+  if #owned == 0 then
+    redis.call('ZREM', KEYS[1], wid)
+  else
+    for i = 1, #owned, 2 do
+      if n >= limit then return out end
+      out[#out + 1] = wid
+      out[#out + 1] = owned[i + 1]
+      out[#out + 1] = owned[i]
+      n = n + 1
+    end
+  end
+end
+return out
+"""
+
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
     coredis.exceptions.ReadOnlyError,
@@ -321,7 +402,10 @@ def _ms(seconds: float) -> int:
 
 
 def _history_item(e: HistoryEntry) -> str:
-    return json.dumps({"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at})
+    item: dict[str, Any] = {"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at}
+    if e.incomplete:
+        item["i"] = 1
+    return json.dumps(item)
 
 
 class RedisStore:
@@ -368,6 +452,8 @@ class RedisStore:
         self._buf_read = self._client.register_script(_BUF_READ)
         self._begin = self._client.register_script(_BEGIN)
         self._finish = self._client.register_script(_FINISH)
+        self._renew = self._client.register_script(_RENEW)
+        self._lapsed = self._client.register_script(_LAPSED)
         self._wakeups = LocalWakeups()
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -477,7 +563,7 @@ class RedisStore:
         with self._errors():
             await self._release(keys=[self._k("busy", session_id)], args=[message_id])
 
-    def _turn_keys(self, session_id: str, message_id: str) -> list[str]:
+    def _turn_keys(self, session_id: str, message_id: str, owner: str) -> list[str]:
         return [
             self._k("busy", session_id),
             self._k("bufm", message_id),
@@ -486,6 +572,8 @@ class RedisStore:
             self._k("erased", session_id),
             self._k("hist", session_id),
             self.prefix + "hist-idx",
+            self._k("wt", owner),
+            self.prefix + "workers",
         ]
 
     def _turn_args(
@@ -497,6 +585,7 @@ class RedisStore:
         busy_ttl: float,
         buffer_ttl: float,
         now: float,
+        owner: str,
     ) -> list[str | int]:
         oldest = min((e.created_at for e in history), default=now)
         args: list[str | int] = [
@@ -508,6 +597,7 @@ class RedisStore:
             _ms(buffer_ttl),
             _f(oldest),
             len(history),
+            owner,
         ]
         args += [_history_item(e) for e in history]
         for seq, record in events:
@@ -524,10 +614,14 @@ class RedisStore:
         busy_ttl: float,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> bool:
-        args = self._turn_args(session_id, message_id, events, history, busy_ttl, buffer_ttl, now)
+        args = self._turn_args(
+            session_id, message_id, events, history, busy_ttl, buffer_ttl, now, owner
+        )
+        keys = self._turn_keys(session_id, message_id, owner)
         with self._errors():
-            last: Any = await self._begin(keys=self._turn_keys(session_id, message_id), args=args)
+            last: Any = await self._begin(keys=keys, args=args)
         if int(last) >= 0:
             self._wakeups.appended(message_id, session_id, int(last), now + buffer_ttl, now)
         return int(last) != -2
@@ -541,16 +635,41 @@ class RedisStore:
         *,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
-        args = self._turn_args(session_id, message_id, events, history, 0.0, buffer_ttl, now)
+        args = self._turn_args(session_id, message_id, events, history, 0.0, buffer_ttl, now, owner)
+        keys = self._turn_keys(session_id, message_id, owner)
         with self._errors():
-            reply: Any = await self._finish(keys=self._turn_keys(session_id, message_id), args=args)
+            reply: Any = await self._finish(keys=keys, args=args)
         last, flat = int(reply[0]), reply[1]
         if last >= 0:
             self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
         if not flat:
             return None
         return [(int(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    # -- worker leases ------------------------------------------------------------------------
+    async def renew_worker(
+        self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> list[str]:
+        args: list[str | int] = [worker_id, _f(now + ttl), _ms(ttl), self.prefix]
+        for session_id, message_id in turns:
+            args += [session_id, message_id]
+        with self._errors():
+            lost: Any = await self._renew(
+                keys=[self.prefix + "workers", self._k("wt", worker_id)], args=args
+            )
+        return [str(mid) for mid in lost]
+
+    async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
+        with self._errors():
+            flat: Any = await self._lapsed(
+                keys=[self.prefix + "workers"], args=[_f(now), limit, self.prefix]
+            )
+        return [
+            OwnedTurn(str(flat[i]), str(flat[i + 1]), str(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
 
     # -- history ------------------------------------------------------------------------------
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
@@ -576,7 +695,7 @@ class RedisStore:
         out = []
         for raw in raws:
             d = json.loads(raw)
-            out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"]))
+            out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"], bool(d.get("i"))))
         return out
 
     async def purge_history(self, before: float) -> int:
@@ -610,7 +729,8 @@ class RedisStore:
     ) -> None:
         if not events:
             return
-        args: list[str | int] = [session_id, _f(now + ttl), _ms(ttl), message_id]
+        fin = int(events[-1][1].get("type") in FINAL_TYPES)
+        args: list[str | int] = [session_id, _f(now + ttl), _ms(ttl), message_id, fin]
         for seq, record in events:
             args += [seq, json.dumps(record, separators=(",", ":"))]
         with self._errors():

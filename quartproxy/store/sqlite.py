@@ -37,6 +37,7 @@ from .base import (
     FINAL_TYPES,
     BufferSlice,
     HistoryEntry,
+    OwnedTurn,
     SessionRecord,
     StoreUnavailable,
 )
@@ -71,11 +72,35 @@ CREATE INDEX IF NOT EXISTS buffers_by_session ON buffers (session_id);
 CREATE TABLE IF NOT EXISTS erased_sessions (
     session_id TEXT PRIMARY KEY, erased_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id TEXT PRIMARY KEY, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS turn_owners (
+    message_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, worker_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS turn_owners_by_worker ON turn_owners (worker_id);
 CREATE TABLE IF NOT EXISTS buffer_events (
     message_id TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (message_id, seq)
 ) WITHOUT ROWID;
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Inside the schema transaction: columns added since the first release of the schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(history)")}
+    if "incomplete" not in columns:
+        conn.execute("ALTER TABLE history ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0")
+
+
+def _ended(conn: sqlite3.Connection, message_id: str, last: int) -> tuple[int, str] | None:
+    """The buffer's last event (seq `last`) when it is final, else None."""
+    row = conn.execute(
+        "SELECT record FROM buffer_events WHERE message_id = ? AND seq = ?", (message_id, last)
+    ).fetchone()
+    if row is not None and json.loads(row[0]).get("type") in FINAL_TYPES:
+        return last, str(row[0])
+    return None
 
 
 def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
@@ -106,6 +131,8 @@ def _append_events(
     """Inside a write transaction: add the events not yet in the buffer (seq above its last);
     the new last seq, None when nothing was added (only replays, or an erased session)."""
     last = _last_seq(conn, message_id)
+    if last is not None and _ended(conn, message_id, last) is not None:
+        return None  # the answer has ended: nothing goes after its final event
     rows = []
     for seq, data in encoded:
         if last is None or seq > last:  # idempotent: a replayed event changes nothing
@@ -125,20 +152,21 @@ def _append_events(
     return last
 
 
-def _history_rows(
-    session_id: str, entries: Sequence[HistoryEntry]
-) -> list[tuple[str, str, str, str, float]]:
-    return [(session_id, e.message_id, e.role, e.text, e.created_at) for e in entries]
+_HistoryRow = tuple[str, str, str, str, float, int]
 
 
-def _append_history(
-    conn: sqlite3.Connection, session_id: str, rows: Sequence[tuple[str, str, str, str, float]]
-) -> None:
+def _history_rows(session_id: str, entries: Sequence[HistoryEntry]) -> list[_HistoryRow]:
+    return [
+        (session_id, e.message_id, e.role, e.text, e.created_at, int(e.incomplete)) for e in entries
+    ]
+
+
+def _append_history(conn: sqlite3.Connection, session_id: str, rows: Sequence[_HistoryRow]) -> None:
     """Inside a write transaction."""
     if rows and not _erased(conn, session_id):
         conn.executemany(
-            "INSERT INTO history (session_id, message_id, role, text, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO history (session_id, message_id, role, text, created_at, incomplete) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -150,6 +178,20 @@ _ACQUIRE = (
     "WHERE busy.expires_at <= ? RETURNING message_id"
 )
 _RELEASE = "DELETE FROM busy WHERE session_id = ? AND message_id = ?"
+
+
+def _own(
+    conn: sqlite3.Connection, owner: str, session_id: str, message_id: str, expires_at: float
+) -> None:
+    """Inside a write transaction: the turn is `owner`'s; the worker has a lease even before
+    its first renewal."""
+    conn.execute(
+        "INSERT OR REPLACE INTO turn_owners (message_id, session_id, worker_id) VALUES (?, ?, ?)",
+        (message_id, session_id, owner),
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO workers (worker_id, expires_at) VALUES (?, ?)", (owner, expires_at)
+    )
 
 
 class SqliteStore:
@@ -199,7 +241,9 @@ class SqliteStore:
                 conn.execute("PRAGMA secure_delete = ON")
                 conn.execute("PRAGMA foreign_keys = OFF")
                 # executescript commits anything pending first, so the BEGIN goes inside it
-                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                _migrate(conn)
+                conn.execute("COMMIT")
             except BaseException:
                 conn.close()
                 raise
@@ -389,6 +433,7 @@ class SqliteStore:
         busy_ttl: float,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> bool:
         encoded = _encode(events)
         rows = _history_rows(session_id, history)
@@ -399,6 +444,8 @@ class SqliteStore:
             if row is None:
                 conn.execute("COMMIT")
                 return False, None
+            if owner:
+                _own(conn, owner, session_id, message_id, now + busy_ttl)
             last = _append_events(conn, message_id, session_id, encoded, now + buffer_ttl)
             _append_history(conn, session_id, rows)
             conn.execute("COMMIT")  # durable before the Start event reaches any client
@@ -419,6 +466,7 @@ class SqliteStore:
         *,
         buffer_ttl: float,
         now: float,
+        owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
         encoded = _encode(events)
         rows = _history_rows(session_id, history)
@@ -429,10 +477,20 @@ class SqliteStore:
         ) -> tuple[int | None, list[tuple[int, dict[str, Any]]] | None]:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(_RELEASE, (session_id, message_id))
+            if owner:
+                conn.execute(
+                    "DELETE FROM turn_owners WHERE message_id = ? AND worker_id = ?",
+                    (message_id, owner),
+                )
             if not encoded:
                 conn.execute("COMMIT")
                 return None, None
             last = _last_seq(conn, message_id)
+            if last is not None and last < first and not _erased(conn, session_id):
+                ended = _ended(conn, message_id, last)
+                if ended is not None:  # ended by another worker (an orphan): keep that end
+                    conn.execute("COMMIT")
+                    return None, [(ended[0], json.loads(ended[1]))]
             known: list[tuple[int, dict[str, Any]]] | None = None
             to_add = encoded
             if last is not None and last >= first and not _erased(conn, session_id):
@@ -460,6 +518,54 @@ class SqliteStore:
             self._wakeups.appended(message_id, session_id, added, now + buffer_ttl, now)
         return known
 
+    # -- worker leases ------------------------------------------------------------------------
+    async def renew_worker(
+        self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> list[str]:
+        def renew(conn: sqlite3.Connection) -> list[str]:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO workers (worker_id, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (worker_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (worker_id, now + ttl),
+            )
+            lost = []
+            for session_id, message_id in turns:
+                owned = conn.execute(
+                    "SELECT 1 FROM turn_owners WHERE message_id = ? AND worker_id = ?",
+                    (message_id, worker_id),
+                ).fetchone()
+                if owned is None:
+                    lost.append(message_id)
+                    continue
+                conn.execute(
+                    "UPDATE busy SET expires_at = ? WHERE session_id = ? AND message_id = ?",
+                    (now + ttl, session_id, message_id),
+                )
+            conn.execute("COMMIT")
+            return lost
+
+        return await self._run(renew)
+
+    async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
+        def lapsed(conn: sqlite3.Connection) -> list[OwnedTurn]:
+            conn.execute("BEGIN IMMEDIATE")
+            rows = conn.execute(
+                "SELECT w.worker_id, o.session_id, o.message_id FROM workers w "
+                "JOIN turn_owners o ON o.worker_id = w.worker_id "
+                "WHERE w.expires_at <= ? LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            conn.execute(
+                "DELETE FROM workers WHERE expires_at <= ? AND NOT EXISTS "
+                "(SELECT 1 FROM turn_owners o WHERE o.worker_id = workers.worker_id)",
+                (now,),
+            )
+            conn.execute("COMMIT")
+            return [OwnedTurn(str(w), str(s), str(m)) for w, s, m in rows]
+
+        return await self._run(lapsed)
+
     # -- history ------------------------------------------------------------------------------
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
         rows = _history_rows(session_id, entries)
@@ -479,11 +585,11 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[HistoryEntry]:
             rows = conn.execute(
-                "SELECT message_id, role, text, created_at FROM history "
+                "SELECT message_id, role, text, created_at, incomplete FROM history "
                 "WHERE session_id = ? ORDER BY id DESC LIMIT ?",
                 (session_id, limit),
             ).fetchall()
-            return [HistoryEntry(*row) for row in reversed(rows)]
+            return [HistoryEntry(m, r, t, c, bool(i)) for m, r, t, c, i in reversed(rows)]
 
         return await self._run(read)
 

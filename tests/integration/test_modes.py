@@ -305,7 +305,13 @@ async def test_sqlite_limits_and_history_survive_a_restart(
 async def test_sqlite_kill_9_loses_nothing_a_client_has_seen(
     fake_n8n: FakeN8n, tmp_path: Path
 ) -> None:
-    env = {"DEPLOYMENT_MODE": "sqlite", "SQLITE_PATH": str(tmp_path / "qp.db")}
+    # A long lease: the restarted server must not end the interrupted turn as an orphan while
+    # this test looks at what was kept (that ending: test_turn_leases.py).
+    env = {
+        "DEPLOYMENT_MODE": "sqlite",
+        "SQLITE_PATH": str(tmp_path / "qp.db"),
+        "TURN_LEASE_SECONDS": "600",
+    }
     async with proxy_process(fake_n8n.url, **env) as server:
         session = await new_session(server.url)
         done = await chat_once(server.url, session, "finished answer")

@@ -109,6 +109,33 @@ async def test_sqlite_keeps_limits_history_sessions_and_buffers_across_restarts(
         assert part is not None and part.events == [(0, {"event": "start"})]
 
 
+async def test_sqlite_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    # A database written before history entries could be marked incomplete (and before the
+    # worker-lease tables): it opens, keeps its rows, and takes the new writes.
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL,"
+            " message_id TEXT NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL,"
+            " created_at REAL NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO history (session_id, message_id, role, text, created_at) "
+            "VALUES ('s', 'm', 'user', 'old question', ?)",
+            (NOW,),
+        )
+    conn.close()
+    half = HistoryEntry("m", "assistant", "half", NOW + 1, incomplete=True)
+    async with SqliteStore(path) as store:
+        await store.append_history("s", [half])
+        assert await store.history("s") == [HistoryEntry("m", "user", "old question", NOW), half]
+        assert await store.renew_worker("w", [], 6, NOW) == []
+    async with SqliteStore(path) as store:  # and opens again (the upgrade ran once)
+        assert (await store.history("s"))[-1].incomplete
+
+
 async def test_sqlite_unusable_path_is_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         async with SqliteStore(tmp_path / "no-such-dir" / "x.db"):

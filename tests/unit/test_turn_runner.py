@@ -193,7 +193,12 @@ async def test_an_upstream_error_ends_the_turn_with_the_deltas_of_its_read_in_on
     assert turn.events[1:] == [Delta("a"), Delta("b"), UPSTREAM_ERROR]
     await assert_buffer_is_what_was_published(store, turn)
     if store.keeps_history:
-        assert await history(store) == [("user", "hello")]  # no answer to keep
+        # the partial answer is kept, marked incomplete (docs/turn-leases.md)
+        kept = await store.inner.history("s")
+        assert [(e.role, e.text, e.incomplete) for e in kept] == [
+            ("user", "hello", False),
+            ("assistant", "ab", True),
+        ]
     await assert_flag_free(store)
 
 
@@ -311,6 +316,9 @@ async def test_cancelled_before_finish_ran_records_shutting_down(store: Hooks) -
     assert turn.events[1:] == [Delta("a"), SHUTTING_DOWN]
     await assert_buffer_is_what_was_published(store, turn)
     await assert_flag_free(store)
+    if store.keeps_history:  # what the visitor saw stays in history, marked incomplete
+        kept = await store.inner.history("s")
+        assert [(e.text, e.incomplete) for e in kept] == [("hello", False), ("a", True)]
 
 
 async def test_cancelled_after_finish_ran_publishes_the_stored_end(store: Hooks) -> None:
