@@ -21,6 +21,7 @@ from .errors import ApiError, from_status
 from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
+from .overrides import hypercorn_guards
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
@@ -35,6 +36,8 @@ STATIC = ROOT / "static"
 def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> QuartTrio:
+    # h2c upgrade, ambiguous framing, WebSocket message bound: before any connection is served
+    hypercorn_guards.install()
     app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.request_class = wrappers.Request
     app.asgi_http_class = lean.HTTPConnection  # lean.py: less memory per open request
