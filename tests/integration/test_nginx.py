@@ -344,3 +344,31 @@ async def test_websocket_channel_through_nginx(
                 while True:
                     await ws.get_message()
             assert closed.value.reason.code == 1009
+
+
+async def test_nginx_hands_the_proxy_clean_framing_only(tmp_path: Path) -> None:
+    """What Hypercorn (h11) accepts but a stricter front might read differently — Content-Length
+    with Transfer-Encoding, obs-fold, bare LF — never reaches the proxy as sent: nginx refuses
+    it or re-frames the request itself (docs/threat-model.md, docs/upstream/)."""
+    async with upgrading_backend() as (backend, heads), nginx_in_front(backend, tmp_path) as edge:
+        requests = {
+            "cl+te": b"POST /api/v1/session/create HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            "obs-fold": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n"
+            b"Connection: close\r\n\r\n",
+            "bare-lf": b"GET /health HTTP/1.1\nHost: x\nX-Bare: lf\nConnection: close\n\n",
+        }
+        answers = {}
+        for name, raw in requests.items():
+            stream = await connect(edge)
+            async with stream:
+                await stream.send_all(raw)
+                answers[name] = await read_until_closed(stream)
+        assert status_of(answers["cl+te"]) == 400
+        assert status_of(answers["obs-fold"]) == 400
+        assert status_of(answers["bare-lf"]) == 200
+        # only the bare-LF request got through, and nginx wrote it out with CRLF
+        assert len(heads) == 1
+        assert b"\r\nX-Bare: lf" in heads[0]
+        assert b"\n" not in heads[0].replace(b"\r\n", b"")
+        assert b"/metrics" not in heads[0]
