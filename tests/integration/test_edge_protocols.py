@@ -262,3 +262,26 @@ def test_the_guards_are_installed_by_the_app() -> None:
 
     create_app(settings_for("http://127.0.0.1:9/webhook"))
     assert hypercorn_guards.installed()
+
+
+# -- no redirect built from the client's Host ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "target"),
+    [
+        ("POST", "/api//v1/session/create", "/api/v1/session/create"),
+        ("GET", "/api//v1/chat/history/abc?x=1", "/api/v1/chat/history/abc?x=1"),
+        ("GET", "/api/v1//chat/message/abc", "/api/v1/chat/message/abc"),
+        ("GET", "/static//widget.js", "/static/widget.js"),
+    ],
+)
+async def test_slash_merge_redirects_are_relative(
+    proxy: Proxy, method: str, path: str, target: str
+) -> None:
+    """Werkzeug's `//` merge answers 308 with an absolute URL built from the Host header
+    (issue 13, finding 10): the Location is a path on this server instead."""
+    r = await proxy.client.request(method, path, headers={"Host": "evil.example", "Origin": ORIGIN})
+    assert r.status_code == 308
+    assert r.headers["location"] == target
+    assert "evil.example" not in str(r.headers)
