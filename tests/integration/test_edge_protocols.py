@@ -285,3 +285,37 @@ async def test_slash_merge_redirects_are_relative(
     assert r.status_code == 308
     assert r.headers["location"] == target
     assert "evil.example" not in str(r.headers)
+
+
+# -- static files: nothing outside static/ ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/static/../quartproxy/config.py",
+        "/static/%2e%2e/quartproxy/config.py",
+        "/static/..%2fquartproxy%2fconfig.py",
+        "/static/..%5cquartproxy%5cconfig.py",
+        "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/static//etc/passwd",
+        "/static/widget.js%00.txt",
+    ],
+)
+async def test_static_paths_never_leave_the_static_folder(proxy: Proxy, target: str) -> None:
+    stream = await connect(proxy.url)
+    async with stream:
+        await stream.send_all(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = await read_until_closed(stream)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert status_of(head) in (308, 400, 404), (target, head)
+    assert b"SECRET" not in body and b"root:" not in body, target
+    if status_of(head) == 308:  # only the slash merge, to a path under /static/
+        location = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"location:")
+        )
+        assert location.startswith(b"/static/"), location
