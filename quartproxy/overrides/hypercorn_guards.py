@@ -14,7 +14,6 @@ is started (`python -m quartproxy`, plain `hypercorn -c hypercorn.toml quartprox
    Transfer-Encoding as chunked and keeps the connection open, so a pipelined request after it
    is served; RFC 9112 §6.1 requires closing. Transfer-Encoding in an HTTP/1.0 request is
    faulty framing too (§6.1). Such a request gets `400` and the connection is closed.
-   Upstream report: docs/upstream/h11-cl-te-keep-alive.md.
 3. WebSocket messages are bounded before they are buffered. Hypercorn's `WebsocketBuffer`
    appends a frame's data and only then compares with `websocket_max_message_size`, and after
    its 1009 close it keeps appending whatever the peer still sends (the buffer is never cleared),
@@ -24,9 +23,12 @@ is started (`python -m quartproxy`, plain `hypercorn -c hypercorn.toml quartprox
    inflates a frame without an output bound (a 64 KiB read can become ~64 MiB), and chat frames
    are a few KiB of text.
 
-Each guard replaces or wraps one method, checked against the Hypercorn versions it was written
-for (tests/unit/test_hypercorn_guards.py fails when Hypercorn changes those methods; the
-behaviour is tested through real sockets in tests/integration/test_edge_protocols.py).
+Upstream reports, ready to send: docs/upstream/hypercorn-h2c-and-websocket-limits.md (1, 3)
+and docs/upstream/h11-cl-te-keep-alive.md (2). Each guard replaces or wraps one method, checked
+against the Hypercorn versions it was written for (tests/unit/test_hypercorn_guards.py fails
+when Hypercorn changes those methods; the behaviour is tested through real sockets in
+tests/integration/test_edge_protocols.py and test_nginx.py). Obs-fold and bare LF, which h11
+also accepts (both within RFC 9112), are left to the reverse proxy: docs/threat-model.md.
 """
 
 from __future__ import annotations
