@@ -60,12 +60,9 @@ async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
     who = guard.make_caller(svc, headers, websocket.remote_addr, headers.getlist("X-Forwarded-For"))
     try:
         origin = guard.admit_origin(svc, who)
-        # Every handshake costs one unit of the caller's per-IP read budget (RATE_LIMIT_IP,
-        # the bucket history and resume use): a page load opens one socket, while a script
-        # opening sockets in a loop — each may hold a message buffer for WS_AUTH_SECONDS
-        # before it authenticates, and each refused auth writes a log line — is stopped with
-        # 429 before the upgrade.
-        await guard.limit_read(svc, who)
+        # Every handshake spends the caller's per-IP handshake budget: a script opening
+        # sockets in a loop is stopped with 429 before the upgrade (guard.limit_ws_handshake).
+        await guard.limit_ws_handshake(svc, who)
     except ApiError as err:
         # Refused at the handshake: a plain HTTP answer; the socket never opens.
         metrics.rejected(err, headers.get("Origin"))
