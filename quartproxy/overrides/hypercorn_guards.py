@@ -34,6 +34,7 @@ also accepts (both within RFC 9112), are left to the reverse proxy: docs/threat-
 from __future__ import annotations
 
 import logging
+import time
 from importlib.metadata import version
 from typing import Any
 
@@ -83,13 +84,31 @@ async def _check_protocol(self: Any, event: h11.Request) -> None:
     await _originals["check_protocol"](self, event)
 
 
+_LOG_EVERY_SECONDS = 60.0
+_last_logged = -_LOG_EVERY_SECONDS
+_unlogged = 0
+
+
+def _log_refusal() -> None:
+    """One line a minute at most (a client can send such requests in a loop; each costs it a
+    new connection, but the log should not be its lever), with the count since the last."""
+    global _last_logged, _unlogged
+    _unlogged += 1
+    now = time.monotonic()
+    if now - _last_logged < _LOG_EVERY_SECONDS:
+        return
+    log.warning(
+        "refused %d request(s) with ambiguous framing (Content-Length with Transfer-Encoding, "
+        "or Transfer-Encoding in HTTP/1.0) and closed their connections",
+        _unlogged,
+        extra={"event": "framing_refused", "count": _unlogged},
+    )
+    _last_logged, _unlogged = now, 0
+
+
 async def _create_stream(self: Any, request: h11.Request) -> None:
     if getattr(self, "_qp_refused", False):
-        log.warning(
-            "refused a request with ambiguous framing (Content-Length with Transfer-Encoding, "
-            "or Transfer-Encoding in HTTP/1.0); closing the connection",
-            extra={"event": "framing_refused"},
-        )
+        _log_refusal()
         # What Hypercorn itself does with a request h11 cannot parse: 400, close. The body
         # and anything pipelined after it are never read (no stream is created).
         await self._send_error_response(400)

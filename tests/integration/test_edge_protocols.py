@@ -5,6 +5,7 @@ quartproxy/overrides/hypercorn_guards.py and the limit of server.apply_settings.
 from __future__ import annotations
 
 import json
+import logging
 import struct
 import tracemalloc
 
@@ -80,6 +81,22 @@ async def test_ambiguous_framing_is_refused_and_the_connection_closed(
         answer = await read_until_closed(stream)  # the server closes: no hang
     assert status_of(answer) == 400
     assert answer.count(b"HTTP/1.") == 1, answer
+
+
+async def test_refusals_cannot_flood_the_log(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for _ in range(5):
+        stream = await connect(proxy.url)
+        async with stream:
+            await stream.send_all(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            )
+            assert status_of(await read_until_closed(stream)) == 400
+    lines = [r for r in caplog.records if r.name == "quartproxy.overrides"]
+    assert len(lines) <= 1  # one line a minute, with a count
 
 
 async def test_pipelining_itself_still_works(proxy: Proxy) -> None:
