@@ -64,7 +64,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
-    config = hypercorn_config(args.bind, args.workers)
+    from .server import apply_settings
+
+    config = apply_settings(hypercorn_config(args.bind, args.workers), settings)
     config.application_path = "quartproxy:app"  # exactly what the hypercorn command serves
     if args.graceful_timeout is not None:
         config.graceful_timeout = args.graceful_timeout
@@ -106,7 +108,9 @@ def demo(args: argparse.Namespace) -> int:
     origins = [f"http://{h}:{port}" for h in sorted(hosts)]
     settings = demo_settings(origins, environment())
     setup_logging(settings)
-    config = hypercorn_config([bind], 1)
+    from .server import apply_settings
+
+    config = apply_settings(hypercorn_config([bind], 1), settings)
     url = f"http://{bind}"
     print(
         "quartproxy DEMO MODE: built-in echo upstream (no n8n), ephemeral secrets, "

@@ -23,6 +23,7 @@ from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappe
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
 from .leases import keep_leases
+from .overrides import hypercorn_guards
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
@@ -37,6 +38,8 @@ STATIC = ROOT / "static"
 def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> QuartTrio:
+    # h2c upgrade, ambiguous framing, WebSocket message bound: before any connection is served
+    hypercorn_guards.install()
     app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.request_class = wrappers.Request
     app.asgi_http_class = lean.HTTPConnection  # lean.py: less memory per open request

@@ -263,6 +263,15 @@ async def limit_read(services: Services, caller: Caller) -> None:
     await limit(services, [("read", caller.ip, services.settings.rate_limit_ip)])
 
 
+async def limit_ws_handshake(services: Services, caller: Caller) -> None:
+    """The per-IP budget of WebSocket handshakes: a bucket of its own (`ws`) at the rate of
+    session creates (RATE_LIMIT_SESSION_CREATE). Opening a socket, like creating a session,
+    makes the server hold something before any token is checked (a task, a message buffer
+    for WS_AUTH_SECONDS, a log line when the auth frame is refused); a page load opens one.
+    Own bucket, so sockets never use up the budget of session creates, reads or messages."""
+    await limit(services, [("ws", caller.ip, services.settings.rate_limit_session_create)])
+
+
 # -- screening: bots and spam ------------------------------------------------------------------
 
 

@@ -32,8 +32,20 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import check_multiprocess_shutdown_event, load_application
 
+from .config import Settings
+
 log = logging.getLogger("quartproxy.server")
 EXTRA_SHUTDOWN_SECONDS = 15.0  # on top of drain + Hypercorn's graceful window
+
+
+def apply_settings(config: Config, settings: Settings) -> Config:
+    """What Hypercorn must enforce for the app's settings. A WebSocket message may be no larger
+    than an HTTP body (MAX_BODY_BYTES): Hypercorn closes the socket with 1009 while reading,
+    before the message is buffered whole (with quartproxy/overrides/hypercorn_guards.py).
+    Hypercorn counts a text message in characters, so the app's own check (in bytes, an
+    error frame) still answers a message of fewer characters but more bytes."""
+    config.websocket_max_message_size = settings.max_body_bytes
+    return config
 
 
 def worker(

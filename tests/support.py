@@ -282,10 +282,13 @@ class Proxy:
 @asynccontextmanager
 async def running_proxy(settings: Settings, **kwargs: Any) -> AsyncIterator[Proxy]:
     from quartproxy.app import create_app
+    from quartproxy.server import apply_settings
 
     app = create_app(settings, **kwargs)
+    # the Hypercorn settings `python -m quartproxy` derives from the app's (WebSocket bound)
+    derived = apply_settings(Config(), settings)
     async with (
-        served(app) as url,
+        served(app, websocket_max_message_size=derived.websocket_max_message_size) as url,
         httpx.AsyncClient(base_url=url, timeout=30, headers=BROWSER_HEADERS) as client,
     ):
         yield Proxy(url, app, settings, client)

@@ -19,7 +19,7 @@ from typing import Any
 # Renewals per lease: a worker may miss RENEWALS_PER_LEASE - 1 renewals in a row (a slow store
 # call, a busy event loop) before others consider it dead.
 RENEWALS_PER_LEASE = 3
-ORPHAN_CODE = "upstream_error"  # a contract code (docs/api.md, errors); the reason is in the message
+ORPHAN_CODE = "upstream_error"  # a contract code (docs/api.md); the message says why
 ORPHAN_MESSAGE = (
     "The server handling this answer stopped before it finished; please send your message again."
 )

@@ -18,8 +18,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def normalise_origin(origin: str) -> str | None:
     """`scheme://host[:port]` in canonical form (lower case, default port dropped),
-    or None when `origin` is not a serialised http(s) origin (paths, userinfo, `null`...)."""
-    if not origin or len(origin) > 2048 or origin != origin.strip():
+    or None when `origin` is not a serialised http(s) origin (paths, userinfo, `null`...).
+    A serialised origin is ASCII (browsers send IDNs as punycode): anything else — a Latin-1
+    header, Unicode letters or digits that `isalnum` would pass — is not one."""
+    if not origin or len(origin) > 2048 or origin != origin.strip() or not origin.isascii():
         return None
     try:
         parts = urlsplit(origin)

@@ -77,11 +77,19 @@ class SessionClaims:
     token_id: str
 
 
+def _utf8(text: str) -> bytes:
+    """Any Python string as bytes: JSON input may hold lone surrogates ("\\ud800"), which
+    plain UTF-8 refuses with an exception (issue 13: a 1011 and a traceback per socket)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def fingerprint_hash(fingerprint: str | None, secret: str) -> str:
-    """Keyed hash of the widget's fingerprint: the raw value is never stored or signed."""
+    """Keyed hash of the widget's fingerprint: the raw value is never stored or signed.
+    Total: any string hashes (a fingerprint is opaque; one with lone surrogates simply never
+    matches a browser's)."""
     if not fingerprint:
         return ""
-    return hmac.new(secret.encode(), fingerprint.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(_utf8(secret), _utf8(fingerprint), hashlib.sha256).hexdigest()[:32]
 
 
 def issue_session_token(
@@ -123,8 +131,10 @@ def _decode_session_token(secret: str, token: str) -> dict[str, Any]:
 
 
 def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaims:
-    """Signature, algorithm and expiry. Binding to origin and fingerprint is `check_binding`."""
-    if not token or len(token) > 4096:
+    """Signature, algorithm and expiry. Binding to origin and fingerprint is `check_binding`.
+    Any string in, TokenError or claims out: a JWT is ASCII (base64url and dots), so anything
+    else is refused before PyJWT sees it (it would raise UnicodeEncodeError on a surrogate)."""
+    if not token or len(token) > 4096 or not token.isascii():
         raise TokenError("unauthorized", "A valid session token is required.")
     try:
         payload = _decode_session_token(secret, token)
@@ -150,10 +160,11 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
 
 
 def check_binding(claims: SessionClaims, *, origin: str | None, fph: str) -> None:
-    """A token is only good from the origin and the browser it was issued to."""
-    if origin is None or not hmac.compare_digest(claims.origin, origin):
+    """A token is only good from the origin and the browser it was issued to. Compared as
+    bytes: compare_digest raises TypeError on a non-ASCII str (an Origin header is Latin-1)."""
+    if origin is None or not hmac.compare_digest(_utf8(claims.origin), _utf8(origin)):
         raise TokenError("session_mismatch", "This session belongs to another site.")
-    if not hmac.compare_digest(claims.fingerprint_hash, fph):
+    if not hmac.compare_digest(_utf8(claims.fingerprint_hash), _utf8(fph)):
         raise TokenError("session_mismatch", "This session belongs to another browser.")
 
 

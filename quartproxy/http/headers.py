@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from quart import Response, request
 
@@ -50,8 +51,21 @@ def over_tls(
     return any(ip in net for net in trusted) and proto.split(",")[0].strip().lower() == "https"
 
 
+def relative_location(url: str) -> str:
+    """A redirect's target as a path on this server. Werkzeug's routing redirects (`/api//v1/x`
+    → `/api/v1/x`, 308) carry an absolute URL built from the client's Host header; a path
+    needs no host at all. Leading slashes, backslashes and blanks are folded into one slash,
+    so the result can never be read as a network-path reference (`//host`, `/\\host`)."""
+    parts = urlsplit(url)
+    path = "/" + parts.path.lstrip("/\\\t\r\n ")
+    return f"{path}?{parts.query}" if parts.query else path
+
+
 def secure(response: Response, trusted: Sequence[IPNetwork]) -> Response:
     h = response.headers
+    location = h.get("Location")
+    if location is not None:
+        h["Location"] = relative_location(location)
     h["X-Content-Type-Options"] = "nosniff"
     h["Permissions-Policy"] = PERMISSIONS
     h.pop("Server", None)

@@ -60,6 +60,9 @@ async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
     who = guard.make_caller(svc, headers, websocket.remote_addr, headers.getlist("X-Forwarded-For"))
     try:
         origin = guard.admit_origin(svc, who)
+        # Every handshake spends the caller's per-IP handshake budget: a script opening
+        # sockets in a loop is stopped with 429 before the upgrade (guard.limit_ws_handshake).
+        await guard.limit_ws_handshake(svc, who)
     except ApiError as err:
         # Refused at the handshake: a plain HTTP answer; the socket never opens.
         metrics.rejected(err, headers.get("Origin"))
@@ -142,11 +145,23 @@ class WsChannel:
             claims = await guard.authenticate(self.svc, self.who, frame.token, frame.fingerprint)
         except ApiError as err:
             return await self._refuse(err.code, err.message, err.status)
+        except (ValueError, TypeError, LookupError, RecursionError) as exc:
+            # The checks are total on any string (core/tokens.py); should one still trip on
+            # what a client sent, that is a refused frame (4401, one line), not a 1011 with a
+            # traceback per connection.
+            return await self._refuse(
+                "unauthorized",
+                "A valid session token is required.",
+                note=f" (the check raised {type(exc).__name__})",
+            )
         self.auth = frame
         self.session_id = claims.session_id
         return None
 
-    async def _refuse(self, code: str, message: str, status: int = 401) -> int:
+    async def _refuse(self, code: str, message: str, status: int = 401, note: str = "") -> int:
+        """The first frame is refused: an error frame, then close (4401, or 1013 when the
+        session store is down). One warning line, without the frame's content."""
+        log.warning("websocket %s: auth refused (%s): %s%s", self.rid, code, message, note)
         metrics.rejected(ApiError(status, code, message), self.origin)
         await websocket.send(error_frame(code, message))
         return CLOSE_UNAUTHORIZED if status == 401 else CLOSE_TRY_AGAIN

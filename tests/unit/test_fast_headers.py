@@ -54,3 +54,25 @@ async def test_requests_of_the_app_use_fast_headers() -> None:
         response = await app.test_client().get("/probe-headers")
     assert response.status_code == 200
     assert seen == [FastHeaders]
+
+
+# -- redirects never name a host (issue 13, finding 10) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "relative"),
+    [
+        ("http://evil.example/api/v1/x", "/api/v1/x"),
+        ("https://evil.example/a?b=c", "/a?b=c"),
+        ("http://h//evil.example/x", "/evil.example/x"),
+        ("http://h/\\\\evil.example/x", "/evil.example/x"),
+        ("http://h/\t/evil.example", "/evil.example"),
+        ("/already/relative", "/already/relative"),
+        ("http://h", "/"),
+    ],
+)
+def test_relative_location(url: str, relative: str) -> None:
+    from quartproxy.http.headers import relative_location
+
+    assert relative_location(url) == relative
+    assert not relative_location(url).startswith(("//", "/\\\\"))

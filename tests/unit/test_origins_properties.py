@@ -33,6 +33,8 @@ def is_sanctioned(canonical: str) -> bool:
 @example("https://x.example.com:444")
 @example("null")
 @example("https://user@x.example.com")
+@example("https://\xfc.example.com")  # a Latin-1 Origin header (was allowed, then a 500)
+@example("https://x\u00b2.example.com")  # a Unicode digit passes str.isalnum
 def test_anything_allowed_is_sanctioned(origin: str) -> None:
     canonical = MATCHER.canonical(origin)
     if canonical is not None:

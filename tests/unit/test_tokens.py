@@ -4,6 +4,8 @@ import time
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quartproxy.core.tokens import (
     TokenError,
@@ -153,3 +155,41 @@ def test_a_token_expired_by_the_real_clock_fails_even_with_an_earlier_clock_pass
     token, _ = issue(now=real - 7200, ttl=60)
     with pytest.raises(TokenError):
         verify_session_token(SECRET, token, now=real - 7190)
+
+
+# -- total on any input (issue 13, finding 6: a lone surrogate was a 1011 and a traceback) ------
+
+ANY_TEXT = st.text(alphabet=st.characters(codec=None), max_size=300)  # includes surrogates
+
+
+@given(ANY_TEXT)
+def test_verify_refuses_any_string_with_a_token_error_only(token: str) -> None:
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, token, now=NOW)
+
+
+@given(ANY_TEXT, ANY_TEXT)
+def test_binding_checks_are_total(fingerprint: str, origin: str) -> None:
+    fph = fingerprint_hash(fingerprint, SECRET)
+    assert fph == "" or len(fph) == 32
+    _token, claims = issue(fph=fingerprint_hash("fp1", SECRET))
+    with pytest.raises(TokenError) as e:
+        check_binding(claims, origin=origin, fph=fph)
+    assert e.value.code == "session_mismatch"
+
+
+@pytest.mark.parametrize(
+    "token", ["\ud800", "eyJ\udfff.eyJ.x", "é" * 10, "a.b.c\x00", "\uff41.\uff42.\uff43"]
+)
+def test_non_ascii_tokens_are_refused(token: str) -> None:
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, token, now=NOW)
+
+
+def test_a_lone_surrogate_fingerprint_hashes_and_mismatches() -> None:
+    assert fingerprint_hash("\ud800", SECRET) != fingerprint_hash("\udc00", SECRET)
+    _token, claims = issue(fph=fingerprint_hash("fp1", SECRET))
+    with pytest.raises(TokenError):
+        check_binding(claims, origin="https://a.example", fph=fingerprint_hash("\ud800", SECRET))
+    with pytest.raises(TokenError):
+        check_binding(claims, origin="https://\xfc.example", fph=fingerprint_hash("fp1", SECRET))
