@@ -15,6 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from .core.limits import Rate
+from .core.numbers import parse_udecimal, parse_uint
 from .core.origins import IPNetwork, OriginMatcher, parse_networks
 
 DeploymentMode = Literal["stateless", "sqlite", "production"]
@@ -84,11 +85,12 @@ def _bool(name: str, value: str) -> bool:
 
 
 def _number(name: str, value: str, *, minimum: float = 0.0, integer: bool = False) -> float:
-    try:
-        n = int(value) if integer else float(value)
-    except ValueError:
-        raise ConfigError(name, f"expected a number, got {value!r}") from None
-    if n < minimum or n != n:
+    """ASCII digits only (core.numbers): no sign, exponent, `_`, `nan`/`inf` or other scripts."""
+    n = parse_uint(value) if integer else parse_udecimal(value)
+    if n is None:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(name, f"expected {kind} in ASCII digits, got {value!r}")
+    if n < minimum:
         raise ConfigError(name, f"must be at least {minimum:g}, got {value!r}")
     return n
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .numbers import parse_uint
+
 
 @dataclass(frozen=True, slots=True)
 class Start:
@@ -80,8 +82,10 @@ def event_id(message_id: str, seq: int) -> str:
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:
-    """`"<message_id>:<seq>"` → (message_id, seq), or None when malformed."""
-    message_id, sep, seq = value.strip().rpartition(":")
-    if not sep or not message_id or not seq.isdigit() or len(seq) > 9:
+    """`"<message_id>:<seq>"` → (message_id, seq), or None when malformed (seq: 1 to 9 ASCII
+    digits, core.numbers)."""
+    message_id, sep, text = value.strip().rpartition(":")
+    seq = parse_uint(text, max_digits=9) if sep else None
+    if seq is None or not message_id:
         return None
-    return message_id, int(seq)
+    return message_id, seq
