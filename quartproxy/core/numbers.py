@@ -2,8 +2,9 @@
 
 The one parser for every number the gateway reads from text. Python's own tools are too
 lenient for input: `str.isdigit()` is true for `²` and `٣`, and `int()` then refuses `²`
-(an HTTP 500 once, for `Last-Event-ID: <id>:²`) but accepts `٣`, `１`, `+1`, ` 1`, `1_000`;
-`float()` adds `nan`, `inf` and `1e309`. Here a number is ASCII digits and nothing else.
+(an HTTP 500 once, for `Last-Event-ID: <id>:²`) but accepts `٣`, full-width digits, `+1`,
+` 1` and `1_000`; `float()` adds `nan`, `inf` and `1e309`. Here a number is ASCII digits and
+nothing else. (core.http1 reads bytes, whose isdigit() is ASCII-only, and has its own regexes.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """core.numbers: the one parser for numbers read from input, and every reader that uses it."""
+# ruff: noqa: RUF001  (look-alike digits are what these tests are about)
 
 from __future__ import annotations
 
@@ -143,7 +144,9 @@ def test_settings_read_ascii_numbers() -> None:
     assert (s.max_message_chars, s.n8n_timeout_seconds) == (1200, 2.5)
 
 
-@pytest.mark.parametrize("args", [["--workers", "٢"], ["--workers", "0"], ["--graceful-timeout", "inf"]])
+@pytest.mark.parametrize(
+    "args", [["--workers", "٢"], ["--workers", "0"], ["--graceful-timeout", "inf"]]
+)
 def test_cli_numbers_are_ascii_only(args: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli_main(args)
