@@ -158,6 +158,13 @@ def is_trusted(ip: IPAddress | None, trusted: Sequence[IPNetwork]) -> bool:
     return ip is not None and any(ip in net for net in trusted)
 
 
+def is_local(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    """Whether a client address (as `client_ip` returns it) is this host (loopback) or one
+    of the TRUSTED_PROXIES: who may read the operator endpoints without a token."""
+    ip = _parse_ip(address)
+    return ip is not None and (ip.is_loopback or is_trusted(ip, trusted))
+
+
 def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]) -> str:
     """The client address: the socket peer, unless the peer is a trusted proxy; then the
     right-most `X-Forwarded-For` hop that is not itself trusted. `forwarded_for` holds every
