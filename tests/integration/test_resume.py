@@ -7,10 +7,14 @@ read the same LiveTurn, whose past-the-end rule is unit-tested in test_resume_po
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from pathlib import Path
+
 import pytest
 import trio
 
-from tests.support import FakeN8n, Proxy, parse_sse, sse_turn
+from tests.integration.test_store_outage import production_proxy
+from tests.support import FakeN8n, Proxy, parse_sse, running_proxy, settings_for, sse_turn
 
 BOUND = 10  # seconds; a hang fails the test instead of holding the suite
 
@@ -105,3 +109,25 @@ async def test_malformed_event_ids_are_a_400_not_a_500(proxy: Proxy, seq: str, q
     r = await resume(proxy, s, mid, f"{mid}:{seq}", query=query)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("mode", ["sqlite", pytest.param("production", marks=pytest.mark.redis)])
+async def test_resume_past_the_end_from_a_durable_store(
+    fake_n8n: FakeN8n, tmp_path: Path, mode: str
+) -> None:
+    """The same rule when the finished turn is read back from SQLite or Redis."""
+    async with AsyncExitStack() as stack:
+        if mode == "production":
+            proxy, _ = await stack.enter_async_context(production_proxy(fake_n8n, tmp_path))
+        else:
+            settings = settings_for(
+                fake_n8n.url, DEPLOYMENT_MODE="sqlite", SQLITE_PATH=str(tmp_path / "q.db")
+            )
+            proxy = await stack.enter_async_context(running_proxy(settings))
+        s = await proxy.session()
+        events = await sse_turn(proxy, s, "one two")
+        mid = events[0].data["message_id"]
+        with trio.fail_after(BOUND):
+            await proxy.services.turns.wait_idle()  # read back from the store, not live
+        r = await resume(proxy, s, mid, f"{mid}:999")
+        assert [(e.id, e.event) for e in parse_sse(r.text)] == [(events[-1].id, "end")]
