@@ -11,8 +11,10 @@ does not see), and the size / content-type / malformed-JSON decisions (413, 415,
 happen before any schema in one order we control, each answered with the contract's error body.
 
 Text rules: control characters other than `\\n` and `\\t` are removed (and lone surrogates, which
-JSON can carry but UTF-8 cannot), `\\r\\n` and `\\r` become `\\n`, the text is NFC-normalised and
-trimmed, and its length is checked after all that.
+JSON can carry but UTF-8 cannot), and so are invisible format characters — bidi overrides,
+zero-width spaces and the like — except where real text needs them (`_strip_invisible`);
+`\\r\\n` and `\\r` become `\\n`, the text is NFC-normalised and trimmed, and its length is
+checked after all that.
 """
 
 from __future__ import annotations
@@ -63,19 +65,69 @@ class InputLimits:
 # -- text -------------------------------------------------------------------------------------
 
 _KEEP = frozenset("\n\t")
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ
+_BLACK_FLAG = "\U0001f3f4"  # the base of emoji tag sequences (subdivision flags)
 
 
-def _is_removed(ch: str) -> bool:
-    if ch in _KEEP:
-        return False
-    cat = unicodedata.category(ch)
-    return cat in ("Cc", "Cs")  # C0/C1 controls, DEL; lone surrogates
+def _is_tag(ch: str) -> bool:
+    return "\U000e0020" <= ch <= "\U000e007f"
+
+
+def _is_selector(ch: str) -> bool:
+    return "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
+
+
+def _joins(ch: str) -> bool:
+    """Whether a ZWJ/ZWNJ next to `ch` may be meaningful: `ch` is a visible non-ASCII
+    character (an emoji, or a letter of a script that uses joiners)."""
+    return ch > "\x7f" and not ch.isspace() and unicodedata.category(ch) not in _REMOVED
+
+
+_REMOVED = ("Cc", "Cs", "Cf")  # controls, lone surrogates, invisible format characters
+
+
+def _strip_invisible(text: str) -> str:
+    """Controls (but `\n`, `\t`), lone surrogates and invisible format characters (Cf)
+    removed, with the exceptions real text needs. Cf is where the bidi embeddings, overrides
+    and isolates (U+202A-202E, U+2066-2069) and marks (U+200E/F, U+061C), the zero-width space,
+    word joiner and BOM (U+200B, U+2060, U+FEFF), the soft hyphen and the tag characters live:
+    they make the text a person reads differ from the text a workflow, a model or the spam rules
+    get (reordered, split words, hidden instructions). Kept: ZWJ/ZWNJ between two visible
+    non-ASCII characters (emoji sequences, Persian and Indic spelling), tag characters in an
+    emoji tag sequence (after U+1F3F4, subdivision flags), and one variation selector after a
+    character (emoji or text presentation; runs of them are a known way to hide data)."""
+    out: list[str] = []
+    n = len(text)
+    for i, ch in enumerate(text):
+        if ch in _KEEP:
+            out.append(ch)
+            continue
+        if ch < " " or "\x7f" <= ch <= "\x9f":
+            continue  # C0/C1 controls, DEL (the common case, before any table lookup)
+        if ch <= "\x7e":
+            out.append(ch)
+            continue
+        prev = out[-1] if out else ""
+        if _is_selector(ch):
+            if prev and not _is_selector(prev) and not prev.isspace():
+                out.append(ch)
+            continue
+        cat = unicodedata.category(ch)
+        if cat not in _REMOVED:
+            out.append(ch)
+        elif ch in _JOINERS:
+            if prev and i + 1 < n and _joins(prev) and _joins(text[i + 1]):
+                out.append(ch)
+        elif _is_tag(ch) and prev and (prev == _BLACK_FLAG or _is_tag(prev)):
+            out.append(ch)
+    return "".join(out)
 
 
 def clean_text(text: str, *, trim: bool = True) -> str:
-    """Newlines unified, controls and lone surrogates removed, NFC, optionally trimmed."""
+    """Newlines unified, controls, lone surrogates and invisible format characters removed
+    (`_strip_invisible`), NFC, optionally trimmed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if not _is_removed(ch))
+    text = _strip_invisible(text)
     # Removing characters or trimming can leave a sequence NFC would still change (a combining
     # mark that now follows a new base); normalise until stable. Two rounds suffice in practice.
     for _ in range(4):
@@ -161,14 +213,29 @@ def _depth_and_clean(value: Any, max_depth: int) -> Any:
     return root[0]
 
 
+# The fields of the body sent to n8n beside `metadata`. The visitor chooses the metadata, so a
+# workflow that merges it into the body (`{...$json.body, ...$json.body.metadata}`) would let a
+# visitor pick another conversation's sessionId, i.e. read or write its memory. Refused (any
+# case) rather than renamed or dropped: nothing legitimate needs them, and a silent change
+# would hide the attempt.
+RESERVED_METADATA_KEYS = frozenset({"action", "sessionid", "chatinput"})
+
+
 def normalise_metadata(value: Any, limits: InputLimits) -> dict[str, Any]:
     """A JSON object of at most `max_metadata_bytes` (compact UTF-8) and `max_metadata_depth`
-    levels (the object itself is level 1); strings cleaned like the message (not trimmed)."""
+    levels (the object itself is level 1); strings cleaned like the message (not trimmed);
+    no top-level key from RESERVED_METADATA_KEYS."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise bad_request("The metadata must be a JSON object.")
     cleaned = _depth_and_clean(value, limits.max_metadata_depth)
+    reserved = sorted(k for k in cleaned if k.casefold() in RESERVED_METADATA_KEYS)
+    if reserved:
+        raise bad_request(
+            f"The metadata may not hold the key {reserved[0]!r}: action, sessionId and "
+            "chatInput are the chat's own fields."
+        )
     size = len(json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     if size > limits.max_metadata_bytes:
         raise bad_request(f"The metadata is larger than {limits.max_metadata_bytes} bytes.")
