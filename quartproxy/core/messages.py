@@ -10,22 +10,21 @@ quart-schema's decorators: the same validation must run on WebSocket frames (whi
 does not see), and the size / content-type / malformed-JSON decisions (413, 415, 400) have to
 happen before any schema in one order we control, each answered with the contract's error body.
 
-Text rules: control characters other than `\\n` and `\\t` are removed (and lone surrogates, which
-JSON can carry but UTF-8 cannot), and so are invisible format characters — bidi overrides,
-zero-width spaces and the like — except where real text needs them (`_strip_invisible`);
-`\\r\\n` and `\\r` become `\\n`, the text is NFC-normalised and trimmed, and its length is
-checked after all that.
+Text rules (core.text.clean_text): controls, lone surrogates and invisible format characters
+removed (bidi overrides, zero-width spaces... but not what emoji and scripts need), newlines
+unified, NFC, trimmed; a message's length is checked after all that.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
+from .text import clean_text as clean_text
 
 MAX_METADATA_DEPTH = 5
 MAX_FINGERPRINT_CHARS = 128
@@ -62,82 +61,7 @@ class InputLimits:
         )
 
 
-# -- text -------------------------------------------------------------------------------------
-
-_KEEP = frozenset("\n\t")
-_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ
-_BLACK_FLAG = "\U0001f3f4"  # the base of emoji tag sequences (subdivision flags)
-
-
-def _is_tag(ch: str) -> bool:
-    return "\U000e0020" <= ch <= "\U000e007f"
-
-
-def _is_selector(ch: str) -> bool:
-    return "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
-
-
-def _joins(ch: str) -> bool:
-    """Whether a ZWJ/ZWNJ next to `ch` may be meaningful: `ch` is a visible non-ASCII
-    character (an emoji, or a letter of a script that uses joiners)."""
-    return ch > "\x7f" and not ch.isspace() and unicodedata.category(ch) not in _REMOVED
-
-
-_REMOVED = ("Cc", "Cs", "Cf")  # controls, lone surrogates, invisible format characters
-
-
-def _strip_invisible(text: str) -> str:
-    """Controls (but `\n`, `\t`), lone surrogates and invisible format characters (Cf)
-    removed, with the exceptions real text needs. Cf is where the bidi embeddings, overrides
-    and isolates (U+202A-202E, U+2066-2069) and marks (U+200E/F, U+061C), the zero-width space,
-    word joiner and BOM (U+200B, U+2060, U+FEFF), the soft hyphen and the tag characters live:
-    they make the text a person reads differ from the text a workflow, a model or the spam rules
-    get (reordered, split words, hidden instructions). Kept: ZWJ/ZWNJ between two visible
-    non-ASCII characters (emoji sequences, Persian and Indic spelling), tag characters in an
-    emoji tag sequence (after U+1F3F4, subdivision flags), and one variation selector after a
-    character (emoji or text presentation; runs of them are a known way to hide data)."""
-    out: list[str] = []
-    n = len(text)
-    for i, ch in enumerate(text):
-        if ch in _KEEP:
-            out.append(ch)
-            continue
-        if ch < " " or "\x7f" <= ch <= "\x9f":
-            continue  # C0/C1 controls, DEL (the common case, before any table lookup)
-        if ch <= "\x7e":
-            out.append(ch)
-            continue
-        prev = out[-1] if out else ""
-        if _is_selector(ch):
-            if prev and not _is_selector(prev) and not prev.isspace():
-                out.append(ch)
-            continue
-        cat = unicodedata.category(ch)
-        if cat not in _REMOVED:
-            out.append(ch)
-        elif ch in _JOINERS:
-            if prev and i + 1 < n and _joins(prev) and _joins(text[i + 1]):
-                out.append(ch)
-        elif _is_tag(ch) and prev and (prev == _BLACK_FLAG or _is_tag(prev)):
-            out.append(ch)
-    return "".join(out)
-
-
-def clean_text(text: str, *, trim: bool = True) -> str:
-    """Newlines unified, controls, lone surrogates and invisible format characters removed
-    (`_strip_invisible`), NFC, optionally trimmed."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _strip_invisible(text)
-    # Removing characters or trimming can leave a sequence NFC would still change (a combining
-    # mark that now follows a new base); normalise until stable. Two rounds suffice in practice.
-    for _ in range(4):
-        out = unicodedata.normalize("NFC", text)
-        if trim:
-            out = out.strip()
-        if out == text:
-            break
-        text = out
-    return text
+# -- text: core.text (re-exported: callers and tests know clean_text from here) -------------
 
 
 def normalise_message(text: str, limits: InputLimits) -> str:
