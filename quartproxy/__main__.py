@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .core.numbers import parse_udecimal, parse_uint
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -123,14 +125,28 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    n = parse_uint(text)
+    if n is None or n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
+def _seconds(text: str) -> float:
+    n = parse_udecimal(text)
+    if n is None:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m quartproxy", description=__doc__)
     parser.add_argument("command", nargs="?", choices=["serve", "demo"], default="serve")
     parser.add_argument("--bind", "-b", action="append", help="HOST:PORT (repeatable)")
-    parser.add_argument("--workers", "-w", type=int, help="worker processes (serve only)")
+    parser.add_argument("--workers", "-w", type=_count, help="worker processes (serve only)")
     parser.add_argument(
         "--graceful-timeout",
-        type=float,
+        type=_seconds,
         help="seconds running answers get to finish on SIGTERM (default: hypercorn.toml)",
     )
     args = parser.parse_args(argv)

@@ -15,7 +15,14 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from .core.limits import Rate
-from .core.origins import IPNetwork, OriginMatcher, parse_networks
+from .core.numbers import parse_udecimal, parse_uint
+from .core.origins import (
+    DEFAULT_IPV6_PREFIX,
+    IPNetwork,
+    OriginMatcher,
+    parse_ipv6_prefix,
+    parse_networks,
+)
 
 DeploymentMode = Literal["stateless", "sqlite", "production"]
 MIN_SECRET_BYTES = 32
@@ -38,6 +45,7 @@ class Settings:
     sqlite_path: str = "quartproxy.db"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    rate_limit_ipv6_prefix: int = DEFAULT_IPV6_PREFIX  # IPv6 clients share a budget per /N
     max_message_chars: int = 4000
     max_body_bytes: int = 64 * 1024
     max_metadata_bytes: int = 2048
@@ -87,11 +95,12 @@ def _bool(name: str, value: str) -> bool:
 
 
 def _number(name: str, value: str, *, minimum: float = 0.0, integer: bool = False) -> float:
-    try:
-        n = int(value) if integer else float(value)
-    except ValueError:
-        raise ConfigError(name, f"expected a number, got {value!r}") from None
-    if n < minimum or n != n:
+    """ASCII digits only (core.numbers): no sign, exponent, `_`, `nan`/`inf` or other scripts."""
+    n = parse_uint(value) if integer else parse_udecimal(value)
+    if n is None:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(name, f"expected {kind} in ASCII digits, got {value!r}")
+    if n < minimum:
         raise ConfigError(name, f"must be at least {minimum:g}, got {value!r}")
     return n
 
@@ -172,6 +181,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         kw["trusted_proxies"] = parse_networks(get("TRUSTED_PROXIES", "") or "")
     except ValueError as exc:
         raise ConfigError("TRUSTED_PROXIES", str(exc)) from None
+    prefix = get("RATE_LIMIT_IPV6_PREFIX")
+    if prefix is not None:
+        try:
+            kw["rate_limit_ipv6_prefix"] = parse_ipv6_prefix(prefix)
+        except ValueError as exc:
+            raise ConfigError("RATE_LIMIT_IPV6_PREFIX", str(exc)) from None
 
     ints = {
         "MAX_MESSAGE_CHARS": ("max_message_chars", 1),

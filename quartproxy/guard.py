@@ -19,7 +19,7 @@ from . import metrics
 from .core import messages
 from .core.limits import Rate
 from .core.messages import ChatInput, InputError, InputLimits, N8nChatInput, SessionInput
-from .core.origins import client_ip, normalise_origin
+from .core.origins import client_ip, normalise_origin, rate_key
 from .core.screening import (
     RequestSignals,
     SpamRules,
@@ -52,6 +52,8 @@ class Caller:
     """What the checks need to know about a request, whatever its transport."""
 
     origin: str | None  # canonical, as sent (Origin, else the Referer's origin)
+    # The key of every per-IP budget (core.origins.rate_key): the client's IPv4 address, or
+    # its IPv6 /RATE_LIMIT_IPV6_PREFIX network. Per-IP limits use this field and nothing else.
     ip: str
     user_agent: str
     headers: Headers
@@ -77,7 +79,11 @@ def request_origin(headers: Headers) -> str | None:
 def make_caller(
     services: Services, headers: Headers, peer: str | None, forwarded: Sequence[str]
 ) -> Caller:
-    ip = client_ip(peer, forwarded, services.settings.trusted_proxies)
+    """The one place a request's client is identified, for every channel
+    (docs/client-identity.md)."""
+    settings = services.settings
+    address = client_ip(peer, forwarded, settings.trusted_proxies)
+    ip = rate_key(address, settings.rate_limit_ipv6_prefix)
     return Caller(request_origin(headers), ip, headers.get("User-Agent") or "", headers)
 
 

@@ -275,7 +275,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Health of the proxy and what it depends on",
             "description": "200 when n8n and the store answer; 503 `degraded` naming the "
             "failing check, or 503 `shutting_down` while the process drains. Cheap enough to "
-            "poll every second (the n8n probe is cached).",
+            "poll every second (the n8n probe is cached). Each check's `status` for everyone; "
+            "its detail (backend, latency, why it fails) only for operators: the METRICS_TOKEN "
+            "bearer when set, else callers on this host or in TRUSTED_PROXIES.",
             "tags": ["operations"],
             "responses": {
                 "200": _json(Health, "Healthy"),
@@ -286,6 +288,9 @@ PATHS: dict[str, dict[str, Any]] = {
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics, summed over all workers",
+            "description": "With METRICS_TOKEN set: for its bearer only (401 otherwise). "
+            "Without it: for callers on this host or in TRUSTED_PROXIES only (403 otherwise), "
+            "the client address resolved as for the rate limits.",
             "tags": ["operations"],
             "security": [{"metrics": []}, {}],
             "responses": {
@@ -293,7 +298,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "description": "Prometheus text exposition format 0.0.4",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
-                **_errors(401),
+                **_errors(401, 403),
             },
         }
     },

@@ -25,3 +25,5 @@ class Services:
     # Set when a shutdown drain has finished: long-lived channels (WebSockets) close now
     # instead of holding the process for Hypercorn's whole graceful_timeout.
     closing: trio.Event = field(default_factory=trio.Event)
+    # /health: check name -> (monotonic time, detail) of the failure last logged
+    health_logged: dict[str, tuple[float, str]] = field(default_factory=dict)

@@ -25,7 +25,17 @@ from typing import Any, Protocol
 import trio
 
 from . import metrics
-from .core.events import Delta, End, Error, Start, TurnEvent, from_record, is_final, to_record
+from .core.events import (
+    Delta,
+    End,
+    Error,
+    Start,
+    TurnEvent,
+    from_record,
+    is_final,
+    resume_point,
+    to_record,
+)
 from .store.base import HistoryEntry, Store, StoreUnavailable
 from .upstream import N8nClient
 
@@ -56,8 +66,10 @@ class EventSource(Protocol):
     """Where a channel reads a turn's events from (a live turn here, or a store buffer)."""
 
     async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
-        """Events with seq > after; waits until there is at least one. Cancellation-safe:
-        nothing is consumed, so a cancelled wait loses nothing."""
+        """Events with seq > after; waits until there is at least one. When `after` is at or
+        past the end, from the end (core.events.resume_point): a finished turn answers at once
+        with its final event. Cancellation-safe: nothing is consumed, so a cancelled wait
+        loses nothing."""
         ...
 
 
@@ -91,19 +103,31 @@ class LiveTurn:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
+    def _after(self, after: int) -> int:
+        """`after`, or the end when it is at or past it (core.events.resume_point), taken
+        once per call: a reader past the end waits for the next event, never for `after`."""
+        return resume_point(after, len(self.events) - 1, self.done)
+
     async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
-        while len(self.events) <= after + 1:
+        """Events after `after`; a finished turn always answers at once (at least with its
+        final event), so no reader waits on an answer that is over."""
+        point = self._after(after)
+        while len(self.events) <= point + 1:
             await self._changed.wait()
-        return [(seq, self.events[seq]) for seq in range(after + 1, len(self.events))]
+        return self._since(point)
 
     async def wait_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
         """Like next_batch, but [] when the heartbeat ticks first (`ticked` turns only)."""
-        if len(self.events) <= after + 1:
+        point = self._after(after)
+        if len(self.events) <= point + 1:
             self._listeners += 1
             try:
                 await self._changed.wait()
             finally:
                 self._listeners -= 1
+        return self._since(point)
+
+    def _since(self, after: int) -> list[tuple[int, TurnEvent]]:
         return [(seq, self.events[seq]) for seq in range(after + 1, len(self.events))]
 
     def tick(self) -> None:
@@ -114,7 +138,10 @@ class LiveTurn:
 
 
 class BufferedTurn:
-    """A turn read back from the store (another worker's, or one that already finished)."""
+    """A turn read back from the store (another worker's, or one that already finished).
+    The resume route starts it at a real seq (resume_point); should its writer die without a
+    final event, the reader is woken every 5 s and ends with `not_found` when the buffer
+    expires (STREAM_BUFFER_SECONDS), pinged meanwhile by `follow`'s own heartbeat."""
 
     def __init__(self, store: Store, message_id: str, clock: Callable[[], float]) -> None:
         self.store = store

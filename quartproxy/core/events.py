@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .numbers import parse_uint
+
 
 @dataclass(frozen=True, slots=True)
 class Start:
@@ -79,9 +81,23 @@ def event_id(message_id: str, seq: int) -> str:
     return f"{message_id}:{seq}"
 
 
+def resume_point(after: int, last_seq: int, finished: bool) -> int:
+    """Where a reader that has seen up to `after` continues, in a turn whose events are
+    numbered up to `last_seq` (`finished`: that event is final): the events after `after` —
+    or, when `after` is at or past the end, from the end. A finished turn then gives its final
+    event again (so the reader ends at once, with the end it may have missed), a running one
+    its next event. Never a wait for a seq that cannot come: an event id past the end is a
+    client's mistake, and was a stream left open forever (issue 13)."""
+    if after < last_seq:
+        return after
+    return last_seq - 1 if finished else last_seq
+
+
 def parse_event_id(value: str) -> tuple[str, int] | None:
-    """`"<message_id>:<seq>"` → (message_id, seq), or None when malformed."""
-    message_id, sep, seq = value.strip().rpartition(":")
-    if not sep or not message_id or not seq.isdigit() or len(seq) > 9:
+    """`"<message_id>:<seq>"` → (message_id, seq), or None when malformed (seq: 1 to 9 ASCII
+    digits, core.numbers)."""
+    message_id, sep, text = value.strip().rpartition(":")
+    seq = parse_uint(text, max_digits=9) if sep else None
+    if seq is None or not message_id:
         return None
-    return message_id, int(seq)
+    return message_id, seq

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .numbers import parse_uint
+
 _UNITS = {
     "s": 1.0,
     "sec": 1.0,
@@ -27,7 +29,8 @@ _UNITS = {
     "day": 86400.0,
     "days": 86400.0,
 }
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+# ASCII only: `\d` and `\s` alone would take `٣/minute` or a no-break space
+_RATE_RE = re.compile(r"^[ \t]*([0-9]+)[ \t]*/[ \t]*([0-9]*)[ \t]*([a-z]+)[ \t]*$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +47,12 @@ class Rate:
         m = _RATE_RE.match(text.lower())
         if not m:
             raise ValueError(f"expected N/period such as 30/minute, got {text!r}")
-        count, mult, unit = int(m.group(1)), m.group(2), m.group(3)
+        count, mult, unit = parse_uint(m.group(1)), parse_uint(m.group(2) or "1"), m.group(3)
         if unit not in _UNITS:
             raise ValueError(f"unknown period unit {unit!r} in {text!r}")
-        period = _UNITS[unit] * (int(mult) if mult else 1)
+        if count is None or mult is None:
+            raise ValueError(f"number too large in {text!r}")
+        period = _UNITS[unit] * mult
         if count <= 0 or period <= 0:
             raise ValueError(f"rate must be positive, got {text!r}")
         return cls(count, period)

@@ -10,20 +10,21 @@ quart-schema's decorators: the same validation must run on WebSocket frames (whi
 does not see), and the size / content-type / malformed-JSON decisions (413, 415, 400) have to
 happen before any schema in one order we control, each answered with the contract's error body.
 
-Text rules: control characters other than `\\n` and `\\t` are removed (and lone surrogates, which
-JSON can carry but UTF-8 cannot), `\\r\\n` and `\\r` become `\\n`, the text is NFC-normalised and
-trimmed, and its length is checked after all that.
+Text rules (core.text.clean_text): controls, lone surrogates and invisible format characters
+removed (bidi overrides, zero-width spaces... but not what emoji and scripts need), newlines
+unified, NFC, trimmed; a message's length is checked after all that.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
+from .text import clean_text as clean_text
 
 MAX_METADATA_DEPTH = 5
 MAX_FINGERPRINT_CHARS = 128
@@ -60,32 +61,7 @@ class InputLimits:
         )
 
 
-# -- text -------------------------------------------------------------------------------------
-
-_KEEP = frozenset("\n\t")
-
-
-def _is_removed(ch: str) -> bool:
-    if ch in _KEEP:
-        return False
-    cat = unicodedata.category(ch)
-    return cat in ("Cc", "Cs")  # C0/C1 controls, DEL; lone surrogates
-
-
-def clean_text(text: str, *, trim: bool = True) -> str:
-    """Newlines unified, controls and lone surrogates removed, NFC, optionally trimmed."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if not _is_removed(ch))
-    # Removing characters or trimming can leave a sequence NFC would still change (a combining
-    # mark that now follows a new base); normalise until stable. Two rounds suffice in practice.
-    for _ in range(4):
-        out = unicodedata.normalize("NFC", text)
-        if trim:
-            out = out.strip()
-        if out == text:
-            break
-        text = out
-    return text
+# -- text: core.text (re-exported: callers and tests know clean_text from here) -------------
 
 
 def normalise_message(text: str, limits: InputLimits) -> str:
@@ -161,14 +137,29 @@ def _depth_and_clean(value: Any, max_depth: int) -> Any:
     return root[0]
 
 
+# The fields of the body sent to n8n beside `metadata`. The visitor chooses the metadata, so a
+# workflow that merges it into the body (`{...$json.body, ...$json.body.metadata}`) would let a
+# visitor pick another conversation's sessionId, i.e. read or write its memory. Refused (any
+# case) rather than renamed or dropped: nothing legitimate needs them, and a silent change
+# would hide the attempt.
+RESERVED_METADATA_KEYS = frozenset({"action", "sessionid", "chatinput"})
+
+
 def normalise_metadata(value: Any, limits: InputLimits) -> dict[str, Any]:
     """A JSON object of at most `max_metadata_bytes` (compact UTF-8) and `max_metadata_depth`
-    levels (the object itself is level 1); strings cleaned like the message (not trimmed)."""
+    levels (the object itself is level 1); strings cleaned like the message (not trimmed);
+    no top-level key from RESERVED_METADATA_KEYS."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise bad_request("The metadata must be a JSON object.")
     cleaned = _depth_and_clean(value, limits.max_metadata_depth)
+    reserved = sorted(k for k in cleaned if k.casefold() in RESERVED_METADATA_KEYS)
+    if reserved:
+        raise bad_request(
+            f"The metadata may not hold the key {reserved[0]!r}: action, sessionId and "
+            "chatInput are the chat's own fields."
+        )
     size = len(json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     if size > limits.max_metadata_bytes:
         raise bad_request(f"The metadata is larger than {limits.max_metadata_bytes} bytes.")

@@ -1,4 +1,5 @@
-"""Origin allowlist matching and client-IP resolution behind trusted proxies. Pure.
+"""Origin allowlist matching, client-IP resolution behind trusted proxies, and the per-IP rate
+key (IPv6 by prefix). Pure. docs/client-identity.md says how they fit together.
 
 Written by hand because quart-cors' regex origins are matched with `re.match` (anchored at the
 start only): `https://.*\\.example\\.com` accepts `https://x.example.com.evil.net`.
@@ -10,6 +11,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from .numbers import parse_uint
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -123,30 +126,56 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
     return tuple(nets)
 
 
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+DEFAULT_IPV6_PREFIX = 64  # what one subscriber line gets (RFC 6177); RATE_LIMIT_IPV6_PREFIX
+MIN_IPV6_PREFIX = 32
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    """An address from a socket peer or an X-Forwarded-For hop (`1.2.3.4`, `1.2.3.4:port`,
+    `::1`, `[::1]:port`), with an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a
+    dual-stack socket reports for an IPv4 client) read as the IPv4 address it is."""
     text = text.strip()
     if text.startswith("[") and "]" in text:  # "[::1]:port"
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # "1.2.3.4:port"
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def parse_peer(text: str | None) -> IPAddress | None:
+    """A peer address as `client_ip` and the trusted-proxy checks read it (None: not an IP)."""
+    return _parse_ip(text or "")
+
+
+def is_trusted(ip: IPAddress | None, trusted: Sequence[IPNetwork]) -> bool:
+    """Whether `ip` is inside one of the TRUSTED_PROXIES networks."""
+    return ip is not None and any(ip in net for net in trusted)
+
+
+def is_local(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    """Whether a client address (as `client_ip` returns it) is this host (loopback) or one
+    of the TRUSTED_PROXIES: who may read the operator endpoints without a token."""
+    ip = _parse_ip(address)
+    return ip is not None and (ip.is_loopback or is_trusted(ip, trusted))
 
 
 def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]) -> str:
     """The client address: the socket peer, unless the peer is a trusted proxy; then the
     right-most `X-Forwarded-For` hop that is not itself trusted. `forwarded_for` holds every
-    X-Forwarded-For header value in order (each may be a comma-separated list)."""
+    X-Forwarded-For header value in order (each may be a comma-separated list). IPv4-mapped
+    addresses come back as IPv4."""
     peer_ip = _parse_ip(peer or "")
     if peer_ip is None:
         return peer or "unknown"
-
-    def is_trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(ip in net for net in trusted)
-
-    if not trusted or not is_trusted(peer_ip):
+    if not is_trusted(peer_ip, trusted):
         return str(peer_ip)
     hops = [h for value in forwarded_for for h in value.split(",")]
     current = peer_ip
@@ -155,6 +184,55 @@ def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[
         if ip is None:
             break  # a garbage hop: stop at the last address we could believe
         current = ip
-        if not is_trusted(ip):
+        if not is_trusted(ip, trusted):
             break
     return str(current)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, when it is one of the transition forms
+    that carry the client's IPv4 address: IPv4-mapped (`::ffff:a.b.c.d`), NAT64 (RFC 6052,
+    `64:ff9b::a.b.c.d`), 6to4 (`2002:aabb:ccdd::/48`) and Teredo (the client's public
+    address). Keyed by that IPv4 address, one IPv4 client cannot become 2**16 (6to4 subnets)
+    or 2**80 (Teredo) budgets, and all of NAT64 does not share one /64 budget."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
+
+
+def rate_key(address: str, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
+    """The key every per-IP budget of the gateway is charged to, for a client address as
+    `client_ip` returns it: an IPv4 address as it is (`203.0.113.7`); an IPv6 address as its
+    `/ipv6_prefix` network (`2001:db8:1:2::/64`) — one subscriber is usually given a whole /64,
+    so keying single addresses would give each one 2**64 budgets — or, for the transition forms
+    of `embedded_ipv4`, as that IPv4 address. Zone ids (`%eth0`) are dropped. Anything that
+    is not an IP address (a Unix-socket peer, "unknown") is its own key, unchanged."""
+    ip = _parse_ip(address)
+    if ip is None:
+        return address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    v4 = embedded_ipv4(ip)
+    if v4 is not None:
+        return str(v4)
+    if not MIN_IPV6_PREFIX <= ipv6_prefix <= 128:
+        raise ValueError(f"IPv6 prefix length must be {MIN_IPV6_PREFIX} to 128")
+    mask = ((1 << ipv6_prefix) - 1) << (128 - ipv6_prefix)
+    return f"{ipaddress.IPv6Address(int(ip) & mask)}/{ipv6_prefix}"
+
+
+def parse_ipv6_prefix(text: str) -> int:
+    """`64` or `/64`, from MIN_IPV6_PREFIX to 128. Raises ValueError with a readable reason."""
+    digits = text.strip().removeprefix("/")
+    n = parse_uint(digits, max_digits=3)
+    if n is None or not MIN_IPV6_PREFIX <= n <= 128:
+        raise ValueError(
+            f"expected a prefix length from {MIN_IPV6_PREFIX} to 128 (such as 64), got {text!r}"
+        )
+    return n

@@ -12,7 +12,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from .. import guard, metrics
 from ..core import render
-from ..core.events import TurnEvent, is_final, parse_event_id
+from ..core.events import TurnEvent, from_record, is_final, parse_event_id, resume_point
 from ..core.messages import ChatInput
 from ..errors import ApiError
 from ..guard import Caller
@@ -175,6 +175,14 @@ async def resume(message_id: str) -> Response:
             raise ApiError(400, "bad_request", "Last-Event-ID must be `<message_id>:<n>`.")
         after = parsed[1]
     part = await svc.store.buffer_read(message_id, after, svc.clock())
+    if part is not None and not part.events and after >= 0:
+        # At or past the end of what is stored (a reconnect while the next event is pending,
+        # or an id past the end): resume from the end (core.events.resume_point) rather than
+        # wait for an event that may never come. One more read, charged to the read budget.
+        part = await svc.store.buffer_read(message_id, -1, svc.clock())
+        if part is not None and part.events:
+            end, record = part.events[-1]
+            after = resume_point(after, end, is_final(from_record(record)))
     if part is None or part.session_id != claims.session_id:
         metrics.resumed("expired")
         raise ApiError(404, "not_found", "This answer is no longer available.")

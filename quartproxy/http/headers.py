@@ -14,13 +14,12 @@ No `Server` banner: Quart sets none; Hypercorn's is turned off in hypercorn.toml
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from quart import Response, request
 
-from ..core.origins import IPNetwork
+from ..core.origins import IPNetwork, is_trusted, parse_peer
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # The only HTML the proxy serves is the demo page (demo mode), which has one inline script.
@@ -43,12 +42,8 @@ def over_tls(
         return True
     if not proto or not peer or not trusted:
         return False
-    try:
-        ip = ipaddress.ip_address(peer.strip("[]"))
-    except ValueError:
-        return False
     # The first value is the scheme the client used at the outermost trusted proxy.
-    return any(ip in net for net in trusted) and proto.split(",")[0].strip().lower() == "https"
+    return is_trusted(parse_peer(peer), trusted) and proto.split(",")[0].strip().lower() == "https"
 
 
 def relative_location(url: str) -> str:
