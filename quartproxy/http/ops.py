@@ -8,7 +8,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
-from .. import metrics
+from .. import metrics, supervision
 from ..errors import ApiError
 from ..store.base import StoreUnavailable
 from .common import services
@@ -33,6 +33,9 @@ async def health() -> tuple[Response, int]:
     body: dict[str, Any] = {"status": "degraded" if failing else "ok", "checks": checks}
     if failing:
         body["failing"] = failing
+    restarts = supervision.restarts()
+    if restarts is not None:  # served by a supervised worker: how many were replaced, and why
+        body["workers"] = {"restarts": restarts}
     if not svc.turns.accepting:
         body["status"] = "shutting_down"
         return jsonify(body), 503
