@@ -15,7 +15,7 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from . import lifecycle, metrics
+from . import lifecycle, metrics, supervision
 from .config import Settings
 from .errors import ApiError, from_status
 from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
@@ -125,6 +125,7 @@ def create_app(
                         task_status.started(svc)
                         unregister = lifecycle.register(partial(lifecycle.drain, svc))
                         metrics.worker_started()
+                        supervision.started()
                         try:
                             await stop.wait()
                         finally:

@@ -32,15 +32,16 @@ def worker(
     config: Config,
     sockets: Sockets | None = None,
     shutdown_event: EventType | None = None,
-    force_event: EventType | None = None,
     restarts: Any = None,
+    ready: Any = None,
 ) -> None:
-    """One serving process. `shutdown_event` asks for a drain, `force_event` ends it now (both
-    set by a supervisor); `restarts` is the supervisor's shared count (supervision.py)."""
+    """One serving process. `shutdown_event` (set by a supervisor) asks for a drain, like a
+    SIGTERM; `restarts` is the supervisor's shared count and `ready` the pipe on which the
+    app says it has started (supervision.py)."""
     if restarts is not None:
         from . import supervision
 
-        supervision.attach(restarts)
+        supervision.attach(restarts, ready)
     if sockets is not None:
         for sock in sockets.secure_sockets:
             sock.listen(config.backlog)
@@ -48,7 +49,7 @@ def worker(
             sock.listen(config.backlog)
     app = load_application(config.application_path, config.wsgi_max_body_size)
     _build_now(app)
-    trigger = partial(shutdown_trigger, config.graceful_timeout, shutdown_event, force_event)
+    trigger = partial(shutdown_trigger, config.graceful_timeout, shutdown_event)
     trio.run(partial(worker_serve, app, config, sockets=sockets, shutdown_trigger=trigger))
 
 
@@ -67,9 +68,7 @@ def _build_now(app: Any) -> None:
         raise SystemExit(3) from None
 
 
-async def shutdown_trigger(
-    grace: float, master: EventType | None, hurry: EventType | None = None
-) -> None:
+async def shutdown_trigger(grace: float, master: EventType | None) -> None:
     """Returns (letting Hypercorn shut down) once a shutdown was asked for — SIGTERM, SIGINT or
     the supervisor's event — and the apps have drained."""
     asked = trio.Event()
@@ -84,17 +83,15 @@ async def shutdown_trigger(
                         force.set()
                     asked.set()
 
-            async def on_event(event: EventType, then: trio.Event) -> None:
+            async def on_master() -> None:
+                assert master is not None
                 # A multiprocessing Event cannot be awaited: Hypercorn's own poll.
-                await check_multiprocess_shutdown_event(event, trio.sleep)
+                await check_multiprocess_shutdown_event(master, trio.sleep)
                 asked.set()
-                then.set()
 
             nursery.start_soon(on_signals)
             if master is not None:
-                nursery.start_soon(on_event, master, asked)
-            if hurry is not None:
-                nursery.start_soon(on_event, hurry, force)
+                nursery.start_soon(on_master)
             await asked.wait()
             log.info("shutdown requested (pid %d)", os.getpid(), extra={"event": "shutdown"})
             # Imported here: the supervisor must not create metric files of its own.

@@ -1,4 +1,5 @@
-"""What a worker knows about its supervisor: how many workers it has replaced, and why.
+"""What a worker and its supervisor tell each other: "I am ready" (worker to supervisor), and
+how many workers the supervisor has replaced, and why (supervisor to workers).
 
 The supervisor (supervisor.py) owns the counts in a small shared-memory array and hands it to
 every worker it starts; /health and /metrics (served by any worker) read it. Why not a
@@ -19,12 +20,27 @@ from typing import Any
 REASONS = ("died", "recycled", "reload")
 
 _counts: Sequence[int] | None = None
+_ready: Any = None  # the write end of a pipe to the supervisor, until used
 
 
-def attach(counts: Sequence[int] | None) -> None:
-    """Called by a worker at start with the supervisor's shared array."""
-    global _counts
+def attach(counts: Sequence[int] | None, ready: Any = None) -> None:
+    """Called by a worker at start with the supervisor's shared array and its readiness pipe."""
+    global _counts, _ready
     _counts = counts
+    _ready = ready
+
+
+def started() -> None:
+    """The app has started (services open, about to serve): tell the supervisor, once. A worker
+    that dies before this counts as one that cannot start (core/restarts.py)."""
+    global _ready
+    ready, _ready = _ready, None
+    if ready is not None:
+        try:
+            ready.send_bytes(b"ready")
+            ready.close()
+        except OSError:
+            pass  # the supervisor is gone: nothing to tell
 
 
 def restarts() -> dict[str, int] | None:

@@ -26,9 +26,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as EventType
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +49,10 @@ TICK = 1.0  # longest sleep of the loop when nothing happens
 @dataclass(eq=False)
 class Worker:
     process: BaseProcess
-    stop: EventType  # set: drain and exit
-    hurry: EventType  # set: end the drain now
     started: float
+    ready: Connection | None  # read end of the worker's "I am ready" pipe, until it spoke
     replaces: int | None = None  # pid of the dead worker this one replaces
+    ready_at: float | None = None  # when its app had started
     asked: bool = False  # the supervisor asked it to stop: its exit is not a death
     hurry_at: float | None = None
     kill_at: float | None = None
@@ -78,6 +77,9 @@ class Supervisor:
         )
         self.ctx = get_context("spawn")
         self.sockets = config.create_sockets()
+        # One event for all (set on shutdown) rather than one per worker: each multiprocessing
+        # Event is five named semaphores. A single worker is stopped with signals (reload).
+        self.shutdown = self.ctx.Event()
         self.restarts: Any = self.ctx.Array("q", len(supervision.REASONS))
         self.workers: list[Worker] = []
         self.state = State()
@@ -129,7 +131,7 @@ class Supervisor:
         if self.state.streak and any(
             not w.asked
             and w.started > self.state.last_early_death
-            and survived(self.policy, now - w.started)
+            and survived(self.policy, None if w.ready_at is None else now - w.ready_at)
             for w in self.workers
         ):
             self.state.streak = 0
@@ -146,9 +148,17 @@ class Supervisor:
         self.enforce_deadlines(now)
 
     def reap(self, timeout: float) -> None:
-        wait([w.process.sentinel for w in self.workers] + [self._wake_r], timeout=timeout)
+        pipes = [w.ready for w in self.workers if w.ready is not None]
+        wait([w.process.sentinel for w in self.workers] + pipes + [self._wake_r], timeout=timeout)
         with contextlib.suppress(BlockingIOError):
             os.read(self._wake_r, 4096)
+        for w in self.workers:
+            if w.ready is not None and w.ready.poll():
+                with contextlib.suppress(EOFError, OSError):  # EOF: it died before it was ready
+                    w.ready.recv_bytes()
+                    w.ready_at = time.monotonic()
+                w.ready.close()
+                w.ready = None
         for w in [w for w in self.workers if w.process.exitcode is not None]:
             w.process.join()
             self.workers.remove(w)
@@ -172,21 +182,24 @@ class Supervisor:
                      new.process.pid, extra={"event": "worker_recycled", "pid": pid,
                                              "new_pid": new.process.pid})  # fmt: skip
             return
-        age = time.monotonic() - w.started
-        decision = on_death(self.policy, self.state.streak, age)
+        now = time.monotonic()
+        age = now - w.started
+        up = None if w.ready_at is None else now - w.ready_at
+        decision = on_death(self.policy, self.state.streak, up)
         self.state.streak = decision.streak
         if decision.streak:
             self.state.last_early_death = time.monotonic()
         how = describe_exit(code)
         extra: dict[str, Any] = {
             "event": "worker_died", "pid": pid, "exitcode": code, "uptime": round(age, 3),
+            "ready": up is not None,
             "streak": decision.streak, "delay": decision.delay,
         }  # fmt: skip
         if decision.give_up:
             log.critical(
-                "worker %d died (%s) %.1f s after its start: %d workers in a row died within "
-                "%g s of starting; giving up (the code or the settings cannot start)",
-                pid, how, age, decision.streak, self.policy.startup_seconds,
+                "worker %d died (%s) %.1f s after its start%s: %d workers in a row died at "
+                "start; giving up (the code or the settings cannot start)",
+                pid, how, age, "" if up is not None else ", never ready", decision.streak,
                 extra={**extra, "event": "workers_failing"},
             )  # fmt: skip
             self.state.exitcode = 1
@@ -195,49 +208,57 @@ class Supervisor:
         if decision.delay > 0:
             self.state.due.append((time.monotonic() + decision.delay, pid))
             log.error(
-                "worker %d died (%s) %.1f s after its start; %d early deaths in a row: "
+                "worker %d died (%s) %.1f s after its start%s; %d early deaths in a row: "
                 "replacing it in %g s",
-                pid, how, age, decision.streak, decision.delay, extra=extra,
+                pid, how, age, "" if up is not None else ", never ready", decision.streak,
+                decision.delay, extra=extra,
             )  # fmt: skip
             return
         new = self.spawn(replaces=pid)
         extra["new_pid"] = new.process.pid
-        log.error("worker %d died (%s); replaced by worker %d", pid, how, new.process.pid,
+        log.error("worker %d died (%s) %.1f s after its start%s; replaced by worker %d", pid,
+                  how, age, "" if up is not None else ", never ready", new.process.pid,
                   extra=extra)  # fmt: skip
 
     def spawn(self, replaces: int | None = None) -> Worker:
-        stop, hurry = self.ctx.Event(), self.ctx.Event()
+        ready, tell = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker,
             kwargs={
                 "config": self.config,
                 "sockets": self.sockets,
-                "shutdown_event": stop,
-                "force_event": hurry,
+                "shutdown_event": self.shutdown,
                 "restarts": self.restarts,
+                "ready": tell,
             },
         )
         process.daemon = True
         process.start()
-        w = Worker(process, stop, hurry, time.monotonic(), replaces)
+        tell.close()  # the worker has its own copy: its death ends the pipe (EOF here)
+        w = Worker(process, time.monotonic(), ready, replaces)
         self.workers.append(w)
         return w
 
-    def ask_stop(self, w: Worker, drain: float | None) -> None:
-        """Drain and exit; with `drain`, the drain is cut short after that many seconds, and the
-        worker killed if it is still there after Hypercorn's graceful window on top."""
+    def ask_stop(self, w: Worker, drain: float) -> None:
+        """One worker drains and exits (SIGTERM); a second SIGTERM cuts its drain short after
+        `drain` seconds, and it is killed if still there after Hypercorn's graceful window."""
         w.asked = True
-        w.stop.set()
-        if drain is not None:
-            now = time.monotonic()
-            w.hurry_at = now + drain
-            w.kill_at = now + drain + self.config.graceful_timeout + EXTRA_SHUTDOWN_SECONDS
+        self.signal(w, signal.SIGTERM)
+        now = time.monotonic()
+        w.hurry_at = now + drain
+        w.kill_at = now + drain + self.config.graceful_timeout + EXTRA_SHUTDOWN_SECONDS
+
+    @staticmethod
+    def signal(w: Worker, signum: int) -> None:
+        if w.process.pid is not None and w.process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w.process.pid, signum)
 
     def enforce_deadlines(self, now: float) -> None:
         for w in self.workers:
             if w.hurry_at is not None and now >= w.hurry_at:
                 w.hurry_at = None
-                w.hurry.set()
+                self.signal(w, signal.SIGTERM)
             if w.kill_at is not None and now >= w.kill_at:
                 w.kill_at = None
                 log.error("worker %s did not stop in time: killing it", w.process.pid)
@@ -272,11 +293,11 @@ class Supervisor:
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals += 1
+        self.shutdown.set()
         for w in self.workers:
             w.asked = True
-            w.stop.set()
-            if self.signals > 1 and w.process.pid is not None and w.process.is_alive():
-                os.kill(w.process.pid, signal.SIGTERM)  # a second signal cuts the drains short
+            if self.signals > 1:  # a second signal cuts the drains short
+                self.signal(w, signal.SIGTERM)
         self.wake()
 
     def wake(self) -> None:
@@ -284,9 +305,9 @@ class Supervisor:
             os.write(self._wake_w, b"!")
 
     def shut_down(self) -> int:
+        self.shutdown.set()
         for w in self.workers:
             w.asked = True
-            w.stop.set()
         log.info(
             "shutdown: waiting for %d worker(s) to drain (graceful_timeout %ss)",
             len(self.workers),

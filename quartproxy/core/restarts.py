@@ -1,12 +1,14 @@
-"""When to replace a dead worker, and when to stop trying: pure functions of (streak, age).
+"""When to replace a dead worker, and when to stop trying: pure functions of (streak, uptime).
 
 The rule (docs/supervision.md):
 - A worker that dies (any exit the supervisor did not ask for) is replaced at once.
-- A death within `startup_seconds` of the worker's start is an *early* death. Early deaths in a
-  row form a streak: the replacement for the n-th one waits `first_delay * 2**(n-2)` seconds,
-  capped at `max_delay` (0 s for the first: one crash of a healthy worker is replaced at once).
-- A worker that stays up for `startup_seconds` resets the streak, and so does any death after
-  a longer run (a crash of a healthy worker is not a start-up problem).
+- A death before the worker reported itself ready (app started, services open), or within
+  `settle_seconds` after that, is an *early* death (time to start does not count: it varies
+  with the machine's load). Early deaths in a row form a streak: the replacement for the n-th
+  one waits `first_delay * 2**(n-2)` seconds, capped at `max_delay` (0 s for the first: one
+  crash of a healthy worker is replaced at once).
+- A worker that stays up for `settle_seconds` after it is ready resets the streak, and so does
+  any death after a longer run (a crash of a healthy worker is not a start-up problem).
 - After `give_up_after` early deaths in a row the supervisor stops (exit code 1, one error
   line): the code or the settings cannot start, and a process manager with its own back-off
   and alerting is a better judge than an endless loop. `None` never gives up (DEBUG reload: a
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
-    startup_seconds: float = 10.0
+    settle_seconds: float = 10.0
     first_delay: float = 0.5
     max_delay: float = 30.0
     give_up_after: int | None = 6
@@ -33,10 +35,10 @@ class Decision:
     give_up: bool
 
 
-def on_death(policy: RestartPolicy, streak: int, age: float) -> Decision:
-    """What to do about a worker that died `age` seconds after it started, when `streak` early
-    deaths came right before it."""
-    if age >= policy.startup_seconds:
+def on_death(policy: RestartPolicy, streak: int, up: float | None) -> Decision:
+    """What to do about a worker that died `up` seconds after it was ready (None: it never was),
+    when `streak` early deaths came right before it."""
+    if survived(policy, up):
         return Decision(streak=0, delay=0.0, give_up=False)
     streak += 1
     give_up = policy.give_up_after is not None and streak >= policy.give_up_after
@@ -51,6 +53,6 @@ def delay_for(policy: RestartPolicy, streak: int) -> float:
     return min(policy.max_delay, policy.first_delay * 2.0 ** min(streak - 2, 64))
 
 
-def survived(policy: RestartPolicy, age: float) -> bool:
-    """A worker this old has started: the streak of early deaths is over."""
-    return age >= policy.startup_seconds
+def survived(policy: RestartPolicy, up: float | None) -> bool:
+    """A worker ready this long ago has started: a streak of early deaths is over."""
+    return up is not None and up >= policy.settle_seconds
