@@ -211,7 +211,10 @@ def _kill_children(pid: int) -> None:
 def worker_pids(pid: int) -> set[int]:
     """The serving workers a supervisor (`python -m quartproxy`) has spawned right now."""
     out = subprocess.run(
-        ["ps", "-ww", "-o", "pid=", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-o", "pid=", "-o", "args=", "--ppid", str(pid)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line}
 

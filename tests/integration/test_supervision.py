@@ -45,8 +45,8 @@ async def new_session(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 def event(name: str, **fields: Any) -> Any:
-    return lambda line: line.get("event") == name and all(
-        line.get(k) == v for k, v in fields.items()
+    return lambda line: (
+        line.get("event") == name and all(line.get(k) == v for k, v in fields.items())
     )
 
 
