@@ -276,6 +276,7 @@ class Supervisor:
         assert self.reload is not None
         shown = ", ".join(sorted(set(changed))[:3]) + (" ..." if len(set(changed)) > 3 else "")
         self.config = self.reload.config(self.config)
+        self.config.workers = max(1, self.config.workers)
         old = [w for w in self.workers if not w.asked]
         log.info(
             "reload: %s changed; restarting %d worker(s)", shown, self.config.workers,
