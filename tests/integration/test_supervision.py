@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from tests.ops_support import (
+    ROOT,
     scrape,
     server_env,
     server_process,
@@ -183,3 +184,29 @@ async def test_workers_that_cannot_start_back_off_then_the_server_stops(
     assert final["level"] == "CRITICAL"
     # six workers were started in all: two at first, four replacements, none after giving up
     assert sum(1 for line in server.lines if serving(line)) <= 6
+
+
+async def test_a_worker_recycled_by_max_requests_is_replaced_and_counted(
+    fake_n8n: FakeN8n, tmp_path: Any
+) -> None:
+    toml = (ROOT / "hypercorn.toml").read_text()
+    (tmp_path / "hypercorn.toml").write_text(toml + "\nmax_requests = 3\nmax_requests_jitter = 0\n")
+    env = server_env(
+        fake_n8n.url, DEPLOYMENT_MODE="sqlite", SQLITE_PATH=str(tmp_path / "quartproxy.db")
+    )
+    async with server_process(env, workers=2, graceful=5, cwd=tmp_path) as server:
+        with trio.fail_after(60):
+            await server.wait_log(serving, count=2)
+            for _ in range(40):  # bounded: 2 workers x 3 requests recycle one long before
+                async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                    r = await client.get("/health")
+                    assert r.status_code == 200, r.text
+                if any(line.get("event") == "worker_recycled" for line in server.lines):
+                    break
+            (recycled, *_) = await server.wait_log(event("worker_recycled"))
+            assert recycled["new_pid"] in worker_pids(server.proc.pid)
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                restarts = (await client.get("/health")).json()["workers"]["restarts"]
+        assert restarts["recycled"] >= 1
+        assert restarts["died"] == 0
+        assert server.proc.returncode is None
