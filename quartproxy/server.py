@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import check_multiprocess_shutdown_event, load_application
 
 log = logging.getLogger("quartproxy.server")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def worker(
@@ -34,10 +36,13 @@ def worker(
     shutdown_event: EventType | None = None,
     restarts: Any = None,
     ready: Any = None,
+    supervisor: int | None = None,
 ) -> None:
     """One serving process. `shutdown_event` (set by a supervisor) asks for a drain, like a
     SIGTERM; `restarts` is the supervisor's shared count and `ready` the pipe on which the
-    app says it has started (supervision.py)."""
+    app says it has started (supervision.py); `supervisor` its pid."""
+    if supervisor is not None:
+        _drain_when_orphaned(supervisor)
     if restarts is not None:
         from . import supervision
 
@@ -51,6 +56,19 @@ def worker(
     _build_now(app)
     trigger = partial(shutdown_trigger, config.graceful_timeout, shutdown_event)
     trio.run(partial(worker_serve, app, config, sockets=sockets, shutdown_trigger=trigger))
+
+
+def _drain_when_orphaned(supervisor: int) -> None:
+    """Linux: get a SIGTERM (a drain) when the supervisor dies, rather than serving on as an
+    orphan that holds the port (a supervisor killed with SIGKILL cannot tell its workers; outside
+    a container or a systemd cgroup nothing else would)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: no such call
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _build_now(app: Any) -> None:

@@ -230,6 +230,7 @@ class Supervisor:
                 "shutdown_event": self.shutdown,
                 "restarts": self.restarts,
                 "ready": tell,
+                "supervisor": os.getpid(),
             },
         )
         process.daemon = True

@@ -210,3 +210,38 @@ async def test_a_worker_recycled_by_max_requests_is_replaced_and_counted(
         assert restarts["recycled"] >= 1
         assert restarts["died"] == 0
         assert server.proc.returncode is None
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a reaper."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(fake_n8n: FakeN8n, tmp_path: Any) -> None:
+    """A supervisor killed with SIGKILL cannot stop its workers; left alone they would serve on
+    as orphans holding the port. They get a SIGTERM from the kernel instead, and drain."""
+    env = server_env(
+        fake_n8n.url, DEPLOYMENT_MODE="sqlite", SQLITE_PATH=str(tmp_path / "quartproxy.db")
+    )
+    workers: set[int] = set()
+    try:
+        async with server_process(env, workers=2, graceful=5) as server:
+            with trio.fail_after(60):
+                await server.wait_log(serving, count=2)
+            workers = worker_pids(server.proc.pid)
+            assert len(workers) == 2
+            server.proc.kill()
+            await server.proc.wait()
+            for _ in range(300):  # a bounded poll of the process table (30 s)
+                if not any(running(pid) for pid in workers):
+                    break
+                await trio.sleep(0.1)
+            assert not [pid for pid in workers if running(pid)]
+    finally:
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
