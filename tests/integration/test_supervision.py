@@ -152,6 +152,10 @@ async def test_a_killed_worker_is_replaced_while_the_other_keeps_streaming(
             assert value(metrics, "quartproxy_open_streams", channel="sse") == 0
             assert value(metrics, "quartproxy_workers") == 2
             assert survivor in worker_pids(server.proc.pid)
+            # The supervisor keeps no metric files of its own (only workers record values).
+            (made,) = [line["path"] for line in server.lines if line.get("event") == "metrics_dir"]
+            files = os.listdir(made)
+            assert files and not [f for f in files if f.endswith(f"_{server.proc.pid}.db")]
             fake_n8n.gates[victim_gate].set()
     finally:
         for gate in list(fake_n8n.gates):
