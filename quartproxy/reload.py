@@ -70,8 +70,11 @@ class Reload:
             target=self._watch, args=(on_change,), name="quartproxy-reload", daemon=True
         )
         self._thread.start()
-        log.info("DEBUG: reloading the workers when a file of %s changes", self.root,
-                 extra={"event": "reload_watching"})  # fmt: skip
+        log.info(
+            "DEBUG: reloading the workers when a file of %s changes",
+            self.root,
+            extra={"event": "reload_watching"},
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,6 +116,9 @@ class Reload:
         try:
             return self.make_config()
         except Exception as exc:
-            log.error("reload: cannot read the Hypercorn settings (%s); keeping the previous ones",
-                      exc, extra={"event": "reload_config_error"})  # fmt: skip
+            log.error(
+                "reload: cannot read the Hypercorn settings (%s); keeping the previous ones",
+                exc,
+                extra={"event": "reload_config_error"},
+            )
             return old

@@ -168,19 +168,27 @@ class Supervisor:
     def exited(self, w: Worker) -> None:
         pid, code = w.process.pid, w.process.exitcode
         assert pid is not None and code is not None
-        if w.asked:
-            level = logging.DEBUG if self.signals == 0 else logging.INFO
-            log.log(level, "worker %d exited with %s; %d left", pid, code, len(self.workers),
-                    extra={"event": "worker_exited", "pid": pid, "exitcode": code})  # fmt: skip
-            if code not in (0,) and self.signals:
-                self.state.exitcode = self.state.exitcode or 1
+        if w.asked:  # a reload's old worker (logged quietly), or a shutdown
+            log.log(
+                logging.DEBUG if self.signals == 0 else logging.INFO,
+                "worker %d exited with %s; %d left",
+                pid,
+                code,
+                len(self.workers),
+                extra={"event": "worker_exited", "pid": pid, "exitcode": code},
+            )
+            if code != 0 and self.signals:
+                self.state.exitcode = 1
             return
         if code == 0:  # Hypercorn's max_requests: a planned recycle
             supervision.count(self.restarts, "recycled")
             new = self.spawn(replaces=pid)
-            log.info("worker %d exited after max_requests; replaced by worker %d", pid,
-                     new.process.pid, extra={"event": "worker_recycled", "pid": pid,
-                                             "new_pid": new.process.pid})  # fmt: skip
+            log.info(
+                "worker %d exited after max_requests; replaced by worker %d",
+                pid,
+                new.process.pid,
+                extra={"event": "worker_recycled", "pid": pid, "new_pid": new.process.pid},
+            )
             return
         now = time.monotonic()
         age = now - w.started
@@ -188,37 +196,43 @@ class Supervisor:
         decision = on_death(self.policy, self.state.streak, up)
         self.state.streak = decision.streak
         if decision.streak:
-            self.state.last_early_death = time.monotonic()
-        how = describe_exit(code)
+            self.state.last_early_death = now
+        died = f"worker {pid} died ({describe_exit(code)}) {age:.1f} s after its start" + (
+            "" if up is not None else ", never ready"
+        )
         extra: dict[str, Any] = {
-            "event": "worker_died", "pid": pid, "exitcode": code, "uptime": round(age, 3),
+            "event": "worker_died",
+            "pid": pid,
+            "exitcode": code,
+            "uptime": round(age, 3),
             "ready": up is not None,
-            "streak": decision.streak, "delay": decision.delay,
-        }  # fmt: skip
+            "streak": decision.streak,
+            "delay": decision.delay,
+        }
         if decision.give_up:
             log.critical(
-                "worker %d died (%s) %.1f s after its start%s: %d workers in a row died at "
-                "start; giving up (the code or the settings cannot start)",
-                pid, how, age, "" if up is not None else ", never ready", decision.streak,
+                "%s: %d workers in a row died at start; giving up (the code or the settings "
+                "cannot start)",
+                died,
+                decision.streak,
                 extra={**extra, "event": "workers_failing"},
-            )  # fmt: skip
+            )
             self.state.exitcode = 1
             return
         supervision.count(self.restarts, "died")
         if decision.delay > 0:
-            self.state.due.append((time.monotonic() + decision.delay, pid))
+            self.state.due.append((now + decision.delay, pid))
             log.error(
-                "worker %d died (%s) %.1f s after its start%s; %d early deaths in a row: "
-                "replacing it in %g s",
-                pid, how, age, "" if up is not None else ", never ready", decision.streak,
-                decision.delay, extra=extra,
-            )  # fmt: skip
+                "%s; %d early deaths in a row: replacing it in %g s",
+                died,
+                decision.streak,
+                decision.delay,
+                extra=extra,
+            )
             return
         new = self.spawn(replaces=pid)
         extra["new_pid"] = new.process.pid
-        log.error("worker %d died (%s) %.1f s after its start%s; replaced by worker %d", pid,
-                  how, age, "" if up is not None else ", never ready", new.process.pid,
-                  extra=extra)  # fmt: skip
+        log.error("%s; replaced by worker %d", died, new.process.pid, extra=extra)
 
     def spawn(self, replaces: int | None = None) -> Worker:
         ready, tell = self.ctx.Pipe(duplex=False)
@@ -280,9 +294,11 @@ class Supervisor:
         self.config.workers = max(1, self.config.workers)
         old = [w for w in self.workers if not w.asked]
         log.info(
-            "reload: %s changed; restarting %d worker(s)", shown, self.config.workers,
+            "reload: %s changed; restarting %d worker(s)",
+            shown,
+            self.config.workers,
             extra={"event": "reload", "changed": sorted(set(changed))[:20]},
-        )  # fmt: skip
+        )
         for w in old:
             self.ask_stop(w, RELOAD_DRAIN_SECONDS)
             supervision.count(self.restarts, "reload")
