@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import logging
 import os
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from .core.numbers import parse_udecimal, parse_uint
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_ORIGINS = "QUARTPROXY_DEMO_ORIGINS"  # the demo command to its DEBUG workers (demo.py)
 
 
 def hypercorn_config(bind: list[str] | None, workers: int | None):  # type: ignore[no-untyped-def]
@@ -58,7 +61,7 @@ def metrics_directory() -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from .config import ConfigError, environment, load_settings
-    from .logs import ACCESS_LOGGER, SERVER_LOGGER, AccessLogger, setup_logging
+    from .logs import setup_logging
 
     try:
         settings = load_settings(environment())  # fail fast, with one line, before workers spawn
@@ -66,11 +69,24 @@ def serve(args: argparse.Namespace) -> int:
         print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    loader = partial(load_settings, environment())
+    make_config = partial(serve_config, args, "quartproxy:app", loader)  # what hypercorn serves
+    return start(make_config(), make_config, debug=settings.debug)
+
+
+def serve_config(args: argparse.Namespace, application_path: str, settings):  # type: ignore[no-untyped-def]
+    """hypercorn.toml with the command line on top, and what Hypercorn must enforce for the
+    app's settings (called again on a DEBUG reload, so `settings` is a loader)."""
+    from .config import ConfigError
+    from .logs import ACCESS_LOGGER, SERVER_LOGGER, AccessLogger
     from .server import apply_settings
 
-    config = apply_settings(hypercorn_config(args.bind, args.workers), settings)
-    config.application_path = "quartproxy:app"  # exactly what the hypercorn command serves
-    if args.graceful_timeout is not None:
+    config = hypercorn_config(args.bind, args.workers)
+    # A reload with broken settings: the worker says why when it builds the app.
+    with contextlib.suppress(ConfigError):
+        config = apply_settings(config, settings())
+    config.application_path = application_path
+    if getattr(args, "graceful_timeout", None) is not None:
         config.graceful_timeout = args.graceful_timeout
     # Hypercorn's "-" means its own plain stdout/stderr loggers; use the app's format instead.
     # (Loggers are pickled by name, so spawned workers log through their own handlers.)
@@ -79,21 +95,24 @@ def serve(args: argparse.Namespace) -> int:
     config.logger_class = AccessLogger
     if config.errorlog == "-":
         config.errorlog = logging.getLogger(SERVER_LOGGER)
-    if settings.debug:
-        # Development only: reload on code changes (Hypercorn's reloader needs a spawned
-        # worker). No drain here: a reload simply restarts the worker.
-        from hypercorn.run import run as hypercorn_run
+    return config
 
-        config.use_reloader = True
-        config.workers = max(1, config.workers)
-        if config.workers > 1:
-            metrics_directory()
-        return hypercorn_run(config)
-    if config.workers > 1:
-        metrics_directory()
+
+def start(config, make_config, *, debug: bool) -> int:  # type: ignore[no-untyped-def]
+    """Serve `config`: supervised when there are several workers or with DEBUG reload."""
     from .server import run
 
-    return run(config)
+    reload = None
+    if debug:
+        # Development only: a change to the package, static/, hypercorn.toml or .env replaces
+        # the workers (reload.py); a supervisor is needed even for one worker.
+        from .reload import Reload
+
+        reload = Reload(ROOT, Path.cwd(), make_config)
+        config.workers = max(1, config.workers)
+    if config.workers > 1 or reload is not None:
+        metrics_directory()
+    return run(config, reload=reload)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -101,18 +120,16 @@ def demo(args: argparse.Namespace) -> int:
     from hypercorn.trio import serve as hypercorn_serve
 
     from .app import create_app
-    from .config import demo_settings, environment
+    from .config import _bool, demo_settings, environment
     from .logs import setup_logging
 
     bind = args.bind[0] if args.bind else "127.0.0.1:8000"
     host, _, port = bind.rpartition(":")
     hosts = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
     origins = [f"http://{h}:{port}" for h in sorted(hosts)]
-    settings = demo_settings(origins, environment())
+    env = environment()
+    settings = demo_settings(origins, env)
     setup_logging(settings)
-    from .server import apply_settings
-
-    config = apply_settings(hypercorn_config([bind], 1), settings)
     url = f"http://{bind}"
     print(
         "quartproxy DEMO MODE: built-in echo upstream (no n8n), ephemeral secrets, "
@@ -121,6 +138,18 @@ def demo(args: argparse.Namespace) -> int:
         f"  Allowed origins: {', '.join(origins)}",
         flush=True,
     )
+    if _bool("DEBUG", env.get("DEBUG") or "false"):
+        # The same reload as `serve`: a worker process builds the demo app (demo.py), and each
+        # reload starts a fresh demo (new secrets, empty in-memory store).
+        os.environ[DEMO_ORIGINS] = ",".join(origins)
+        demo_args = argparse.Namespace(bind=[bind], workers=1, graceful_timeout=None)
+        make_config = partial(
+            serve_config, demo_args, "quartproxy.demo:worker_app()", lambda: settings
+        )
+        return start(make_config(), make_config, debug=True)
+    from .server import apply_settings
+
+    config = apply_settings(hypercorn_config([bind], 1), settings)
     trio.run(hypercorn_serve, create_app(settings), config)
     return 0
 

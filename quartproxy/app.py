@@ -15,7 +15,7 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from . import lifecycle, metrics
+from . import lifecycle, metrics, supervision
 from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status
@@ -132,6 +132,7 @@ def create_app(
                         task_status.started(svc)
                         unregister = lifecycle.register(partial(lifecycle.drain, svc))
                         metrics.worker_started()
+                        supervision.started()
                         try:
                             await stop.wait()
                         finally:

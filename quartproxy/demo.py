@@ -11,6 +11,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import jwt
@@ -86,3 +87,18 @@ class EchoTransport(httpx.AsyncBaseTransport):
             headers={"Content-Type": "application/json; charset=utf-8"},
             stream=_Paced(ndjson_chunks(answer), self.delay),
         )
+
+
+def worker_app() -> Any:
+    """The demo app built in a worker process: `python -m quartproxy demo` with DEBUG=true
+    serves `quartproxy.demo:worker_app()` under the reloading supervisor (the origins come from
+    the command, through the environment the worker inherits)."""
+    import os
+
+    from .app import create_app
+    from .config import demo_settings, environment
+    from .logs import setup_logging
+
+    settings = demo_settings(os.environ["QUARTPROXY_DEMO_ORIGINS"].split(","), environment())
+    setup_logging(settings)
+    return create_app(settings)

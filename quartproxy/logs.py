@@ -138,11 +138,28 @@ class _Atoms(dict[str, Any]):
         return "-"
 
 
+# The scope key under which a request's "closed before the response ended" access line waits
+# (see AccessLogger.access); present (None) while the app runs the request.
+ACCESS_PENDING = "quartproxy.access_pending"
+
+
 class AccessLogger(HypercornLogger):
-    """Hypercorn's logger with cheap access-log atoms. Hypercorn's own `AccessLogAtoms` copies
-    every request header, every response header and the whole of `os.environ` into a dict on
-    every request (measured: ~3 % of a worker's CPU on the bench); this builds only the atoms
-    the format and the JSON fields use, and falls back to Hypercorn's for any other format."""
+    """Hypercorn's logger with cheap access-log atoms, and one line per request.
+
+    Cheap atoms: Hypercorn's own `AccessLogAtoms` copies every request header, every response
+    header and the whole of `os.environ` into a dict on every request (measured: ~3 % of a
+    worker's CPU on the bench); this builds only the atoms the format and the JSON fields use,
+    and falls back to Hypercorn's for any other format.
+
+    One line: Hypercorn 0.18 (protocol/http_stream.py) writes an access line with no response
+    (status `-`, rid=-) when the connection closes before the app's final body message, and
+    then a second one, with the real status, when that message comes. A client that has read
+    a whole Content-Length body closes at once (curl, `Connection: close`), and the close can
+    win that race: two lines for one request. While the app runs the request (the scope holds
+    ACCESS_PENDING, set by http/keepalive.py), such a line waits in the scope instead; the
+    real line replaces it, or, if the app ends without finishing the response (a client that
+    left mid-stream), `flush_pending_access` writes it then. See docs/upstream/hypercorn-
+    double-access-log.md."""
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -150,6 +167,17 @@ class AccessLogger(HypercornLogger):
         self._cheap = all(a in _CHEAP_ATOMS or a[:1] == "{" for a in used)
         self._request_headers = {a[1:-2].lower() for a in used if a.endswith("}i")}
         self._response_headers = {a[1:-2].lower() for a in used if a.endswith("}o")}
+
+    async def access(self, request: Any, response: Any, request_time: float) -> None:
+        if self.access_logger is None:
+            return
+        if ACCESS_PENDING in request:
+            if response is None:  # may be followed by the real line: wait (see above)
+                atoms = self.atoms(request, None, request_time)
+                request[ACCESS_PENDING] = (self.access_logger, self.access_log_format, atoms)
+                return
+            request[ACCESS_PENDING] = None
+        self.access_logger.info(self.access_log_format, self.atoms(request, response, request_time))
 
     def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, Any]:
         if not self._cheap:
@@ -183,3 +211,12 @@ class AccessLogger(HypercornLogger):
         out["D"] = int(request_time * 1_000_000)
         out["L"] = f"{request_time:.6f}"
         return out
+
+
+def flush_pending_access(scope: dict[str, Any]) -> None:
+    """At the end of the app's run of a request: write the access line that waited for a final
+    response that never came (AccessLogger.access), and stop deferring."""
+    pending = scope.pop(ACCESS_PENDING, None)
+    if pending is not None:
+        logger, fmt, atoms = pending
+        logger.info(fmt, atoms)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -30,6 +30,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from .core.events import TurnEvent
@@ -373,6 +375,33 @@ def draining(on: bool) -> None:
     DRAINING.set(1 if on else 0)
 
 
+class RestartsCollector(Collector):
+    """`quartproxy_worker_restarts_total{reason}`: the supervisor's own count, read from the
+    memory it shares with its workers (supervision.py), not summed over worker files: the
+    supervisor keeps no metric files. Absent when no supervisor runs the process."""
+
+    def collect(self) -> Iterator[Metric]:
+        from . import supervision
+
+        counts = supervision.restarts()
+        if counts is None:
+            return
+        family = CounterMetricFamily(
+            "quartproxy_worker_restarts",
+            "Workers the supervisor replaced, by reason: died (a signal or a non-zero exit), "
+            "recycled (exited on its own after max_requests), reload (DEBUG file change).",
+            labels=["reason"],
+        )
+        for reason, n in counts.items():
+            family.add_metric([reason], n)
+        yield family
+
+
+RESTARTS = RestartsCollector()
+if MULTIPROCESS_DIR is None:
+    REGISTRY.register(RESTARTS)
+
+
 def render() -> bytes:
     """The exposition text, summed over every worker in multiprocess mode. Reads files:
     call it from a thread."""
@@ -382,6 +411,7 @@ def render() -> bytes:
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
+    registry.register(RESTARTS)
     return generate_latest(registry)
 
 

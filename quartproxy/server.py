@@ -1,31 +1,25 @@
 """Serving the app with Hypercorn, with a drain before Hypercorn's own shutdown (lifecycle.py).
 
 `run(config)`:
-- one worker: this process serves; SIGTERM or SIGINT starts the drain, a second one cuts it
-  short (answers still end with `shutting_down`).
-- several workers: this process supervises spawned trio workers like Hypercorn's `run`, with
-  two differences. On SIGTERM it waits for *every* worker to finish its drain (Hypercorn's own
-  master terminates the remaining workers as soon as the first one exits, which cuts their open
-  streams without a final event). And it tells prometheus-client when a worker is gone, so live
-  gauges (open streams, turns in flight) stop counting it.
+- one worker (and no DEBUG reload): this process serves; SIGTERM or SIGINT starts the drain, a
+  second one cuts it short (answers still end with `shutting_down`). When it dies, the process
+  manager (Docker, systemd) restarts it.
+- several workers, or DEBUG reload: this process supervises spawned workers (supervisor.py):
+  it replaces a worker that dies, drains every worker on SIGTERM, and in DEBUG replaces the
+  workers when a file changes.
 
-A worker that exits with an error stops the whole server (as Hypercorn does): the process
-manager (Docker, systemd) restarts it. A worker that exits cleanly while serving (Hypercorn's
-`max_requests`) is replaced.
+`worker()` is the body of one serving process, spawned or called directly.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
-import time
 from functools import partial
-from multiprocessing import get_context
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
-from types import FrameType
+from typing import Any
 
 import trio
 from hypercorn.config import Config, Sockets
@@ -35,7 +29,7 @@ from hypercorn.utils import check_multiprocess_shutdown_event, load_application
 from .config import Settings
 
 log = logging.getLogger("quartproxy.server")
-EXTRA_SHUTDOWN_SECONDS = 15.0  # on top of drain + Hypercorn's graceful window
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def apply_settings(config: Config, settings: Settings) -> Config:
@@ -49,17 +43,59 @@ def apply_settings(config: Config, settings: Settings) -> Config:
 
 
 def worker(
-    config: Config, sockets: Sockets | None = None, shutdown_event: EventType | None = None
+    config: Config,
+    sockets: Sockets | None = None,
+    shutdown_event: EventType | None = None,
+    restarts: Any = None,
+    ready: Any = None,
+    supervisor: int | None = None,
 ) -> None:
-    """One serving process (the target of spawned workers, or called directly)."""
+    """One serving process. `shutdown_event` (set by a supervisor) asks for a drain, like a
+    SIGTERM; `restarts` is the supervisor's shared count and `ready` the pipe on which the
+    app says it has started (supervision.py); `supervisor` its pid."""
+    if supervisor is not None:
+        _drain_when_orphaned(supervisor)
+    if restarts is not None:
+        from . import supervision
+
+        supervision.attach(restarts, ready)
     if sockets is not None:
         for sock in sockets.secure_sockets:
             sock.listen(config.backlog)
         for sock in sockets.insecure_sockets:
             sock.listen(config.backlog)
     app = load_application(config.application_path, config.wsgi_max_body_size)
+    _build_now(app)
     trigger = partial(shutdown_trigger, config.graceful_timeout, shutdown_event)
     trio.run(partial(worker_serve, app, config, sockets=sockets, shutdown_trigger=trigger))
+
+
+def _drain_when_orphaned(supervisor: int) -> None:
+    """Linux: get a SIGTERM (a drain) when the supervisor dies, rather than serving on as an
+    orphan that holds the port (a supervisor killed with SIGKILL cannot tell its workers; outside
+    a container or a systemd cgroup nothing else would)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: no such call
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _build_now(app: Any) -> None:
+    """Build the lazy app (quartproxy:app) before serving, so that a broken import or setting
+    ends this worker at start with its error, rather than later: Hypercorn catches an exception
+    raised in the lifespan start-up, warns "continuing without Lifespan support" and then
+    serves a 500 for every request."""
+    load = getattr(getattr(app, "app", None), "load", None)
+    if load is None:
+        return
+    try:
+        load()
+    except Exception:
+        log.critical("worker %d cannot load the app", os.getpid(), exc_info=True)
+        raise SystemExit(3) from None
 
 
 async def shutdown_trigger(grace: float, master: EventType | None) -> None:
@@ -96,99 +132,11 @@ async def shutdown_trigger(grace: float, master: EventType | None) -> None:
     log.info("closing connections", extra={"event": "closing"})
 
 
-def run(config: Config) -> int:
-    if config.workers <= 1:
+def run(config: Config, *, reload: Any = None) -> int:
+    """Serve until shut down; the exit code. `reload` (DEBUG): a reload.Reload to watch."""
+    if config.workers <= 1 and reload is None:
         worker(config)
         return 0
-    return supervise(config)
+    from .supervisor import Supervisor
 
-
-def supervise(config: Config) -> int:
-    sockets = config.create_sockets()
-    ctx = get_context("spawn")
-    shutdown = ctx.Event()
-    processes: list[BaseProcess] = []
-    signals_seen = 0
-    exitcode = 0
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        shutdown.set()
-        if signals_seen > 1:  # forward: a second signal cuts the workers' drains short
-            for process in processes:
-                if process.pid is not None and process.is_alive():
-                    os.kill(process.pid, signal.SIGTERM)
-
-    def spawn() -> None:
-        process = ctx.Process(
-            target=worker,
-            kwargs={"config": config, "sockets": sockets, "shutdown_event": shutdown},
-        )
-        process.daemon = True
-        process.start()
-        processes.append(process)
-
-    def reap(timeout: float | None) -> list[BaseProcess]:
-        wait([p.sentinel for p in processes], timeout=timeout)
-        gone = [p for p in processes if p.exitcode is not None]
-        for process in gone:
-            process.join()
-            processes.remove(process)
-            _forget_metrics(process.pid)
-            log.info(
-                "worker %s exited with %s; %d left",
-                process.pid,
-                process.exitcode,
-                len(processes),
-                extra={"event": "worker_exited", "exitcode": process.exitcode},
-            )
-        return gone
-
-    # Workers inherit SIGINT ignored (a terminal's Ctrl-C reaches the whole process group; the
-    # workers listen for it themselves while they serve).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for _ in range(config.workers):
-        spawn()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-
-    while not shutdown.is_set():
-        for process in reap(timeout=1.0):
-            if process.exitcode != 0:
-                log.error("worker %s exited with %s: stopping", process.pid, process.exitcode)
-                exitcode = exitcode or int(process.exitcode or 1)
-                shutdown.set()
-            elif not shutdown.is_set():
-                log.info("worker %s exited; starting another", process.pid)
-                spawn()
-
-    log.info(
-        "shutdown: waiting for %d worker(s) to drain (graceful_timeout %ss)",
-        len(processes),
-        config.graceful_timeout,
-    )
-    deadline = time.monotonic() + 2 * config.graceful_timeout + EXTRA_SHUTDOWN_SECONDS
-    while processes and time.monotonic() < deadline:
-        for process in reap(timeout=max(0.0, deadline - time.monotonic())):
-            if process.exitcode not in (0, None):
-                exitcode = exitcode or int(process.exitcode or 1)
-    for process in list(processes):
-        log.error("worker %s did not stop in time: killing it", process.pid)
-        process.kill()
-        exitcode = exitcode or 1
-    if processes:
-        reap(timeout=5.0)
-
-    for sock in sockets.secure_sockets + sockets.insecure_sockets:
-        sock.close()
-    return exitcode
-
-
-def _forget_metrics(pid: int | None) -> None:
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if pid is None or not directory:
-        return
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(pid, directory)
+    return Supervisor(config, reload=reload).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -205,3 +206,27 @@ def _kill_children(pid: int) -> None:
     for child in out.split():
         with suppress(ProcessLookupError, ValueError):
             os.kill(int(child), signal.SIGKILL)
+
+
+def worker_pids(pid: int) -> set[int]:
+    """The serving workers a supervisor (`python -m quartproxy`) has spawned right now."""
+    out = subprocess.run(
+        ["ps", "-ww", "-o", "pid=", "-o", "args=", "--ppid", str(pid)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line}
+
+
+def serving_pid(server_port: int, client_port: int) -> int:
+    """The process holding the server side of one established connection: the worker that
+    accepted it (workers share the listening socket, accepted sockets are their own)."""
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established",
+         f"( sport = :{server_port} and dport = :{client_port} )"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    pids = {int(p) for p in re.findall(r"pid=(\d+)", out)}
+    assert len(pids) == 1, out
+    return pids.pop()

@@ -11,6 +11,9 @@ another request.
 Shielding the final body send lets Hypercorn finish its bookkeeping. The send itself is already
 shielded inside Hypercorn (socket writes), so this adds no new way to hang.
 
+The same wrapper marks the scope while the app runs the request, so that the access log writes
+one line per request (logs.AccessLogger explains the race with Hypercorn's early line).
+
 `headers`, when given, rewrites the response headers of `http.response.start` on the way
 (lean.share_response_headers): one wrapper, so one closure and one frame per request.
 """
@@ -21,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+
+from ..logs import ACCESS_PENDING, flush_pending_access
 
 Send = Any
 HeaderList = list[tuple[bytes, bytes]]
@@ -44,6 +49,10 @@ def shield_final_send(
                     message["headers"] = headers(message.get("headers", []))
                 await send(message)
 
-        await asgi_app(scope, receive, send_shielded)
+        scope[ACCESS_PENDING] = None
+        try:
+            await asgi_app(scope, receive, send_shielded)
+        finally:
+            flush_pending_access(scope)
 
     return app

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
-from .. import metrics
+from .. import metrics, supervision
 from ..core.origins import client_ip, is_local
 from ..errors import ApiError
 from ..services import Services
@@ -45,6 +45,9 @@ async def health() -> tuple[Response, int]:
     body: dict[str, Any] = {"status": "degraded" if failing else "ok", "checks": checks}
     if failing:
         body["failing"] = failing
+    restarts = supervision.restarts()
+    if restarts is not None:  # served by a supervised worker: how many were replaced, and why
+        body["workers"] = {"restarts": restarts}
     if not svc.turns.accepting:
         body["status"] = "shutting_down"
         return jsonify(body), 503

@@ -143,3 +143,54 @@ def test_an_unusual_access_format_falls_back_to_hypercorns_atoms() -> None:
     config.access_log_format = "%(t)s %(p)s %({host}e)s"
     atoms = AccessLogger(config).atoms(_scope(), None, 0.5)  # type: ignore[arg-type]
     assert atoms["p"] == f"<{__import__('os').getpid()}>"
+
+
+async def _access_lines(calls: list[dict[str, object] | None], *, app_running: bool) -> list[str]:
+    """Feed AccessLogger the calls Hypercorn makes for one request (None: the connection closed
+    before the response ended), the way http/keepalive.py brackets the app's run."""
+    import logging
+
+    from hypercorn.config import Config
+
+    from quartproxy.logs import ACCESS_PENDING, AccessLogger, flush_pending_access
+
+    config = Config()
+    config.access_log_format = "%(U)s %(s)s"
+    target = logging.getLogger("test.access.once")
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    target.handlers[:] = [Keep()]
+    target.setLevel(logging.INFO)
+    target.propagate = False
+    config.accesslog = target
+    logger = AccessLogger(config)
+    scope = _scope()
+    if app_running:
+        scope[ACCESS_PENDING] = None
+    for response in calls:
+        await logger.access(scope, response, 0.01)
+    if app_running:
+        flush_pending_access(scope)
+    return lines
+
+
+async def test_an_early_close_then_the_real_response_is_one_line_with_the_status() -> None:
+    ok = {"status": 200, "headers": []}
+    assert await _access_lines([None, ok], app_running=True) == ["/api/v1/chat/message 200"]
+
+
+async def test_a_client_gone_before_the_end_is_one_line_without_a_status() -> None:
+    assert await _access_lines([None], app_running=True) == ["/api/v1/chat/message -"]
+
+
+async def test_lines_after_the_app_ended_and_without_the_wrapper_are_written_at_once() -> None:
+    ok = {"status": 500, "headers": []}
+    assert await _access_lines([ok], app_running=True) == ["/api/v1/chat/message 500"]
+    assert await _access_lines([None, ok], app_running=False) == [
+        "/api/v1/chat/message -",
+        "/api/v1/chat/message 500",
+    ]
