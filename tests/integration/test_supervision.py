@@ -51,6 +51,16 @@ def event(name: str, **fields: Any) -> Any:
     )
 
 
+async def resume(url: str, session: dict[str, str], mid: str) -> list[Any]:
+    """A resuming client's events from the start of the answer to its final one."""
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=BROWSER_HEADERS) as client:
+        r = await client.get(
+            f"/api/v1/chat/message/{mid}", headers={**headers(session), "Last-Event-ID": f"{mid}:0"}
+        )
+    assert r.status_code == 200, r.text
+    return parse_sse(r.text)
+
+
 def serving(line: dict[str, Any]) -> bool:
     return "Running on" in str(line.get("msg", ""))
 
@@ -81,6 +91,7 @@ async def test_a_killed_worker_is_replaced_while_the_other_keeps_streaming(
             # Live answers, each on its own connection, until both workers serve one (which
             # worker accepts a connection is the kernel's choice: bounded tries).
             streams: dict[int, tuple[str, Any]] = {}
+            sessions: dict[int, dict[str, str]] = {}
             for i in range(16):
                 client = await open_.enter_async_context(
                     httpx.AsyncClient(base_url=server.url, timeout=30, headers=BROWSER_HEADERS)
@@ -100,6 +111,7 @@ async def test_a_killed_worker_is_replaced_while_the_other_keeps_streaming(
                 pid = serving_pid(port, client_port)
                 assert pid in workers
                 streams.setdefault(pid, (f"g{i}", (chunks, seen)))
+                sessions.setdefault(pid, s)
                 if len(streams) == 2:
                     break
             assert len(streams) == 2, "every stream landed on one worker"
@@ -124,6 +136,15 @@ async def test_a_killed_worker_is_replaced_while_the_other_keeps_streaming(
             with suppress(httpx.HTTPError):
                 victim_seen += "".join([t async for t in victim_chunks])
             assert "event: end" not in victim_seen
+            # ... which the surviving worker's orphan sweep does within the documented bound
+            # (TURN_LEASE_SECONDS x 4/3, 8 s by default): a resuming client gets the part that
+            # was sent, then the contract's error, and the history keeps it marked incomplete.
+            victim_mid = parse_sse(victim_seen)[0].data["message_id"]
+            with trio.fail_after(8 + 10):  # the bound, plus the slack of a loaded 2-core machine
+                resumed = await resume(server.url, sessions[victim], victim_mid)
+            assert [e.event for e in resumed] == ["delta", "error"]
+            assert resumed[0].data == {"text": "before "}
+            assert resumed[-1].data["code"] == "upstream_error"
 
             # The server is still up and serves new visitors, with no external restart.
             assert server.proc.returncode is None
