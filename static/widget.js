@@ -67,7 +67,22 @@
       network: 'The chat service cannot be reached right now. Please try again in a moment.',
       upstream: 'The assistant is not available right now. Please try again in a moment.',
       timeout: 'The assistant took too long to answer. Please try again.',
-      blocked: 'This chat is not available here.',
+      blocked: 'Your message was not sent because it looked automated. Please wait a moment, then type it again.',
+      notHere: 'This chat is not available on this page.',
+      spamDuplicate: 'You have sent this same message several times. Please wait a little before repeating it, or say it differently.',
+      spamLinks: 'Your message contains too many links. Please send it with fewer links.',
+      spamPattern: 'Your message contains words that are not allowed here. Please rephrase it.',
+      spamFlood: 'Your message repeats the same characters too much. Please rephrase it.',
+      restarting: 'The chat service is restarting. Please try again in a few seconds.',
+      storeDown: 'The chat service is briefly unavailable. Please try again in {s} seconds.',
+      sessionLost: 'Your chat session could not be confirmed. Please start a new conversation, then try again.',
+      tooLongBy: 'Your message is too long: {n} characters, the limit is {max}. Please shorten it.',
+      counter: '{n} of {max} characters',
+      incomplete: 'This answer was cut off before it finished.',
+      retry: 'Try again',
+      confirmReset: 'Start a new conversation? The messages above will be deleted.',
+      confirmYes: 'Delete and start over', confirmNo: 'Keep this conversation',
+      unread: 'New answer from the assistant',
       tooLong: 'Your message is too long. Please shorten it.',
       invalid: 'This message could not be sent. Please rephrase it.',
       lost: 'The connection was lost before the answer finished. Please ask again.',
@@ -88,7 +103,22 @@
       network: 'Der Chat-Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.',
       upstream: 'Der Assistent ist gerade nicht verfügbar. Bitte versuchen Sie es gleich noch einmal.',
       timeout: 'Der Assistent hat zu lange gebraucht. Bitte versuchen Sie es erneut.',
-      blocked: 'Dieser Chat ist hier nicht verfügbar.',
+      blocked: 'Ihre Nachricht wurde nicht gesendet, weil sie automatisiert wirkte. Bitte warten Sie kurz und tippen Sie sie erneut.',
+      notHere: 'Dieser Chat ist auf dieser Seite nicht verfügbar.',
+      spamDuplicate: 'Sie haben diese Nachricht mehrmals gesendet. Bitte warten Sie etwas, bevor Sie sie wiederholen, oder formulieren Sie sie anders.',
+      spamLinks: 'Ihre Nachricht enthält zu viele Links. Bitte senden Sie sie mit weniger Links.',
+      spamPattern: 'Ihre Nachricht enthält Wörter, die hier nicht erlaubt sind. Bitte formulieren Sie sie um.',
+      spamFlood: 'Ihre Nachricht wiederholt dieselben Zeichen zu oft. Bitte formulieren Sie sie um.',
+      restarting: 'Der Chat-Dienst startet neu. Bitte versuchen Sie es in ein paar Sekunden erneut.',
+      storeDown: 'Der Chat-Dienst ist kurz nicht verfügbar. Bitte versuchen Sie es in {s} Sekunden erneut.',
+      sessionLost: 'Ihre Chat-Sitzung konnte nicht bestätigt werden. Bitte beginnen Sie ein neues Gespräch.',
+      tooLongBy: 'Ihre Nachricht hat {n} Zeichen; erlaubt sind {max}. Bitte kürzen Sie sie.',
+      counter: '{n} von {max} Zeichen',
+      incomplete: 'Diese Antwort wurde vor dem Ende abgeschnitten.',
+      retry: 'Erneut versuchen',
+      confirmReset: 'Neues Gespräch beginnen? Die bisherigen Nachrichten werden gelöscht.',
+      confirmYes: 'Löschen und neu beginnen', confirmNo: 'Gespräch behalten',
+      unread: 'Neue Antwort des Assistenten',
       tooLong: 'Ihre Nachricht ist zu lang. Bitte kürzen Sie sie.',
       invalid: 'Diese Nachricht konnte nicht gesendet werden. Bitte formulieren Sie sie um.',
       lost: 'Die Verbindung brach vor dem Ende der Antwort ab. Bitte fragen Sie erneut.',
@@ -109,7 +139,22 @@
       network: 'Le service de chat est injoignable pour le moment. Réessayez dans un instant.',
       upstream: 'L’assistant n’est pas disponible pour le moment. Réessayez dans un instant.',
       timeout: 'L’assistant a mis trop de temps à répondre. Veuillez réessayer.',
-      blocked: 'Ce chat n’est pas disponible ici.',
+      blocked: 'Votre message n’a pas été envoyé car il semblait automatisé. Patientez un instant, puis retapez-le.',
+      notHere: 'Ce chat n’est pas disponible sur cette page.',
+      spamDuplicate: 'Vous avez envoyé ce même message plusieurs fois. Patientez un peu avant de le répéter, ou formulez-le autrement.',
+      spamLinks: 'Votre message contient trop de liens. Envoyez-le avec moins de liens.',
+      spamPattern: 'Votre message contient des mots qui ne sont pas autorisés ici. Veuillez le reformuler.',
+      spamFlood: 'Votre message répète trop les mêmes caractères. Veuillez le reformuler.',
+      restarting: 'Le service de chat redémarre. Réessayez dans quelques secondes.',
+      storeDown: 'Le service de chat est brièvement indisponible. Réessayez dans {s} secondes.',
+      sessionLost: 'Votre session de chat n’a pas pu être confirmée. Commencez une nouvelle conversation.',
+      tooLongBy: 'Votre message compte {n} caractères ; la limite est de {max}. Veuillez le raccourcir.',
+      counter: '{n} sur {max} caractères',
+      incomplete: 'Cette réponse a été coupée avant la fin.',
+      retry: 'Réessayer',
+      confirmReset: 'Commencer une nouvelle conversation ? Les messages ci-dessus seront supprimés.',
+      confirmYes: 'Supprimer et recommencer', confirmNo: 'Garder la conversation',
+      unread: 'Nouvelle réponse de l’assistant',
       tooLong: 'Votre message est trop long. Veuillez le raccourcir.',
       invalid: 'Ce message n’a pas pu être envoyé. Veuillez le reformuler.',
       lost: 'La connexion a été perdue avant la fin de la réponse. Veuillez reposer la question.',
@@ -130,7 +175,22 @@
       network: 'El servicio de chat no responde ahora mismo. Inténtelo de nuevo en un momento.',
       upstream: 'El asistente no está disponible ahora mismo. Inténtelo de nuevo en un momento.',
       timeout: 'El asistente tardó demasiado en responder. Inténtelo de nuevo.',
-      blocked: 'Este chat no está disponible aquí.',
+      blocked: 'Su mensaje no se envió porque parecía automático. Espere un momento y vuelva a escribirlo.',
+      notHere: 'Este chat no está disponible en esta página.',
+      spamDuplicate: 'Ha enviado este mismo mensaje varias veces. Espere un poco antes de repetirlo o dígalo de otra forma.',
+      spamLinks: 'Su mensaje contiene demasiados enlaces. Envíelo con menos enlaces.',
+      spamPattern: 'Su mensaje contiene palabras que no se permiten aquí. Reformúlelo, por favor.',
+      spamFlood: 'Su mensaje repite demasiado los mismos caracteres. Reformúlelo, por favor.',
+      restarting: 'El servicio de chat se está reiniciando. Inténtelo de nuevo en unos segundos.',
+      storeDown: 'El servicio de chat no está disponible por un momento. Inténtelo de nuevo en {s} segundos.',
+      sessionLost: 'No se pudo confirmar su sesión de chat. Empiece una conversación nueva.',
+      tooLongBy: 'Su mensaje tiene {n} caracteres; el límite es {max}. Acórtelo, por favor.',
+      counter: '{n} de {max} caracteres',
+      incomplete: 'Esta respuesta se cortó antes de terminar.',
+      retry: 'Reintentar',
+      confirmReset: '¿Empezar una conversación nueva? Se borrarán los mensajes anteriores.',
+      confirmYes: 'Borrar y empezar de nuevo', confirmNo: 'Mantener la conversación',
+      unread: 'Nueva respuesta del asistente',
       tooLong: 'Su mensaje es demasiado largo. Acórtelo, por favor.',
       invalid: 'No se pudo enviar este mensaje. Reformúlelo, por favor.',
       lost: 'Se perdió la conexión antes de terminar la respuesta. Pregunte de nuevo, por favor.',
@@ -162,21 +222,15 @@
 
   /* ------------------------------------------------------------ storage */
   // localStorage can throw (sandboxed frames, blocked storage): fall back to memory.
+  // Nothing is written before the visitor uses the chat (docs/widget-behaviour.md, Privacy):
+  // page views only read; the first write follows opening the panel or sending.
   var MEM = {};
   var STORE = (function () {
-    var kind = opt('storage', 'local') === 'session' ? 'sessionStorage' : 'localStorage';
-    try {
-      var s = W[kind];
-      s.setItem(KEY + ':probe', '1');
-      s.removeItem(KEY + ':probe');
-      return s;
-    } catch (e) {
-      return null;
-    }
+    try { return W[opt('storage', 'local') === 'session' ? 'sessionStorage' : 'localStorage'] || null; } catch (e) { return null; }
   })();
   function load(name, dflt) {
     try {
-      var raw = STORE ? STORE.getItem(KEY + ':' + name) : MEM[name];
+      var raw = Object.prototype.hasOwnProperty.call(MEM, name) ? MEM[name] : STORE ? STORE.getItem(KEY + ':' + name) : null;
       return raw ? JSON.parse(raw) : dflt;
     } catch (e) { return dflt; }
   }
@@ -186,7 +240,8 @@
       if (!STORE) { MEM[name] = raw; return; }
       if (raw === null) STORE.removeItem(KEY + ':' + name);
       else STORE.setItem(KEY + ':' + name, raw);
-    } catch (e) { MEM[name] = raw; } // quota: keep this page working
+      delete MEM[name];
+    } catch (e) { MEM[name] = raw; } // quota or blocked storage: keep this page working
   }
   var MAX_KEPT = 200;
   // session: {token, sid, exp}; log: [{r: 'user'|'assistant', t, id?}]; pending: {mid, seq, exact, text}
@@ -216,7 +271,11 @@
     (W.crypto || W.msCrypto).getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return (b + 256).toString(16).slice(1); }).join('');
   }
-  var FINGERPRINT = (function () {
+  // Made on first use (a session is created only when the visitor sends or resumes), so a page
+  // view that never touches the chat writes no id.
+  var FP = null;
+  function fingerprint() {
+    if (FP) return FP;
     var install = load('install', null);
     if (typeof install !== 'string' || install.length !== 32) {
       install = randomId();
@@ -227,8 +286,9 @@
     var n = navigator;
     var src = [install, n.userAgent, (n.languages || []).join(','), tz, n.platform || '',
       n.hardwareConcurrency || 0, n.maxTouchPoints || 0].join('|');
-    return 'qpc1.' + hash53(src, 1) + hash53(src, 2) + hash53(src, 3);
-  })();
+    FP = 'qpc1.' + hash53(src, 1) + hash53(src, 2) + hash53(src, 3);
+    return FP;
+  }
 
   /* ------------------------------------------------------------ events */
   var HOOKS = {};
@@ -375,7 +435,11 @@
     '--_focus:var(--qpc-dark-focus,#fbbf24);--_notice-bg:#3b2a07;--_notice-fg:#fde68a;' +
     '--_code-bg:rgba(255,255,255,.08);color-scheme:dark;';
   var CSS = [
-    ':host{all:initial}',
+    // The host element is a <div> in the site's page: the site's rules (even !important ones)
+    // reach it, and inherited properties would flow in from it. An !important declaration of the
+    // shadow tree beats the page's, so `all:initial!important` cuts every inherited property;
+    // .root then sets the text properties explicitly.
+    ':host{all:initial!important}',
     '[hidden]{display:none!important}',
     '.root{--_accent:var(--qpc-accent,#1d4ed8);--_on-accent:var(--qpc-on-accent,#fff);',
     '--_bg:var(--qpc-bg,#fff);--_fg:var(--qpc-fg,#111827);--_muted:var(--qpc-muted,#4b5563);',
@@ -383,9 +447,12 @@
     '--_border:var(--qpc-border,#d1d5db);--_focus:var(--qpc-focus,#b45309);--_notice-bg:#fef3c7;',
     '--_notice-fg:#78350f;--_code-bg:rgba(0,0,0,.06);--_radius:var(--qpc-radius,14px);color-scheme:light;',
     'font:15px/1.45 var(--qpc-font,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);',
-    'color:var(--_fg);-webkit-text-size-adjust:100%}',
-    '.root[data-theme=dark]{' + DARK + '}',
-    '@media (prefers-color-scheme:dark){.root[data-theme=auto]{' + DARK + '}}',
+    'color:var(--_fg);-webkit-text-size-adjust:100%;letter-spacing:normal;word-spacing:normal;text-transform:none;',
+    'text-shadow:none;text-indent:0;text-align:start;font-style:normal;font-variant:normal;white-space:normal;',
+    'cursor:auto;visibility:visible;direction:ltr;text-decoration:none;tab-size:4;hyphens:manual}',
+    '.root[data-scheme=dark]{' + DARK + '}',
+    // A site that set only its accent keeps it in dark mode too.
+    '.root[data-scheme=dark][data-site-accent]{--_accent:var(--qpc-accent);--_on-accent:var(--qpc-on-accent,#fff)}',
     '*,*::before,*::after{box-sizing:border-box}',
     'button,textarea{font:inherit;color:inherit}',
     ':focus{outline:none}',
@@ -404,7 +471,7 @@
     'color:var(--_fg);border:1px solid var(--_border);border-radius:var(--_radius);overflow:hidden;',
     'box-shadow:0 12px 40px rgba(0,0,0,.25);animation:qpc-in .18s ease-out}',
     '@keyframes qpc-in{from{opacity:0;transform:translateY(12px)}to{opacity:1;transform:none}}',
-    '@media (max-width:480px){.panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
+    '@media (max-width:480px),(max-height:500px){.panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
     '.root.is-open .launcher{display:none}}',
     'header{display:flex;align-items:center;gap:4px;padding:10px 8px 10px 16px;background:var(--_accent);color:var(--_on-accent)}',
     'h2{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
@@ -428,6 +495,17 @@
     '.bot pre{overflow-x:auto;background:var(--_code-bg);padding:8px 10px;border-radius:8px}',
     '.bot pre code{background:none;padding:0;white-space:pre}',
     '.notice{align-self:stretch;max-width:none;background:var(--_notice-bg);color:var(--_notice-fg);font-size:14px}',
+    '.incomplete{border-color:var(--_notice-fg);border-style:dashed}',
+    '.cut{display:flex;flex-wrap:wrap;align-items:center;gap:8px;margin-top:8px;font-size:13px;color:var(--_muted)}',
+    '.cut::before{content:"\\26A0\\FE0E";color:var(--_fg)}',
+    '.act{font-size:14px;padding:6px 12px;border-radius:8px;cursor:pointer;border:1px solid var(--_accent);',
+    'background:var(--_bg);color:var(--_link)}',
+    '.act.yes{background:var(--_accent);color:var(--_on-accent)}',
+    '.confirm{padding:10px 14px;border-bottom:1px solid var(--_border);background:var(--_notice-bg);color:var(--_notice-fg);',
+    'font-size:14px;display:flex;flex-wrap:wrap;gap:8px;align-items:center}.confirm p{margin:0;flex-basis:100%}',
+    '.counter{padding:0 14px 2px;font-size:12px;color:var(--_muted);text-align:end}',
+    '.counter.over{color:var(--_fg);font-weight:600}',
+    'textarea[aria-invalid=true]{border-color:#b91c1c;outline:1px solid #b91c1c}',
     '.typing{display:flex;gap:5px;align-items:center;min-height:38px}',
     '.typing i{width:7px;height:7px;border-radius:50%;background:var(--_muted);animation:qpc-dot 1.2s infinite ease-in-out}',
     '.typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}',
@@ -493,6 +571,46 @@
   var theme = String(opt('theme', 'auto'));
   var root = el('div', 'root');
   root.setAttribute('data-theme', theme === 'light' || theme === 'dark' ? theme : 'auto');
+  // Theme `auto` follows the site, not the OS: the page's own background decides; a page without
+  // one follows its `color-scheme` (and the OS only where the page allows both schemes).
+  function luminance(rgb) {
+    var c = rgb.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  }
+  function background(node) {
+    if (!node) return null;
+    var m = /rgba?\(([^)]*)\)/.exec(getComputedStyle(node).backgroundColor || '');
+    if (!m) return null;
+    var p = m[1].split(/[\s,\/]+/).filter(Boolean).map(parseFloat);
+    return p.length < 3 || (p.length > 3 && p[3] < 0.5) ? null : p.slice(0, 3);
+  }
+  function siteScheme() {
+    var bg = background(D.body) || background(D.documentElement);
+    if (bg) return luminance(bg) < 0.179 ? 'dark' : 'light'; // darker than mid grey
+    var cs = String(getComputedStyle(D.documentElement).colorScheme || '');
+    var meta = D.querySelector('meta[name=color-scheme]');
+    if (!/dark|light/.test(cs) && meta) cs = meta.content || '';
+    if (/dark/.test(cs) && (!/light/.test(cs) || (W.matchMedia && W.matchMedia('(prefers-color-scheme: dark)').matches))) return 'dark';
+    return 'light';
+  }
+  function applyScheme() {
+    var scheme = theme === 'light' || theme === 'dark' ? theme : siteScheme();
+    if (root.getAttribute('data-scheme') !== scheme) root.setAttribute('data-scheme', scheme);
+    var hs = getComputedStyle(host);
+    var own = hs.getPropertyValue('--qpc-accent').trim() && !hs.getPropertyValue('--qpc-dark-accent').trim();
+    if (own) root.setAttribute('data-site-accent', ''); else root.removeAttribute('data-site-accent');
+  }
+  if (theme !== 'light' && theme !== 'dark') {
+    try { W.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', applyScheme); } catch (e) { /* old engine */ }
+    try {
+      var watch = new MutationObserver(applyScheme); // a site's own dark-mode switch
+      watch.observe(D.documentElement, { attributes: true, attributeFilter: ['class', 'style', 'data-theme', 'data-bs-theme', 'data-color-scheme'] });
+      D.addEventListener('DOMContentLoaded', function () {
+        if (D.body) watch.observe(D.body, { attributes: true, attributeFilter: ['class', 'style', 'data-theme'] });
+      });
+      if (D.body) watch.observe(D.body, { attributes: true, attributeFilter: ['class', 'style', 'data-theme'] });
+    } catch (e) { /* old engine */ }
+  }
   root.setAttribute('data-position', opt('position', 'right') === 'left' ? 'left' : 'right');
   root.lang = LANG;
 
@@ -511,9 +629,24 @@
   h2.id = 'qpc-title';
   var resetBtn = button('icon reset', t('reset'), 'reset');
   var closeBtn = button('icon close', t('close'), 'close');
-  header.appendChild(h2);
+  // "New conversation" sits at the other end of the header from "Close", and asks first.
   header.appendChild(resetBtn);
+  header.appendChild(h2);
   header.appendChild(closeBtn);
+  var confirmBar = el('div', 'confirm');
+  confirmBar.setAttribute('role', 'group');
+  confirmBar.setAttribute('aria-labelledby', 'qpc-confirm');
+  confirmBar.hidden = true;
+  var confirmText = el('p', null, t('confirmReset'));
+  confirmText.id = 'qpc-confirm';
+  var keepBtn = el('button', 'act', t('confirmNo'));
+  var wipeBtn = el('button', 'act yes', t('confirmYes'));
+  keepBtn.type = wipeBtn.type = 'button';
+  keepBtn.id = 'qpc-keep';
+  wipeBtn.id = 'qpc-wipe';
+  confirmBar.appendChild(confirmText);
+  confirmBar.appendChild(keepBtn);
+  confirmBar.appendChild(wipeBtn);
 
   var log = el('div', 'log');
   log.setAttribute('role', 'log');
@@ -531,7 +664,11 @@
   var input = el('textarea');
   input.id = 'qpc-input';
   input.rows = 1;
-  input.maxLength = MAX_CHARS;
+  // No maxLength: it would cut pasted text silently. The counter below warns instead.
+  input.setAttribute('aria-describedby', 'qpc-counter');
+  var counter = el('div', 'counter');
+  counter.id = 'qpc-counter';
+  counter.hidden = true;
   input.placeholder = PLACEHOLDER;
   input.setAttribute('enterkeyhint', 'send');
   input.autocomplete = 'off';
@@ -550,8 +687,10 @@
   form.appendChild(sendBtn);
 
   panel.appendChild(header);
+  panel.appendChild(confirmBar);
   panel.appendChild(log);
   panel.appendChild(live);
+  panel.appendChild(counter);
   panel.appendChild(form);
   root.appendChild(panel);
   root.appendChild(launcher);
@@ -582,7 +721,10 @@
   function renderAll() {
     while (log.firstChild) log.removeChild(log.firstChild);
     if (WELCOME) log.appendChild(bubble('assistant', WELCOME)).classList.add('welcome');
-    S.log.forEach(function (m) { log.appendChild(bubble(m.r, m.t)); });
+    S.log.forEach(function (m, i) {
+      var b = log.appendChild(bubble(m.r, m.t));
+      if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null);
+    });
     if (S.pending && S.pending.text) {
       pendingBubble = log.appendChild(bubble('assistant', S.pending.text));
     }
@@ -603,6 +745,42 @@
     scroll(true);
     announce(text);
     return n;
+  }
+  // Connection states (offline, reconnecting) share one line that is replaced, never stacked,
+  // and goes when the connection is back or the answer has ended.
+  var statusEl = null, statusKind = '';
+  function status(kind, text) {
+    if (!kind) {
+      if (statusEl && statusEl.parentNode) statusEl.parentNode.removeChild(statusEl);
+      statusEl = null;
+      statusKind = '';
+      return;
+    }
+    if (!statusEl) {
+      statusEl = el('div', 'msg notice status');
+      statusEl.setAttribute('data-notice', '');
+    }
+    if (statusKind !== kind) { statusEl.textContent = text; announce(text); }
+    statusKind = kind;
+    if (statusEl.parentNode !== log || log.lastChild !== statusEl) log.appendChild(statusEl);
+    scroll(true);
+  }
+  // An answer cut by the server (restart, upstream error) or by a link that never came back:
+  // kept, marked as cut, with a way to ask again.
+  function markIncomplete(b, question) {
+    b.classList.add('incomplete');
+    var cut = el('div', 'cut');
+    cut.appendChild(el('span', null, t('incomplete')));
+    if (question) {
+      var again = el('button', 'act', t('retry'));
+      again.type = 'button';
+      again.addEventListener('click', function () {
+        if (busy) { notice(t('busy')); return; }
+        if (send(question)) cut.removeChild(again);
+      });
+      cut.appendChild(again);
+    }
+    b.appendChild(cut);
   }
   var typingEl = null;
   function typing(on) {
@@ -645,6 +823,7 @@
       launcher.setAttribute('aria-label', t('close'));
       launcher.title = t('close');
       rememberOpen(true);
+      applyScheme();
       scroll(true);
       emit('open', {});
       if (!synced) { synced = true; afterFirstOpen(); }
@@ -666,9 +845,19 @@
   }
   launcher.addEventListener('click', function () { if (isOpen) closePanel(); else openPanel(); });
   closeBtn.addEventListener('click', function () { closePanel(); });
-  resetBtn.addEventListener('click', function () { reset(); input.focus(); });
+  function askReset(on) {
+    confirmBar.hidden = !on;
+    resetBtn.setAttribute('aria-expanded', on ? 'true' : 'false');
+    if (on) keepBtn.focus(); // the safe choice has focus: Enter alone deletes nothing
+  }
+  resetBtn.setAttribute('aria-expanded', 'false');
+  resetBtn.addEventListener('click', function () { askReset(confirmBar.hidden); });
+  keepBtn.addEventListener('click', function () { askReset(false); resetBtn.focus(); });
+  wipeBtn.addEventListener('click', function () { askReset(false); reset(); input.focus(); });
   panel.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape' && !e.isComposing) { e.preventDefault(); closePanel(); }
+    if (e.key !== 'Escape' || e.isComposing) return;
+    e.preventDefault();
+    if (!confirmBar.hidden) { askReset(false); resetBtn.focus(); } else closePanel();
   });
   input.addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && !e.shiftKey && !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing && e.keyCode !== 229) {
@@ -676,13 +865,27 @@
       submit();
     }
   });
-  input.addEventListener('input', autosize);
+  input.addEventListener('input', function () { autosize(); count(); });
+  // Shown from 90 % of the limit; over it, the box is marked invalid and the visitor told once.
+  var wasOver = false;
+  function count() {
+    var n = input.value.trim().length, over = n > MAX_CHARS;
+    counter.hidden = n < MAX_CHARS * 0.9;
+    counter.className = over ? 'counter over' : 'counter';
+    counter.textContent = over ? t('tooLongBy', { n: fmt(n), max: fmt(MAX_CHARS) }) : t('counter', { n: fmt(n), max: fmt(MAX_CHARS) });
+    input.setAttribute('aria-invalid', over ? 'true' : 'false');
+    if (over && !wasOver) announce(counter.textContent);
+    wasOver = over;
+  }
+  function fmt(n) {
+    try { return n.toLocaleString(LANG); } catch (e) { return String(n); }
+  }
   form.addEventListener('submit', function (e) { e.preventDefault(); submit(); });
   function submit() {
     var text = input.value.trim();
     if (!text) return;
     if (busy) { notice(t('busy')); return; }
-    if (send(text)) { input.value = ''; autosize(); }
+    if (send(text)) { input.value = ''; autosize(); count(); }
   }
 
   /* ---------------------------------------------------------------- HTTP */
@@ -690,8 +893,17 @@
     this.code = code;
     for (var k in extra || {}) this[k] = extra[k];
   }
+  // The server's own explanation travels with the code: `message` (its sentence) and, for
+  // refusals it can say more about (spam rules), `reason`; messageFor() picks the visitor's words.
+  function refusal(code, src, retry, extra) {
+    var e = new QPCError(String(code || 'upstream_error'), extra);
+    e.retry = typeof retry === 'number' && isFinite(retry) ? retry : null;
+    if (src && typeof src.message === 'string') e.said = src.message.slice(0, 500);
+    if (src && typeof src.reason === 'string') e.reason = src.reason;
+    return e;
+  }
   function authHeaders(json) {
-    var h = { 'Authorization': 'Bearer ' + (S.session && S.session.token), 'X-Chat-Fingerprint': FINGERPRINT };
+    var h = { 'Authorization': 'Bearer ' + (S.session && S.session.token), 'X-Chat-Fingerprint': fingerprint() };
     if (json) h['Content-Type'] = 'application/json';
     return h;
   }
@@ -709,10 +921,12 @@
     return res.text().then(function (raw) {
       var body = null;
       try { body = JSON.parse(raw); } catch (e) { /* not ours */ }
-      var code = body && body.error && body.error.code;
+      var err = (body && body.error) || {};
+      var code = err.code;
       var retry = body && typeof body.retry_after === 'number' ? body.retry_after : parseInt(res.headers.get('Retry-After') || '', 10);
-      if (!code) return new QPCError(res.status === 429 ? 'rate_limited' : 'network', { status: res.status, fallback: res.status !== 429 });
-      return new QPCError(code, { status: res.status, retry: isFinite(retry) ? retry : null });
+      retry = isFinite(retry) ? retry : null;
+      if (!code) return new QPCError(res.status === 429 ? 'rate_limited' : 'network', { status: res.status, retry: retry, fallback: res.status !== 429 });
+      return refusal(code, err, retry, { status: res.status });
     }, function () { return new QPCError('network', { status: res.status, fallback: true }); });
   }
   var sessionPromise = null;
@@ -724,7 +938,7 @@
     sessionPromise = req('/session/create', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ fingerprint: FINGERPRINT, metadata: METADATA })
+      body: JSON.stringify({ fingerprint: fingerprint(), metadata: METADATA })
     }).then(function (res) {
       if (!res.ok) return httpError(res).then(function (e) { throw e; });
       return res.json().then(function (b) {
@@ -840,7 +1054,7 @@
       if (typeof data.text === 'string' && data.text !== turn.text) turn.text = data.text;
       turn.done = true;
     } else if (type === 'error') {
-      turn.error = new QPCError(String(data.code || 'upstream_error'), { retry: data.retry_after || null, afterStart: !!turn.mid });
+      turn.error = refusal(data.code, data, data.retry_after, { afterStart: !!turn.mid });
       turn.done = true;
     }
   }
@@ -862,6 +1076,31 @@
       if (!savePendingTimer) savePendingTimer = setTimeout(function () { savePending(turn); }, 250);
     });
   }
+  // While an answer streams, the blocks before its last blank line (outside a code fence) are
+  // final: they are rendered once, and each delta re-renders only the tail after them.
+  function stableEnd(text, from) {
+    var re = /[^\n]*\n/g, m, fence = null, end = from;
+    re.lastIndex = from;
+    while ((m = re.exec(text))) {
+      var line = m[0].slice(0, -1), f = RE_FENCE.exec(line);
+      if (fence) { if (line.trim().indexOf(fence) === 0) fence = null; } else if (f) fence = f[1];
+      else if (!line.trim()) end = re.lastIndex;
+    }
+    return end;
+  }
+  // The tail as shown mid-stream: a `**` or code span still waiting for its closing half is
+  // closed for display (or dropped when nothing follows it yet), so no raw marker flashes.
+  function streamingTail(tail) {
+    var nl = tail.lastIndexOf('\n') + 1, head = tail.slice(0, nl), line = tail.slice(nl);
+    if (RE_FENCE.test(line) || /^\s{0,3}(```|~~~)/m.test(head)) return tail;
+    var ticks = (line.match(/`/g) || []).length;
+    if (ticks % 2) line = /`\s*$/.test(line) ? line.replace(/`+\s*$/, '') : line.replace(/(\s*)$/, '`$1');
+    var bare = line.replace(/`[^`]*`/g, '');
+    if ((bare.match(/\*\*/g) || []).length % 2) {
+      line = /\*\*\s*$/.test(line) ? line.replace(/\*\*\s*$/, '') : line.replace(/(\s*)$/, '**$1');
+    }
+    return head + line;
+  }
   function paint(turn) {
     if (!turn.text) return;
     if (!turn.bubble) {
@@ -869,7 +1108,19 @@
       turn.bubble.setAttribute('aria-busy', 'true');
       log.appendChild(turn.bubble);
     }
-    setBubbleText(turn.bubble, turn.text);
+    var body = turn.bubble.querySelector('.body');
+    if (turn.cut === undefined) { // a bubble shown before (reload): start from scratch
+      while (body.firstChild) body.removeChild(body.firstChild);
+      turn.cut = 0;
+      turn.tail = [];
+    }
+    turn.tail.forEach(function (n) { if (n.parentNode) n.parentNode.removeChild(n); });
+    var end = stableEnd(turn.text, turn.cut);
+    if (end > turn.cut) { markdown(turn.text.slice(turn.cut, end), body); turn.cut = end; }
+    var frag = D.createDocumentFragment();
+    markdown(streamingTail(turn.text.slice(turn.cut)), frag);
+    turn.tail = Array.prototype.slice.call(frag.childNodes);
+    body.appendChild(frag);
     scroll();
     // Polite announcements, a finished sentence at a time.
     var re = /[.!?…:](\s)|\n/g, last = -1, m;
@@ -881,8 +1132,15 @@
       if (said) announce(said);
     }
   }
+  // What a screen reader is told: the text as rendered (so `snake_case` keeps its underscores),
+  // blocks separated by a space, markers of a sentence cut mid-emphasis dropped.
   function plain(s) {
-    return s.replace(/```[^\n]*\n?/g, '').replace(/[*_`#>]+/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').trim();
+    var d = el('div');
+    markdown(s, d);
+    Array.prototype.forEach.call(d.querySelectorAll('p,li,pre,br,hr'), function (n) {
+      n.parentNode.insertBefore(D.createTextNode(' '), n.nextSibling);
+    });
+    return d.textContent.replace(/\*\*|`+/g, '').replace(/\s+/g, ' ').trim();
   }
 
   // SSE over fetch, so the token travels in a header. No first byte in time = a buffering middlebox.
@@ -938,7 +1196,7 @@
         }
         ws.onopen = function () {
           opened = true;
-          ws.send(JSON.stringify({ type: 'auth', token: S.session && S.session.token, fingerprint: FINGERPRINT }));
+          ws.send(JSON.stringify({ type: 'auth', token: S.session && S.session.token, fingerprint: fingerprint() }));
           ws.send(JSON.stringify({ type: 'message', message: turn.message, metadata: METADATA, honeypot: honeypot.value }));
         };
         ws.onmessage = function (e) {
@@ -947,7 +1205,7 @@
           if (!f || typeof f.type !== 'string') return;
           clearTimeout(timer);
           if (f.type === 'error' && !turn.mid) { // refused before the turn began: same codes as HTTP
-            finish(new QPCError(String(f.code || 'upstream_error'), { retry: typeof f.retry_after === 'number' ? f.retry_after : null }));
+            finish(refusal(f.code, f, f.retry_after));
             return;
           }
           handle(turn, f.type, f, typeof f.id === 'string' ? f.id : null);
@@ -985,7 +1243,7 @@
           if (c.type === 'begin' && !turn.mid) handle(turn, 'start', { message_id: md.message_id }, null);
           else if (c.type === 'item') handle(turn, 'delta', { text: c.content }, null);
           else if (c.type === 'end') handle(turn, 'end', { message_id: md.message_id }, null);
-          else if (c.type === 'error') handle(turn, 'error', { code: md.code, message: c.content }, null);
+          else if (c.type === 'error') handle(turn, 'error', { code: md.code, message: c.content, reason: md.reason, retry_after: md.retry_after }, null);
         }), null);
       }).then(function () {
         if (!turn.done) throw streamBroken(turn);
@@ -1007,6 +1265,7 @@
   function resume(turn, quiet) {
     var attempt = 0;
     var shown = null;
+    turn.resuming = true;
     function again() {
       if (turn.gen !== gen) return Promise.reject(new QPCError('aborted'));
       if (attempt >= 8) return Promise.reject(new QPCError('lost'));
@@ -1035,11 +1294,12 @@
       });
     }
     function unshow() {
-      if (shown && shown.parentNode) shown.parentNode.removeChild(shown);
+      if (shown) status(null); // reconnected (or gave up): the connection line goes
       shown = null;
+      turn.resuming = false;
     }
     return wait(0).then(function () {
-      if (!quiet) shown = notice(t('reconnecting'));
+      if (!quiet) { shown = true; status(navigator.onLine === false ? 'offline' : 'reconnecting', t(navigator.onLine === false ? 'offline' : 'reconnecting')); }
       return again();
     }).then(function (v) { unshow(); return v; }, function (e) { unshow(); throw e; });
   }
@@ -1083,19 +1343,30 @@
     return attempt(0);
   }
 
+  // Words the visitor can act on, in their language. The server's own sentence is English: it is
+  // shown as is where the widget has nothing more precise to say and the visitor reads English.
+  var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood' };
   function messageFor(e) {
+    var english = LANG === 'en';
+    var own = english && e.said ? e.said : null;
     switch (e.code) {
       case 'rate_limited': return e.retry ? t('rate', { s: Math.ceil(e.retry) }) : t('rateSoon');
       case 'busy': return t('busy');
       case 'offline': return t('offline');
       case 'network': return navigator.onLine === false ? t('offline') : t('network');
-      case 'blocked': case 'forbidden': case 'origin_not_allowed': return t('blocked');
+      case 'blocked':
+        if (REASONS[e.reason]) return t(REASONS[e.reason]);
+        return own || t('blocked');
+      case 'forbidden': case 'origin_not_allowed': return t('notHere');
       case 'payload_too_large': return t('tooLong');
-      case 'bad_request': case 'unsupported_media_type': return t('invalid');
+      case 'bad_request': case 'unsupported_media_type': return own || t('invalid');
+      case 'unauthorized': case 'session_mismatch': return t('sessionLost');
+      case 'shutting_down': return t('restarting');
+      case 'store_unavailable': return t('storeDown', { s: Math.ceil(e.retry || 5) });
       case 'upstream_timeout': return t('timeout');
       case 'upstream_unavailable': case 'upstream_error': return t('upstream');
       case 'lost': case 'not_found': return t('lost');
-      default: return t('generic');
+      default: return own || t('generic');
     }
   }
   function cooldown(seconds) {
@@ -1109,12 +1380,12 @@
   function send(text) {
     text = String(text || '').trim();
     if (!text || busy) return false;
-    if (text.length > MAX_CHARS) { notice(t('tooLong')); return false; }
+    if (text.length > MAX_CHARS) { notice(t('tooLongBy', { n: fmt(text.length), max: fmt(MAX_CHARS) })); return false; }
     if (cooldownUntil > Date.now()) {
       notice(t('rate', { s: Math.ceil((cooldownUntil - Date.now()) / 1000) }));
       return false;
     }
-    if (navigator.onLine === false) { notice(t('offline')); return false; }
+    if (navigator.onLine === false) { status('offline', t('offline')); return false; }
     busy = true;
     sendDisabled(true);
     Array.prototype.forEach.call(log.querySelectorAll('[data-notice]'), function (n) { n.parentNode.removeChild(n); });
@@ -1133,14 +1404,14 @@
     }).catch(function (e) {
       if (turn.gen !== gen) return;
       if (!(e instanceof QPCError)) { if (W.console) W.console.error(e); e = new QPCError('internal'); }
-      if (turn.text) finishAnswer(turn); // keep what arrived
+      if (turn.text) finishAnswer(turn, e); // keep what arrived, marked as cut
       else if (turn.bubble) turn.bubble.parentNode.removeChild(turn.bubble);
       if (!turn.mid && !turn.text) {
         // Never reached the assistant: take the message back so it can be sent again.
         var at = S.log.lastIndexOf(userEntry);
         if (at >= 0) { S.log.splice(at, 1); saveLog(); }
         if (userBubble.parentNode) userBubble.parentNode.removeChild(userBubble);
-        if (!input.value) { input.value = text; autosize(); }
+        if (!input.value) { input.value = text; autosize(); count(); }
       }
       if (e.code === 'rate_limited') cooldown(e.retry || 5);
       notice(messageFor(e));
@@ -1148,6 +1419,7 @@
     }).then(function () {
       if (turn.gen !== gen) return;
       typing(false);
+      status(null); // the answer has ended: no connection banner outlives it
       busy = false;
       current = null;
       if (cooldownUntil <= Date.now()) sendDisabled(false);
@@ -1158,7 +1430,7 @@
     });
     return true;
   }
-  function finishAnswer(turn) {
+  function finishAnswer(turn, err) {
     clearTimeout(savePendingTimer);
     savePendingTimer = null;
     typing(false);
@@ -1168,6 +1440,7 @@
       setBubbleText(turn.bubble, turn.text);
     }
     if (turn.bubble) turn.bubble.removeAttribute('aria-busy');
+    if (err && turn.bubble) markIncomplete(turn.bubble, turn.message);
     if (turn.text.length > turn.announced) {
       var rest = plain(turn.text.slice(turn.announced));
       turn.announced = turn.text.length;
@@ -1175,9 +1448,9 @@
     }
     scroll();
     if (turn.text) {
-      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined });
+      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? 1 : undefined });
       saveLog();
-      emit('response', { text: turn.text, messageId: turn.mid });
+      emit('response', { text: turn.text, messageId: turn.mid, incomplete: !!err });
     }
   }
 
@@ -1201,11 +1474,12 @@
       finishAnswer(turn);
     }).catch(function (e) {
       if (turn.gen !== gen) return;
-      if (turn.text) finishAnswer(turn);
+      if (turn.text) finishAnswer(turn, e);
       if (e.code !== 'lost') notice(messageFor(e));
     }).then(function () {
       if (turn.gen !== gen) return;
       typing(false);
+      status(null);
       busy = false;
       current = null;
       sendDisabled(cooldownUntil > Date.now());
@@ -1227,7 +1501,10 @@
         if (!b || !Array.isArray(b.messages) || g !== gen || busy) return;
         var msgs = b.messages.filter(function (m) {
           return m && (m.role === 'user' || m.role === 'assistant') && typeof m.text === 'string';
-        }).map(function (m) { return { r: m.role, t: m.text, id: m.message_id || undefined }; });
+        }).map(function (m, i) {
+          var mine = S.log[i]; // a cut answer stays marked as cut
+          return { r: m.role, t: m.text, id: m.message_id || undefined, x: mine && mine.x && mine.t === m.text ? 1 : undefined };
+        });
         if (msgs.length && msgs.length >= S.log.length) {
           var same = msgs.length === S.log.length && msgs.every(function (m, i) { return m.t === S.log[i].t && m.r === S.log[i].r; });
           S.log = msgs;
@@ -1265,7 +1542,7 @@
       // Best effort: the proxy erases the session, its history and buffers.
       fetch(API + '/session', {
         method: 'DELETE', keepalive: true, credentials: 'omit', mode: 'cors',
-        headers: { 'Authorization': 'Bearer ' + old.token, 'X-Chat-Fingerprint': FINGERPRINT }
+        headers: { 'Authorization': 'Bearer ' + old.token, 'X-Chat-Fingerprint': fingerprint() }
       }).catch(noop);
     }
     emit('reset', {});
@@ -1281,7 +1558,11 @@
       renderAll();
     }
   });
-  W.addEventListener('offline', function () { if (isOpen) notice(t('offline')); });
+  W.addEventListener('offline', function () { if (isOpen) status('offline', t('offline')); });
+  W.addEventListener('online', function () {
+    if (statusKind !== 'offline') return;
+    if (current && current.resuming) status('reconnecting', t('reconnecting')); else status(null);
+  });
 
   /* ---------------------------------------------------------------- boot */
   W.QuartProxyChat = {
@@ -1297,7 +1578,10 @@
   };
   renderAll();
   function mount() {
-    (D.body || D.documentElement).appendChild(host);
+    // A child of <html>, not of <body>: a transform (or filter) on the site's <body> would make
+    // it the containing block of the widget's position:fixed parts and carry them off screen.
+    D.documentElement.appendChild(host);
+    applyScheme();
     var wasOpen = false;
     try { wasOpen = W.sessionStorage.getItem(KEY + ':open') === '1'; } catch (e) { /* no storage */ }
     if (optBool('open') || wasOpen) openPanel(false);

@@ -108,6 +108,10 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     for _ in range(3):
         page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "New conversation"
+    page.keyboard.press("Enter")  # asks first, the safe choice focused
+    assert active_in_widget(page) == "qpc-keep"  # "Keep this conversation"
+    page.keyboard.press("Tab")
+    assert active_in_widget(page) == "qpc-wipe"  # "Delete and start over"
     page.keyboard.press("Enter")
     expect(page.locator(USER)).to_have_count(0)
     assert active_in_widget(page) == "qpc-input"
@@ -118,7 +122,8 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
 def test_contrast_and_colour_scheme(stack: Stack, visit: Any, scheme: str) -> None:
     v: Visit = visit(color_scheme=scheme)
     stack.n8n.script("contrast", ["Plain text and ", "[a link](https://example.com/).\n"])
-    page = v.open(stack)
+    # Theme `auto` follows the site; this site lets the visitor's OS choose (no background).
+    page = v.open(stack, head='<meta name="color-scheme" content="light dark">')
     page.evaluate("() => window.QuartProxyChat.on('response', () => { window.__answered = 1; })")
     launcher(page).click()
     ask(page, "contrast")
