@@ -164,7 +164,7 @@ def test_host_page_css_does_not_leak_in(stack: Stack, visit: Any) -> None:
     styles = page.evaluate(COMPUTED, [".welcome .body p", "h2", "textarea", ".log"])
     clean = ["normal", "none", "0px", "none", "auto", "normal", "0px", "normal"]
     for sel, got in styles.items():
-        want = clean[:4] + ["text" if sel == "textarea" else "auto"] + clean[5:]
+        want = [*clean[:4], "text" if sel == "textarea" else "auto", *clean[5:]]
         assert got[:8] == want, (sel, got)  # spacing, case, shadow, cursor, style, indent
     assert styles[".welcome .body p"][8] == "normal"  # white-space
     assert page.locator(f"{HOST} .welcome .body").inner_text().startswith("Hello there")
@@ -334,8 +334,10 @@ window.__writes = [];
 for (const kind of ['localStorage', 'sessionStorage']) {
   const s = window[kind];
   const set = s.setItem.bind(s), del = s.removeItem.bind(s);
-  Object.defineProperty(s, 'setItem', { value: (k, v) => { __writes.push(kind + ':' + k); set(k, v); } });
-  Object.defineProperty(s, 'removeItem', { value: (k) => { __writes.push(kind + ':-' + k); del(k); } });
+  const setItem = (k, v) => { __writes.push(kind + ':' + k); set(k, v); };
+  const removeItem = (k) => { __writes.push(kind + ':-' + k); del(k); };
+  Object.defineProperty(s, 'setItem', { value: setItem });
+  Object.defineProperty(s, 'removeItem', { value: removeItem });
 }
 """
 
@@ -446,7 +448,7 @@ def test_launcher_stays_on_screen_when_the_body_is_transformed(stack: Stack, vis
     page.evaluate("() => window.scrollTo(0, 3000)")
     page.wait_for_function("() => window.scrollY > 2000")
     box = launcher(page).bounding_box()
-    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 600, box
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 600, box
     v.shot("transformed-body")
 
 
