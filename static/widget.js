@@ -6,7 +6,7 @@
 
   var VERSION = '1.0.0';
   var SCRIPT = D.currentScript || (function () {
-    var all = D.querySelectorAll('script[src*="widget.js"]');
+    var all = D.querySelectorAll('script[src*="/widget."]'); // widget.js or widget.<digest>.js
     return all[all.length - 1];
   })();
   var DS = (SCRIPT && SCRIPT.dataset) || {};
@@ -464,6 +464,8 @@
     '.launcher:hover{transform:scale(1.06)}',
     '.launcher svg{width:26px;height:26px}.launcher svg+svg,.root.is-open .launcher svg:first-child{display:none}',
     '.root.is-open .launcher svg+svg{display:block}',
+    '.badge{position:absolute;top:-5px;right:-5px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;',
+    'background:#b91c1c;color:#fff;font:700 12px/18px system-ui,sans-serif;text-align:center;border:2px solid #fff}',
     '.root[data-position=left] .launcher{right:auto;left:20px}',
     '.root[data-position=left] .panel{right:auto;left:20px}',
     '.panel{position:fixed;bottom:88px;right:20px;z-index:var(--qpc-z,2147483000);width:min(380px,calc(100vw - 24px));',
@@ -618,6 +620,21 @@
   launcher.appendChild(icon('close'));
   launcher.setAttribute('aria-expanded', 'false');
   launcher.setAttribute('aria-controls', 'qpc-panel');
+  var badge = el('span', 'badge');
+  badge.setAttribute('aria-hidden', 'true'); // the launcher's label says it
+  badge.hidden = true;
+  launcher.appendChild(badge);
+  var unread = 0;
+  // An answer that ends while the panel is closed: a count on the launcher, its label and one
+  // announcement (the live region lives outside the panel so it is heard while closed).
+  function setUnread(n) {
+    unread = n;
+    badge.hidden = !n;
+    badge.textContent = n > 9 ? '9+' : String(n);
+    var label = isOpen ? t('close') : n ? t('open') + ' – ' + t('unread') : t('open');
+    launcher.setAttribute('aria-label', label);
+    launcher.title = label;
+  }
 
   var panel = el('section', 'panel');
   panel.id = 'qpc-panel';
@@ -689,11 +706,11 @@
   panel.appendChild(header);
   panel.appendChild(confirmBar);
   panel.appendChild(log);
-  panel.appendChild(live);
   panel.appendChild(counter);
   panel.appendChild(form);
   root.appendChild(panel);
   root.appendChild(launcher);
+  root.appendChild(live);
   shadow.appendChild(root);
 
   /* ---------------------------------------------------------- rendering */
@@ -732,7 +749,8 @@
   }
   var pendingBubble = null;
   var announceSeq = 0;
-  function announce(text) {
+  function announce(text, always) {
+    if (!isOpen && !always) return; // a closed chat is not read out; `unread` says it once
     var n = el('div', null, text);
     n.setAttribute('data-n', String(++announceSeq));
     live.appendChild(n);
@@ -820,8 +838,7 @@
       panel.hidden = false;
       root.classList.add('is-open');
       launcher.setAttribute('aria-expanded', 'true');
-      launcher.setAttribute('aria-label', t('close'));
-      launcher.title = t('close');
+      setUnread(0);
       rememberOpen(true);
       applyScheme();
       scroll(true);
@@ -837,8 +854,7 @@
     panel.hidden = true;
     root.classList.remove('is-open');
     launcher.setAttribute('aria-expanded', 'false');
-    launcher.setAttribute('aria-label', t('open'));
-    launcher.title = t('open');
+    setUnread(unread);
     rememberOpen(false);
     if (focus !== false || hadFocus) launcher.focus();
     emit('close', {});
@@ -1447,6 +1463,7 @@
       if (rest) announce(rest);
     }
     scroll();
+    if (turn.text && !isOpen) { setUnread(unread + 1); announce(t('unread'), true); }
     if (turn.text) {
       S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? 1 : undefined });
       saveLog();

@@ -465,3 +465,27 @@ def test_no_raw_markers_while_streaming(stack: Stack, visit: Any) -> None:
     gate.set()
     expect(page.locator(BOT)).to_have_text("We are open Monday to Friday daily.")
     assert script.finished.wait(WAIT)
+
+
+# ----------------------------------------------------------- expected: an unread badge
+
+
+def test_answer_while_closed_shows_an_unread_badge(stack: Stack, visit: Any) -> None:
+    script = stack.n8n.script("later", ["Here is ", "the answer."])
+    gate = script.gate(1)
+    v: Visit = visit()
+    page = v.open(stack)
+    launcher(page).click()
+    ask(page, "later")
+    expect(page.locator(BOT)).to_have_text("Here is")
+    page.keyboard.press("Escape")  # the visitor closes the chat while the answer runs
+    gate.set()
+    badge = page.locator(f"{HOST} .launcher .badge")
+    expect(badge).to_have_text("1")
+    expect(launcher(page)).to_have_attribute("aria-label", re.compile("New answer"))
+    expect(page.locator(LIVE)).to_contain_text("New answer from the assistant")
+    expect(page.locator(LIVE)).not_to_contain_text("the answer.")  # not read out while closed
+    v.shot("unread-badge")
+    launcher(page).click()
+    expect(badge).to_be_hidden()
+    expect(page.locator(BOT)).to_have_text("Here is the answer.")
