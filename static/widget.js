@@ -83,6 +83,7 @@
       confirmReset: 'Start a new conversation? The messages above will be deleted.',
       confirmYes: 'Delete and start over', confirmNo: 'Keep this conversation',
       unread: 'New answer from the assistant',
+      copy: 'Copy answer', copied: 'Answer copied.', stop: 'Stop the answer', stopped: 'You stopped this answer.',
       tooLong: 'Your message is too long. Please shorten it.',
       invalid: 'This message could not be sent. Please rephrase it.',
       lost: 'The connection was lost before the answer finished. Please ask again.',
@@ -119,6 +120,7 @@
       confirmReset: 'Neues Gespräch beginnen? Die bisherigen Nachrichten werden gelöscht.',
       confirmYes: 'Löschen und neu beginnen', confirmNo: 'Gespräch behalten',
       unread: 'Neue Antwort des Assistenten',
+      copy: 'Antwort kopieren', copied: 'Antwort kopiert.', stop: 'Antwort anhalten', stopped: 'Sie haben diese Antwort angehalten.',
       tooLong: 'Ihre Nachricht ist zu lang. Bitte kürzen Sie sie.',
       invalid: 'Diese Nachricht konnte nicht gesendet werden. Bitte formulieren Sie sie um.',
       lost: 'Die Verbindung brach vor dem Ende der Antwort ab. Bitte fragen Sie erneut.',
@@ -155,6 +157,7 @@
       confirmReset: 'Commencer une nouvelle conversation ? Les messages ci-dessus seront supprimés.',
       confirmYes: 'Supprimer et recommencer', confirmNo: 'Garder la conversation',
       unread: 'Nouvelle réponse de l’assistant',
+      copy: 'Copier la réponse', copied: 'Réponse copiée.', stop: 'Arrêter la réponse', stopped: 'Vous avez arrêté cette réponse.',
       tooLong: 'Votre message est trop long. Veuillez le raccourcir.',
       invalid: 'Ce message n’a pas pu être envoyé. Veuillez le reformuler.',
       lost: 'La connexion a été perdue avant la fin de la réponse. Veuillez reposer la question.',
@@ -191,6 +194,7 @@
       confirmReset: '¿Empezar una conversación nueva? Se borrarán los mensajes anteriores.',
       confirmYes: 'Borrar y empezar de nuevo', confirmNo: 'Mantener la conversación',
       unread: 'Nueva respuesta del asistente',
+      copy: 'Copiar la respuesta', copied: 'Respuesta copiada.', stop: 'Detener la respuesta', stopped: 'Ha detenido esta respuesta.',
       tooLong: 'Su mensaje es demasiado largo. Acórtelo, por favor.',
       invalid: 'No se pudo enviar este mensaje. Reformúlelo, por favor.',
       lost: 'Se perdió la conexión antes de terminar la respuesta. Pregunte de nuevo, por favor.',
@@ -498,6 +502,10 @@
     '.bot pre code{background:none;padding:0;white-space:pre}',
     '.notice{align-self:stretch;max-width:none;background:var(--_notice-bg);color:var(--_notice-fg);font-size:14px}',
     '.incomplete{border-color:var(--_notice-fg);border-style:dashed}',
+    '.tools{display:flex;justify-content:flex-end;margin:2px -8px -6px 0}',
+    '.tools .icon{width:30px;height:30px;color:var(--_muted)}.tools .icon svg{width:16px;height:16px}',
+    '.tools .icon[data-copied]{color:var(--_fg)}',
+    '.starters{display:flex;flex-wrap:wrap;gap:6px;align-self:flex-start;max-width:100%}',
     '.cut{display:flex;flex-wrap:wrap;align-items:center;gap:8px;margin-top:8px;font-size:13px;color:var(--_muted)}',
     '.cut::before{content:"\\26A0\\FE0E";color:var(--_fg)}',
     '.act{font-size:14px;padding:6px 12px;border-radius:8px;cursor:pointer;border:1px solid var(--_accent);',
@@ -516,9 +524,10 @@
     'textarea{flex:1;resize:none;min-height:42px;max-height:140px;padding:9px 12px;border:1px solid var(--_muted);',
     'border-radius:10px;background:var(--_bg);line-height:1.4}',
     'textarea::placeholder{color:var(--_muted);opacity:1}',
-    '.send{width:42px;height:42px;flex:none;border:0;border-radius:10px;background:var(--_accent);color:var(--_on-accent);',
+    '.send,.halt{width:42px;height:42px;flex:none;border:0;border-radius:10px;background:var(--_accent);color:var(--_on-accent);',
     'cursor:pointer;display:flex;align-items:center;justify-content:center}',
-    '.send[aria-disabled=true]{opacity:.55;cursor:not-allowed}.send svg{width:20px;height:20px}',
+    '.send[aria-disabled=true]{opacity:.55;cursor:not-allowed}.send svg,.halt svg{width:20px;height:20px}',
+    '.halt:not([hidden])+.send{display:none}',
     '.sr,.hp{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;',
     'clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}',
     '@media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important}',
@@ -531,7 +540,9 @@
     chat: 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z',
     close: 'M6 6l12 12M18 6L6 18',
     reset: 'M4 12a8 8 0 1 0 2.3-5.7M4 4v5h5',
-    send: 'M4 12l16-8-6 16-2.5-6.5z'
+    send: 'M4 12l16-8-6 16-2.5-6.5z',
+    stop: 'M7 7h10v10H7z',
+    copy: 'M9 9h11v11H9zM5 15H4V4h11v1'
   };
   function icon(name) {
     var ns = 'http://www.w3.org/2000/svg';
@@ -702,6 +713,12 @@
   form.appendChild(input);
   form.appendChild(honeypot);
   form.appendChild(sendBtn);
+  // While an answer streams: Stop ends it here (the gateway still finishes n8n's run and keeps
+  // the whole answer in the history: a webhook run cannot be cancelled from outside).
+  var stopBtn = button('halt', t('stop'), 'stop');
+  stopBtn.hidden = true;
+  form.insertBefore(stopBtn, sendBtn);
+  stopBtn.addEventListener('click', function () { stopTurn(); });
 
   panel.appendChild(header);
   panel.appendChild(confirmBar);
@@ -740,7 +757,8 @@
     if (WELCOME) log.appendChild(bubble('assistant', WELCOME)).classList.add('welcome');
     S.log.forEach(function (m, i) {
       var b = log.appendChild(bubble(m.r, m.t));
-      if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null);
+      if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null, m.x === 2);
+      if (m.r === 'assistant') tools(b, m.t);
     });
     if (S.pending && S.pending.text) {
       pendingBubble = log.appendChild(bubble('assistant', S.pending.text));
@@ -785,10 +803,10 @@
   }
   // An answer cut by the server (restart, upstream error) or by a link that never came back:
   // kept, marked as cut, with a way to ask again.
-  function markIncomplete(b, question) {
+  function markIncomplete(b, question, stopped) {
     b.classList.add('incomplete');
     var cut = el('div', 'cut');
-    cut.appendChild(el('span', null, t('incomplete')));
+    cut.appendChild(el('span', null, t(stopped ? 'stopped' : 'incomplete')));
     if (question) {
       var again = el('button', 'act', t('retry'));
       again.type = 'button';
@@ -819,6 +837,40 @@
   // aria-disabled, not disabled: a disabled button would drop keyboard focus mid-conversation.
   function sendDisabled(on) {
     sendBtn.setAttribute('aria-disabled', on ? 'true' : 'false');
+    var streaming = busy && !!current;
+    if (stopBtn.hidden === streaming) {
+      var refocus = shadow.activeElement === (streaming ? sendBtn : stopBtn);
+      stopBtn.hidden = !streaming;
+      if (refocus) (streaming ? stopBtn : input).focus();
+    }
+  }
+  function stopTurn() {
+    var turn = current;
+    if (!turn || turn.stopped) return;
+    turn.stopped = true;
+    try { if (turn.ctrl) turn.ctrl.abort(); } catch (e) { /* gone */ }
+    try { if (turn.ws) turn.ws.close(1000); } catch (e) { /* gone */ }
+  }
+  // Copy an answer (plain Markdown source, as the assistant wrote it).
+  function tools(b, text) {
+    var row = el('div', 'tools');
+    var copy = button('icon copy', t('copy'), 'copy');
+    copy.addEventListener('click', function () {
+      var done = function () { announce(t('copied')); copy.setAttribute('data-copied', ''); };
+      var fallback = function () {
+        var area = el('textarea');
+        area.value = text;
+        shadow.appendChild(area);
+        area.select();
+        try { D.execCommand('copy'); done(); } catch (e) { /* nothing to do */ }
+        shadow.removeChild(area);
+        copy.focus();
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, fallback);
+      else fallback();
+    });
+    row.appendChild(copy);
+    b.appendChild(row);
   }
   function autosize() {
     input.style.height = 'auto';
@@ -1042,7 +1094,7 @@
   }
   // One event model for SSE, WebSocket and NDJSON: start / delta / end / error.
   function handle(turn, type, data, id) {
-    if (turn.gen !== gen || turn.done) return;
+    if (turn.gen !== gen || turn.done || turn.stopped) return;
     data = data || {};
     if (id) {
       var k = id.lastIndexOf(':');
@@ -1284,6 +1336,7 @@
     turn.resuming = true;
     function again() {
       if (turn.gen !== gen) return Promise.reject(new QPCError('aborted'));
+      if (turn.stopped) return Promise.reject(new QPCError('stopped'));
       if (attempt >= 8) return Promise.reject(new QPCError('lost'));
       var delay = attempt ? Math.min(250 * Math.pow(2, attempt), 5000) : 150;
       attempt++;
@@ -1339,6 +1392,7 @@
         else if (remembered() !== kind) store('transport', { k: kind, until: Date.now() + 3600000 });
       }, function (e) {
         if (turn.gen !== gen) throw new QPCError('aborted');
+        if (turn.stopped) throw new QPCError('stopped');
         if ((e.code === 'unauthorized' || e.code === 'session_mismatch') && !retried) {
           forgetSession(); // expired, revoked or bound to another fingerprint: start over once
           return runTurn(turn, true);
@@ -1414,14 +1468,18 @@
     var turn = newTurn(text);
     current = turn;
     typing(true);
+    sendDisabled(true); // shows Stop now that there is a turn
     runTurn(turn, false).then(function () {
+      if (turn.stopped) throw new QPCError('stopped');
       if (turn.error) throw turn.error;
       finishAnswer(turn);
     }).catch(function (e) {
       if (turn.gen !== gen) return;
       if (!(e instanceof QPCError)) { if (W.console) W.console.error(e); e = new QPCError('internal'); }
-      if (turn.text) finishAnswer(turn, e); // keep what arrived, marked as cut
+      if (turn.stopped) e = new QPCError('stopped');
+      if (turn.text) finishAnswer(turn, e); // keep what arrived, marked as cut (or stopped)
       else if (turn.bubble) turn.bubble.parentNode.removeChild(turn.bubble);
+      if (e.code === 'stopped') return; // the visitor's own doing: no error to explain
       if (!turn.mid && !turn.text) {
         // Never reached the assistant: take the message back so it can be sent again.
         var at = S.log.lastIndexOf(userEntry);
@@ -1438,7 +1496,7 @@
       status(null); // the answer has ended: no connection banner outlives it
       busy = false;
       current = null;
-      if (cooldownUntil <= Date.now()) sendDisabled(false);
+      sendDisabled(cooldownUntil > Date.now());
       S.pending = null;
       store('pending', null);
       clearTimeout(savePendingTimer);
@@ -1456,7 +1514,8 @@
       setBubbleText(turn.bubble, turn.text);
     }
     if (turn.bubble) turn.bubble.removeAttribute('aria-busy');
-    if (err && turn.bubble) markIncomplete(turn.bubble, turn.message);
+    if (err && turn.bubble) markIncomplete(turn.bubble, turn.message, err.code === 'stopped');
+    if (turn.bubble && turn.text) tools(turn.bubble, turn.text);
     if (turn.text.length > turn.announced) {
       var rest = plain(turn.text.slice(turn.announced));
       turn.announced = turn.text.length;
@@ -1465,7 +1524,7 @@
     scroll();
     if (turn.text && !isOpen) { setUnread(unread + 1); announce(t('unread'), true); }
     if (turn.text) {
-      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? 1 : undefined });
+      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? (err.code === 'stopped' ? 2 : 1) : undefined });
       saveLog();
       emit('response', { text: turn.text, messageId: turn.mid, incomplete: !!err });
     }
@@ -1485,6 +1544,7 @@
     turn.bubble = pendingBubble;
     pendingBubble = null;
     current = turn;
+    sendDisabled(true);
     if (!turn.bubble) typing(true);
     return resume(turn, true).then(function () {
       if (turn.error) throw turn.error;
@@ -1520,7 +1580,7 @@
           return m && (m.role === 'user' || m.role === 'assistant') && typeof m.text === 'string';
         }).map(function (m, i) {
           var mine = S.log[i]; // a cut answer stays marked as cut
-          return { r: m.role, t: m.text, id: m.message_id || undefined, x: mine && mine.x && mine.t === m.text ? 1 : undefined };
+          return { r: m.role, t: m.text, id: m.message_id || undefined, x: mine && mine.x && mine.t === m.text ? mine.x : undefined };
         });
         if (msgs.length && msgs.length >= S.log.length) {
           var same = msgs.length === S.log.length && msgs.every(function (m, i) { return m.t === S.log[i].t && m.r === S.log[i].r; });

@@ -81,7 +81,10 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     expect(page.locator(USER)).to_have_text(["Hello by keyboard", "line one\nline two"])
     expect(page.locator(BOT)).to_have_count(2)
 
-    # Every control is reachable in a sensible order.
+    # Every control is reachable in a sensible order: each answer's copy button, the log, ...
+    for _ in range(2):
+        page.keyboard.press("Shift+Tab")
+        assert active_in_widget(page) == "Copy answer"
     page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "Conversation"  # the scrollable log
     page.keyboard.press("Shift+Tab")
@@ -89,9 +92,8 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "New conversation"
     v.shot("2-reset-focused")
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
+    for _ in range(5):  # close, log, two copy buttons, the text box
+        page.keyboard.press("Tab")
     assert active_in_widget(page) == "qpc-input"
     page.keyboard.press("Tab")
     assert active_in_widget(page) == "Send"
@@ -105,7 +107,7 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     # Space reopens; the new-conversation button works from the keyboard.
     page.keyboard.press("Space")
     expect(page.get_by_role("dialog")).to_be_visible()
-    for _ in range(3):
+    for _ in range(5):
         page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "New conversation"
     page.keyboard.press("Enter")  # asks first, the safe choice focused

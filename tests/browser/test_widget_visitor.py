@@ -489,3 +489,38 @@ def test_answer_while_closed_shows_an_unread_badge(stack: Stack, visit: Any) -> 
     launcher(page).click()
     expect(badge).to_be_hidden()
     expect(page.locator(BOT)).to_have_text("Here is the answer.")
+
+
+# ------------------------------------------------- expected: stop and copy an answer
+
+
+def test_stop_a_streaming_answer_then_copy_one(stack: Stack, visit: Any) -> None:
+    script = stack.n8n.script("long", ["The beginning. ", "The rest."])
+    gate = script.gate(1)
+    v: Visit = visit()
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=v.site.origin)
+    page = v.open(stack)
+    launcher(page).click()
+    ask(page, "long")
+    expect(page.locator(BOT)).to_have_text("The beginning.")
+    stop = page.get_by_role("button", name="Stop the answer")
+    expect(stop).to_be_visible()
+    expect(page.locator(f"{HOST} button.send")).to_be_hidden()  # Stop stands in for Send
+    stop.click()
+    stopped = page.locator(f"{HOST} .msg.bot.incomplete")
+    expect(stopped).to_contain_text("You stopped this answer.")
+    expect(stop).to_be_hidden()
+    expect(page.locator(NOTICE)).to_have_count(0)  # nothing went wrong
+    last = stored(page, "log", stack.proxy_url)[-1]
+    assert (last["t"], last["x"]) == ("The beginning. ", 2)  # kept, marked as stopped
+    v.shot("1-stopped")
+    gate.set()  # the gateway still finishes n8n's run (and keeps it in the history)
+    assert script.finished.wait(WAIT)
+    ask(page, "copy me")
+    expect(page.locator(BOT).last).to_have_text("You said: copy me")
+    page.locator(f"{HOST} .msg.bot:not(.welcome)").last.get_by_role(
+        "button", name="Copy answer"
+    ).click()
+    expect(page.locator(LIVE)).to_contain_text("Answer copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == "You said: copy me"
+    v.shot("2-copied")
