@@ -223,6 +223,23 @@
   var TITLE = String(opt('title', '') || t('title'));
   var WELCOME = String(opt('welcome', t('welcome')));
   var PLACEHOLDER = String(opt('placeholder', '') || t('placeholder'));
+  var SUBTITLE = String(opt('subtitle', '') || '');
+  var FOOTER = String(opt('footer', '') || ''); // Markdown: links allowed, rendered safely
+  var STAMPS = opt('timestamps', true) !== false && String(opt('timestamps', '')) !== 'false';
+  // Suggested first questions: a JSON array, or `|`-separated in a data attribute.
+  var STARTERS = (function () {
+    var v = opt('starters', []);
+    if (typeof v === 'string') {
+      try { v = JSON.parse(v); } catch (e) { v = v.split('|'); }
+    }
+    return (Array.isArray(v) ? v : []).map(function (x) { return String(x).trim().slice(0, 200); })
+      .filter(Boolean).slice(0, 6);
+  })();
+  // bubble (launcher + floating panel), inline (in a page element, always open) or fullscreen.
+  var MODE = (function () {
+    var m = String(opt('mode', 'bubble'));
+    return m === 'inline' || m === 'fullscreen' ? m : 'bubble';
+  })();
 
   /* ------------------------------------------------------------ storage */
   // localStorage can throw (sandboxed frames, blocked storage): fall back to memory.
@@ -480,6 +497,14 @@
     '@media (max-width:480px),(max-height:500px){.panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
     '.root.is-open .launcher{display:none}}',
     'header{display:flex;align-items:center;gap:4px;padding:10px 8px 10px 16px;background:var(--_accent);color:var(--_on-accent)}',
+    '.titles{flex:1;min-width:0}.sub{margin:0;font-size:13px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
+    '.foot{padding:0 14px 10px;font-size:12px;color:var(--_muted)}.foot p{margin:0}.foot a{color:var(--_link)}',
+    '.at{display:block;margin-top:4px;font-size:11px;opacity:.75;text-align:end}',
+    '.root[data-mode=inline] .panel,.root[data-mode=fullscreen] .panel{animation:none}',
+    '.root[data-mode=inline] .panel{position:relative;inset:auto;width:100%;height:100%;min-height:360px;z-index:auto;box-shadow:none}',
+    '.root[data-mode=fullscreen] .panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
+    '.root[data-mode=inline]{height:100%}:host([data-mode=inline]){display:block!important;height:100%!important}',
+    '.root:not([data-mode=bubble]) .launcher,.root:not([data-mode=bubble]) header .close{display:none}',
     'h2{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
     '.icon{width:40px;height:40px;border:0;border-radius:8px;background:transparent;color:inherit;cursor:pointer;',
     'display:flex;align-items:center;justify-content:center}',
@@ -624,6 +649,7 @@
       if (D.body) watch.observe(D.body, { attributes: true, attributeFilter: ['class', 'style', 'data-theme'] });
     } catch (e) { /* old engine */ }
   }
+  root.setAttribute('data-mode', MODE);
   root.setAttribute('data-position', opt('position', 'right') === 'left' ? 'left' : 'right');
   root.lang = LANG;
 
@@ -658,8 +684,11 @@
   var resetBtn = button('icon reset', t('reset'), 'reset');
   var closeBtn = button('icon close', t('close'), 'close');
   // "New conversation" sits at the other end of the header from "Close", and asks first.
+  var titles = el('div', 'titles');
+  titles.appendChild(h2);
+  if (SUBTITLE) titles.appendChild(el('p', 'sub', SUBTITLE));
   header.appendChild(resetBtn);
-  header.appendChild(h2);
+  header.appendChild(titles);
   header.appendChild(closeBtn);
   var confirmBar = el('div', 'confirm');
   confirmBar.setAttribute('role', 'group');
@@ -725,6 +754,7 @@
   panel.appendChild(log);
   panel.appendChild(counter);
   panel.appendChild(form);
+  if (FOOTER) { var foot = el('div', 'foot'); markdown(FOOTER, foot); panel.appendChild(foot); }
   root.appendChild(panel);
   root.appendChild(launcher);
   root.appendChild(live);
@@ -738,13 +768,23 @@
   function scroll(force) {
     if (force || nearBottom) log.scrollTop = log.scrollHeight;
   }
-  function bubble(role, text) {
+  function bubble(role, text, at) {
     var b = el('div', 'msg ' + (role === 'user' ? 'user' : 'bot'));
     b.appendChild(el('span', 'sr', role === 'user' ? t('you') + ' ' : t('bot') + ' '));
     var body = el('div', 'body');
     if (role === 'user') body.textContent = text; else markdown(text, body);
     b.appendChild(body);
+    if (at) stamp(b, at);
     return b;
+  }
+  function stamp(b, at) {
+    var d = new Date(at);
+    if (!STAMPS || isNaN(d.getTime())) return;
+    var tm = el('time', 'at');
+    tm.dateTime = d.toISOString();
+    try { tm.textContent = d.toLocaleTimeString(LANG, { hour: '2-digit', minute: '2-digit' }); } catch (e) { tm.textContent = d.toISOString().slice(11, 16); }
+    tm.title = d.toLocaleString(LANG);
+    b.appendChild(tm);
   }
   function setBubbleText(b, text) {
     var body = b.querySelector('.body');
@@ -755,8 +795,16 @@
   function renderAll() {
     while (log.firstChild) log.removeChild(log.firstChild);
     if (WELCOME) log.appendChild(bubble('assistant', WELCOME)).classList.add('welcome');
+    if (!S.log.length && STARTERS.length) {
+      var st = log.appendChild(el('div', 'starters'));
+      STARTERS.forEach(function (q) {
+        var b = st.appendChild(el('button', 'act', q));
+        b.type = 'button';
+        b.addEventListener('click', function () { if (!busy) send(q); });
+      });
+    }
     S.log.forEach(function (m, i) {
-      var b = log.appendChild(bubble(m.r, m.t));
+      var b = log.appendChild(bubble(m.r, m.t, m.at));
       if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null, m.x === 2);
       if (m.r === 'assistant') tools(b, m.t);
     });
@@ -880,6 +928,7 @@
   /* ---------------------------------------------------------- open/close */
   // Open/closed survives reloads and navigation within this tab, not across visits.
   function rememberOpen(on) {
+    if (MODE !== 'bubble') return; // always open: nothing to remember (and nothing is written)
     try { W.sessionStorage.setItem(KEY + ':open', on ? '1' : '0'); } catch (e) { /* no storage */ }
   }
   var isOpen = false;
@@ -900,7 +949,7 @@
     if (focus !== false) input.focus();
   }
   function closePanel(focus) {
-    if (!isOpen) return;
+    if (!isOpen || MODE !== 'bubble') return;
     var hadFocus = shadow.activeElement && panel.contains(shadow.activeElement);
     isOpen = false;
     panel.hidden = true;
@@ -1459,10 +1508,11 @@
     busy = true;
     sendDisabled(true);
     Array.prototype.forEach.call(log.querySelectorAll('[data-notice]'), function (n) { n.parentNode.removeChild(n); });
-    var userEntry = { r: 'user', t: text };
+    var userEntry = { r: 'user', t: text, at: Date.now() };
     S.log.push(userEntry);
     saveLog();
-    var userBubble = log.appendChild(bubble('user', text));
+    Array.prototype.forEach.call(log.querySelectorAll('.starters'), function (n) { n.parentNode.removeChild(n); });
+    var userBubble = log.appendChild(bubble('user', text, userEntry.at));
     scroll(true);
     emit('message', { text: text });
     var turn = newTurn(text);
@@ -1515,7 +1565,8 @@
     }
     if (turn.bubble) turn.bubble.removeAttribute('aria-busy');
     if (err && turn.bubble) markIncomplete(turn.bubble, turn.message, err.code === 'stopped');
-    if (turn.bubble && turn.text) tools(turn.bubble, turn.text);
+    var at = Date.now();
+    if (turn.bubble && turn.text) { stamp(turn.bubble, at); tools(turn.bubble, turn.text); }
     if (turn.text.length > turn.announced) {
       var rest = plain(turn.text.slice(turn.announced));
       turn.announced = turn.text.length;
@@ -1524,7 +1575,7 @@
     scroll();
     if (turn.text && !isOpen) { setUnread(unread + 1); announce(t('unread'), true); }
     if (turn.text) {
-      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? (err.code === 'stopped' ? 2 : 1) : undefined });
+      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? (err.code === 'stopped' ? 2 : 1) : undefined, at: at });
       saveLog();
       emit('response', { text: turn.text, messageId: turn.mid, incomplete: !!err });
     }
@@ -1580,7 +1631,8 @@
           return m && (m.role === 'user' || m.role === 'assistant') && typeof m.text === 'string';
         }).map(function (m, i) {
           var mine = S.log[i]; // a cut answer stays marked as cut
-          return { r: m.role, t: m.text, id: m.message_id || undefined, x: mine && mine.x && mine.t === m.text ? mine.x : undefined };
+          var at = Date.parse(m.created_at || '') || (mine && mine.t === m.text ? mine.at : undefined);
+          return { r: m.role, t: m.text, id: m.message_id || undefined, x: mine && mine.x && mine.t === m.text ? mine.x : undefined, at: at };
         });
         if (msgs.length && msgs.length >= S.log.length) {
           var same = msgs.length === S.log.length && msgs.every(function (m, i) { return m.t === S.log[i].t && m.r === S.log[i].r; });
@@ -1657,8 +1709,19 @@
   function mount() {
     // A child of <html>, not of <body>: a transform (or filter) on the site's <body> would make
     // it the containing block of the widget's position:fixed parts and carry them off screen.
-    D.documentElement.appendChild(host);
+    var target = MODE === 'inline' ? D.querySelector(String(opt('target', '') || '#quartproxy-chat-inline')) : null;
+    if (MODE === 'inline' && !target) {
+      if (W.console) W.console.error('[quartproxy] data-mode="inline" needs data-target: an element of the page');
+      MODE = 'bubble';
+      root.setAttribute('data-mode', MODE);
+    }
+    if (MODE !== 'bubble') {
+      host.setAttribute('data-mode', MODE);
+      panel.setAttribute('role', 'region');
+    }
+    (target || D.documentElement).appendChild(host);
     applyScheme();
+    if (MODE !== 'bubble') openPanel(false);
     var wasOpen = false;
     try { wasOpen = W.sessionStorage.getItem(KEY + ':open') === '1'; } catch (e) { /* no storage */ }
     if (optBool('open') || wasOpen) openPanel(false);

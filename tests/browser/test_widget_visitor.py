@@ -524,3 +524,75 @@ def test_stop_a_streaming_answer_then_copy_one(stack: Stack, visit: Any) -> None
     expect(page.locator(LIVE)).to_contain_text("Answer copied.")
     assert page.evaluate("() => navigator.clipboard.readText()") == "You said: copy me"
     v.shot("2-copied")
+
+
+# ------------------------- expected: starters, subtitle, footer, timestamps, page modes
+
+
+def test_starters_subtitle_footer_and_timestamps(stack: Stack, visit: Any) -> None:
+    v: Visit = visit()
+    page = v.open(
+        stack,
+        subtitle="We answer in minutes",
+        footer="AI answers can be wrong. [Privacy](https://example.com/privacy)",
+        starters=json.dumps(["What are your opening hours?", "Where are you?"]),
+    )
+    launcher(page).click()
+    expect(page.locator(f"{HOST} header .sub")).to_have_text("We answer in minutes")
+    expect(page.locator(f"{HOST} .foot a")).to_have_attribute("href", "https://example.com/privacy")
+    starters = page.locator(f"{HOST} .starters button")
+    expect(starters).to_have_text(["What are your opening hours?", "Where are you?"])
+    v.shot("1-starters")
+    starters.first.click()
+    expect(page.locator(USER)).to_have_text(["What are your opening hours?"])
+    expect(page.locator(BOT)).to_have_text(["You said: What are your opening hours?"])
+    expect(page.locator(f"{HOST} .starters")).to_have_count(0)  # gone once the chat began
+    times = page.locator(f"{HOST} .msg:not(.welcome) time.at")
+    expect(times).to_have_count(2)
+    assert re.fullmatch(r"\d\d:\d\d( [AP]M)?", times.first.inner_text()), times.first.inner_text()
+    v.shot("2-timestamps")
+
+
+def test_inline_mode_lives_in_a_page_element(stack: Stack, visit: Any) -> None:
+    from .harness import embed_page
+
+    v: Visit = visit()
+    v.context.add_init_script(RECORD)
+    box = '<div id="help" style="width:420px;height:520px;margin:20px"></div>'
+    v.site.pages["/inline"] = embed_page(
+        f"{stack.proxy_url}/static/widget.js", {"mode": "inline", "target": "#help"}, before=box
+    )
+    page = v.page
+    page.goto(v.site.origin + "/inline")
+    page.wait_for_function("() => !!(window.QuartProxyChat && window.QuartProxyChat.version)")
+    assert page.evaluate("() => document.getElementById('quartproxy-chat').parentElement.id") == (
+        "help"
+    )
+    panel = page.get_by_role("region", name="Chat with us")
+    expect(panel).to_be_visible()  # open from the start, no launcher
+    expect(launcher(page)).to_be_hidden()
+    outer = page.locator("#help").bounding_box()
+    inner = panel.bounding_box()
+    assert (inner["x"], inner["y"], inner["width"], inner["height"]) == (
+        outer["x"],
+        outer["y"],
+        outer["width"],
+        outer["height"],
+    ), (inner, outer)
+    assert page.evaluate("() => window.__writes") == []  # open, but nothing stored yet
+    ask(page, "inline?")
+    expect(page.locator(BOT)).to_have_text(["You said: inline?"])
+    page.keyboard.press("Escape")
+    expect(panel).to_be_visible()  # nothing to close to
+    v.shot("inline")
+
+
+def test_fullscreen_mode_fills_the_page(stack: Stack, visit: Any) -> None:
+    v: Visit = visit(viewport={"width": 1024, "height": 700}, reduced_motion="reduce")
+    page = v.open(stack, mode="fullscreen")
+    panel = page.get_by_role("region", name="Chat with us")
+    expect(panel).to_be_visible()
+    b = panel.bounding_box()
+    assert (b["x"], b["y"], b["width"], b["height"]) == (0, 0, 1024, 700), b
+    expect(launcher(page)).to_be_hidden()
+    v.shot("fullscreen")
