@@ -470,7 +470,7 @@
     'font:15px/1.45 var(--qpc-font,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);',
     'color:var(--_fg);-webkit-text-size-adjust:100%;letter-spacing:normal;word-spacing:normal;text-transform:none;',
     'text-shadow:none;text-indent:0;text-align:start;font-style:normal;font-variant:normal;white-space:normal;',
-    'cursor:auto;visibility:visible;direction:ltr;text-decoration:none;tab-size:4;hyphens:manual}',
+    'cursor:auto;visibility:visible;tab-size:4;hyphens:manual}',
     '.root[data-scheme=dark]{' + DARK + '}',
     // A site that set only its accent keeps it in dark mode too.
     '.root[data-scheme=dark][data-site-accent]{--_accent:var(--qpc-accent);--_on-accent:var(--qpc-on-accent,#fff)}',
