@@ -9,7 +9,6 @@ import hashlib
 import re
 from pathlib import Path
 
-import brotli
 import httpx
 import pytest
 
@@ -29,9 +28,17 @@ async def wire(
         return r, b"".join([chunk async for chunk in r.aiter_raw()])
 
 
+def unbrotli(data: bytes) -> bytes:
+    import brotli  # present whenever the proxy serves br (same interpreter)
+
+    return bytes(brotli.decompress(data))
+
+
 async def test_widget_is_served_compressed_with_vary(proxy: Proxy) -> None:
+    # brotli is optional (the Brotli package); without it the best is gzip
+    has_br = "br" in (await proxy.client.get("/static/widget.json")).json()["encodings"]
     for accept, encoding, decode in [
-        ("gzip, deflate, br", "br", brotli.decompress),
+        ("gzip, deflate, br", "br" if has_br else "gzip", unbrotli if has_br else gzip.decompress),
         ("gzip", "gzip", gzip.decompress),
         ("br;q=0.5, gzip", "gzip", gzip.decompress),
         ("identity", None, bytes),
@@ -76,7 +83,8 @@ async def test_nginx_passes_the_compressed_widget(
         nginx_in_front(p.url, tmp_path) as edge,
         client_from("127.0.0.2", edge) as client,
     ):
-        for accept, encoding in [("br, gzip", "br"), ("gzip", "gzip")]:
+        has_br = "br" in (await client.get("/static/widget.json")).json()["encodings"]
+        for accept, encoding in [("br, gzip", "br" if has_br else "gzip"), ("gzip", "gzip")]:
             r, body = await wire(client, "/static/widget.js", {"Accept-Encoding": accept})
             assert r.status_code == 200
             assert r.headers.get("content-encoding") == encoding
