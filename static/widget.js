@@ -527,12 +527,12 @@
     '.bot pre code{background:none;padding:0;white-space:pre}',
     '.notice{align-self:stretch;max-width:none;background:var(--_notice-bg);color:var(--_notice-fg);font-size:14px}',
     '.incomplete{border-color:var(--_notice-fg);border-style:dashed}',
-    '.tools{display:flex;justify-content:flex-end;margin:2px -8px -6px 0}',
+    '.tools{display:flex;justify-content:flex-end;align-items:center;gap:2px;margin:2px -8px -6px 0}.tools .at{margin:0}',
     '.tools .icon{width:30px;height:30px;color:var(--_muted)}.tools .icon svg{width:16px;height:16px}',
     '.tools .icon[data-copied]{color:var(--_fg)}',
     '.starters{display:flex;flex-wrap:wrap;gap:6px;align-self:flex-start;max-width:100%}',
     '.cut{display:flex;flex-wrap:wrap;align-items:center;gap:8px;margin-top:8px;font-size:13px;color:var(--_muted)}',
-    '.cut::before{content:"\\26A0\\FE0E";color:var(--_fg)}',
+    '.cut>span{flex:1 1 0;min-width:10em}.cut>i{font-style:normal;color:var(--_fg)}',
     '.act{font-size:14px;padding:6px 12px;border-radius:8px;cursor:pointer;border:1px solid var(--_accent);',
     'background:var(--_bg);color:var(--_link)}',
     '.act.yes{background:var(--_accent);color:var(--_on-accent)}',
@@ -854,6 +854,7 @@
   function markIncomplete(b, question, stopped) {
     b.classList.add('incomplete');
     var cut = el('div', 'cut');
+    cut.appendChild(el('i', null, stopped ? '\u25A0' : '\u26A0\uFE0E')).setAttribute('aria-hidden', 'true');
     cut.appendChild(el('span', null, t(stopped ? 'stopped' : 'incomplete')));
     if (question) {
       var again = el('button', 'act', t('retry'));
@@ -903,6 +904,7 @@
   function tools(b, text) {
     var row = el('div', 'tools');
     var copy = button('icon copy', t('copy'), 'copy');
+    if (b.lastChild && b.lastChild.nodeName === 'TIME') row.appendChild(b.lastChild); // one line
     copy.addEventListener('click', function () {
       var done = function () { announce(t('copied')); copy.setAttribute('data-copied', ''); };
       var fallback = function () {
