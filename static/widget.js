@@ -497,6 +497,7 @@
     '@media (max-width:480px),(max-height:500px){.panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
     '.root.is-open .launcher{display:none}}',
     'header{display:flex;align-items:center;gap:4px;padding:10px 8px 10px 16px;background:var(--_accent);color:var(--_on-accent)}',
+    '.avatar{width:32px;height:32px;border-radius:50%;object-fit:cover;flex:none;background:var(--_bg)}',
     '.titles{flex:1;min-width:0}.sub{margin:0;font-size:13px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
     '.foot{padding:0 14px 10px;font-size:12px;color:var(--_muted)}.foot p{margin:0}.foot a{color:var(--_link)}',
     '.at{display:block;margin-top:4px;font-size:11px;opacity:.75;text-align:end}',
@@ -688,6 +689,16 @@
   titles.appendChild(h2);
   if (SUBTITLE) titles.appendChild(el('p', 'sub', SUBTITLE));
   header.appendChild(resetBtn);
+  var AVATAR = opt('avatar', '') ? safeHref(String(opt('avatar', ''))) : null; // http(s) only
+  if (AVATAR && /^https?:/.test(AVATAR)) {
+    var img = el('img', 'avatar');
+    img.src = AVATAR;
+    img.alt = ''; // decorative: the title names the chat
+    img.referrerPolicy = 'no-referrer';
+    img.loading = 'lazy'; // fetched when the panel first shows, not on every page view
+    img.addEventListener('error', function () { img.hidden = true; });
+    header.appendChild(img);
+  }
   header.appendChild(titles);
   header.appendChild(closeBtn);
   var confirmBar = el('div', 'confirm');

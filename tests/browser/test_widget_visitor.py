@@ -596,3 +596,18 @@ def test_fullscreen_mode_fills_the_page(stack: Stack, visit: Any) -> None:
     assert (b["x"], b["y"], b["width"], b["height"]) == (0, 0, 1024, 700), b
     expect(launcher(page)).to_be_hidden()
     v.shot("fullscreen")
+
+
+def test_avatar_is_shown_and_only_from_http(stack: Stack, visit: Any) -> None:
+    avatar = f"{stack.proxy_url}/static/avatar-missing.png"
+    v: Visit = visit()
+    page = v.open(stack, avatar=avatar)
+    launcher(page).click()
+    img = page.locator(f"{HOST} header img.avatar")
+    expect(img).to_have_attribute("src", avatar)
+    expect(img).to_have_attribute("alt", "")
+    other: Visit = visit()
+    page = other.open(stack, avatar="javascript:window.__xss.push('avatar')")
+    launcher(page).click()
+    expect(page.locator(f"{HOST} header img")).to_have_count(0)
+    assert page.evaluate("() => window.__xss") == []
