@@ -642,7 +642,12 @@
   if (theme !== 'light' && theme !== 'dark') {
     try { W.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', applyScheme); } catch (e) { /* old engine */ }
     try {
-      var watch = new MutationObserver(applyScheme); // a site's own dark-mode switch
+      var queued = false; // at most once a frame, however often the site toggles classes
+      var watch = new MutationObserver(function () {
+        if (queued) return;
+        queued = true;
+        (W.requestAnimationFrame || setTimeout)(function () { queued = false; applyScheme(); });
+      }); // a site's own dark-mode switch
       watch.observe(D.documentElement, { attributes: true, attributeFilter: ['class', 'style', 'data-theme', 'data-bs-theme', 'data-color-scheme'] });
       D.addEventListener('DOMContentLoaded', function () {
         if (D.body) watch.observe(D.body, { attributes: true, attributeFilter: ['class', 'style', 'data-theme'] });

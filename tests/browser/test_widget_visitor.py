@@ -611,3 +611,15 @@ def test_avatar_is_shown_and_only_from_http(stack: Stack, visit: Any) -> None:
     launcher(page).click()
     expect(page.locator(f"{HOST} header img")).to_have_count(0)
     assert page.evaluate("() => window.__xss") == []
+
+
+def test_auto_theme_follows_a_sites_own_dark_mode_switch(stack: Stack, visit: Any) -> None:
+    v: Visit = visit(color_scheme="light")
+    page = v.open(stack, head="<style>body.dark{background:#101010}</style>")
+    launcher(page).click()
+    panel = page.locator(PANEL)
+    expect(panel).to_have_css("background-color", "rgb(255, 255, 255)")
+    page.evaluate("() => document.body.classList.add('dark')")
+    expect(panel).to_have_css("background-color", "rgb(17, 24, 39)")
+    page.evaluate("() => document.body.classList.remove('dark')")
+    expect(panel).to_have_css("background-color", "rgb(255, 255, 255)")
