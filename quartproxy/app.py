@@ -19,6 +19,7 @@ from . import lifecycle, metrics, supervision
 from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status
+from .http import assets as widget_assets
 from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
@@ -61,6 +62,7 @@ def create_app(
     )
     for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, docs.bp):
         app.register_blueprint(bp)
+    widget_assets.install(app, STATIC)  # compressed once, here, not per request
     metrics.configure(settings.allowed_origins.exact)
 
     @app.before_request

@@ -18,6 +18,7 @@ class ApiError(Exception):
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
         reason: str | None = None,
+        public_reason: str | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -27,9 +28,15 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         # Internal detail for metrics and logs (e.g. "bot" or "spam" for `blocked`); never sent.
         self.reason = reason
+        # Sent as `error.reason`: which rule refused (e.g. "duplicate" for a `blocked` message),
+        # so a client can explain the refusal in its visitor's language.
+        self.public_reason = public_reason
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        error: dict[str, str] = {"code": self.code, "message": self.message}
+        if self.public_reason:
+            error["reason"] = self.public_reason
+        out: dict[str, Any] = {"error": error}
         if self.retry_after is not None:
             out["retry_after"] = retry_seconds(self.retry_after)
         return out

@@ -319,7 +319,7 @@ def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> N
         ",".join(verdict.reasons),
     )
     if enforced:
-        raise ApiError(403, "blocked", BLOCKED_MESSAGE, reason="bot")
+        raise ApiError(403, "blocked", BLOCKED_MESSAGE, reason="bot", public_reason="automated")
 
 
 @functools.lru_cache(maxsize=16)
@@ -391,4 +391,4 @@ async def screen_message(
         len(message),
     )
     if enforced:
-        raise ApiError(403, "blocked", verdict.message, reason="spam")
+        raise ApiError(403, "blocked", verdict.message, reason="spam", public_reason=verdict.reason)

@@ -323,6 +323,32 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {"200": {"description": "JSON, or HTML in demo mode"}},
         }
     },
+    "/static/widget.js": {
+        "get": {
+            "summary": "The widget for existing embeds: gzip/br by Accept-Encoding, 5-minute cache",
+            "tags": ["widget"],
+            "responses": {"200": {"description": "JavaScript"}, "304": {"description": "ETag"}},
+        }
+    },
+    "/static/widget.{digest}.js": {
+        "get": {
+            "summary": "The widget by content hash: immutable, cached for a year (see widget.json)",
+            "tags": ["widget"],
+            "parameters": [_path_param("digest")],
+            "responses": {
+                "200": {"description": "JavaScript"},
+                "304": {"description": "ETag"},
+                **_errors(404),
+            },
+        }
+    },
+    "/static/widget.json": {
+        "get": {
+            "summary": "The current widget: `url` (versioned), `integrity` (SRI), `encodings`",
+            "tags": ["widget"],
+            "responses": {"200": {"description": "JSON"}},
+        }
+    },
     "/static/{filename}": {
         "get": {
             "summary": "Static files: the embeddable widget `widget.js`",

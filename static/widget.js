@@ -6,7 +6,7 @@
 
   var VERSION = '1.0.0';
   var SCRIPT = D.currentScript || (function () {
-    var all = D.querySelectorAll('script[src*="widget.js"]');
+    var all = D.querySelectorAll('script[src*="/widget."]'); // widget.js or widget.<digest>.js
     return all[all.length - 1];
   })();
   var DS = (SCRIPT && SCRIPT.dataset) || {};
@@ -67,7 +67,23 @@
       network: 'The chat service cannot be reached right now. Please try again in a moment.',
       upstream: 'The assistant is not available right now. Please try again in a moment.',
       timeout: 'The assistant took too long to answer. Please try again.',
-      blocked: 'This chat is not available here.',
+      blocked: 'Your message was not sent because it looked automated. Please wait a moment, then type it again.',
+      notHere: 'This chat is not available on this page.',
+      spamDuplicate: 'You have sent this same message several times. Please wait a little before repeating it, or say it differently.',
+      spamLinks: 'Your message contains too many links. Please send it with fewer links.',
+      spamPattern: 'Your message contains words that are not allowed here. Please rephrase it.',
+      spamFlood: 'Your message repeats the same characters too much. Please rephrase it.',
+      restarting: 'The chat service is restarting. Please try again in a few seconds.',
+      storeDown: 'The chat service is briefly unavailable. Please try again in {s} seconds.',
+      sessionLost: 'Your chat session could not be confirmed. Please start a new conversation, then try again.',
+      tooLongBy: 'Your message is too long: {n} characters, the limit is {max}. Please shorten it.',
+      counter: '{n} of {max} characters',
+      incomplete: 'This answer was cut off before it finished.',
+      retry: 'Try again',
+      confirmReset: 'Start a new conversation? The messages above will be deleted.',
+      confirmYes: 'Delete and start over', confirmNo: 'Keep this conversation',
+      unread: 'New answer from the assistant',
+      copy: 'Copy answer', copied: 'Answer copied.', stop: 'Stop the answer', stopped: 'You stopped this answer.',
       tooLong: 'Your message is too long. Please shorten it.',
       invalid: 'This message could not be sent. Please rephrase it.',
       lost: 'The connection was lost before the answer finished. Please ask again.',
@@ -88,7 +104,23 @@
       network: 'Der Chat-Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.',
       upstream: 'Der Assistent ist gerade nicht verfügbar. Bitte versuchen Sie es gleich noch einmal.',
       timeout: 'Der Assistent hat zu lange gebraucht. Bitte versuchen Sie es erneut.',
-      blocked: 'Dieser Chat ist hier nicht verfügbar.',
+      blocked: 'Ihre Nachricht wurde nicht gesendet, weil sie automatisiert wirkte. Bitte warten Sie kurz und tippen Sie sie erneut.',
+      notHere: 'Dieser Chat ist auf dieser Seite nicht verfügbar.',
+      spamDuplicate: 'Sie haben diese Nachricht mehrmals gesendet. Bitte warten Sie etwas, bevor Sie sie wiederholen, oder formulieren Sie sie anders.',
+      spamLinks: 'Ihre Nachricht enthält zu viele Links. Bitte senden Sie sie mit weniger Links.',
+      spamPattern: 'Ihre Nachricht enthält Wörter, die hier nicht erlaubt sind. Bitte formulieren Sie sie um.',
+      spamFlood: 'Ihre Nachricht wiederholt dieselben Zeichen zu oft. Bitte formulieren Sie sie um.',
+      restarting: 'Der Chat-Dienst startet neu. Bitte versuchen Sie es in ein paar Sekunden erneut.',
+      storeDown: 'Der Chat-Dienst ist kurz nicht verfügbar. Bitte versuchen Sie es in {s} Sekunden erneut.',
+      sessionLost: 'Ihre Chat-Sitzung konnte nicht bestätigt werden. Bitte beginnen Sie ein neues Gespräch.',
+      tooLongBy: 'Ihre Nachricht hat {n} Zeichen; erlaubt sind {max}. Bitte kürzen Sie sie.',
+      counter: '{n} von {max} Zeichen',
+      incomplete: 'Diese Antwort wurde vor dem Ende abgeschnitten.',
+      retry: 'Erneut versuchen',
+      confirmReset: 'Neues Gespräch beginnen? Die bisherigen Nachrichten werden gelöscht.',
+      confirmYes: 'Löschen und neu beginnen', confirmNo: 'Gespräch behalten',
+      unread: 'Neue Antwort des Assistenten',
+      copy: 'Antwort kopieren', copied: 'Antwort kopiert.', stop: 'Antwort anhalten', stopped: 'Sie haben diese Antwort angehalten.',
       tooLong: 'Ihre Nachricht ist zu lang. Bitte kürzen Sie sie.',
       invalid: 'Diese Nachricht konnte nicht gesendet werden. Bitte formulieren Sie sie um.',
       lost: 'Die Verbindung brach vor dem Ende der Antwort ab. Bitte fragen Sie erneut.',
@@ -109,7 +141,23 @@
       network: 'Le service de chat est injoignable pour le moment. Réessayez dans un instant.',
       upstream: 'L’assistant n’est pas disponible pour le moment. Réessayez dans un instant.',
       timeout: 'L’assistant a mis trop de temps à répondre. Veuillez réessayer.',
-      blocked: 'Ce chat n’est pas disponible ici.',
+      blocked: 'Votre message n’a pas été envoyé car il semblait automatisé. Patientez un instant, puis retapez-le.',
+      notHere: 'Ce chat n’est pas disponible sur cette page.',
+      spamDuplicate: 'Vous avez envoyé ce même message plusieurs fois. Patientez un peu avant de le répéter, ou formulez-le autrement.',
+      spamLinks: 'Votre message contient trop de liens. Envoyez-le avec moins de liens.',
+      spamPattern: 'Votre message contient des mots qui ne sont pas autorisés ici. Veuillez le reformuler.',
+      spamFlood: 'Votre message répète trop les mêmes caractères. Veuillez le reformuler.',
+      restarting: 'Le service de chat redémarre. Réessayez dans quelques secondes.',
+      storeDown: 'Le service de chat est brièvement indisponible. Réessayez dans {s} secondes.',
+      sessionLost: 'Votre session de chat n’a pas pu être confirmée. Commencez une nouvelle conversation.',
+      tooLongBy: 'Votre message compte {n} caractères ; la limite est de {max}. Veuillez le raccourcir.',
+      counter: '{n} sur {max} caractères',
+      incomplete: 'Cette réponse a été coupée avant la fin.',
+      retry: 'Réessayer',
+      confirmReset: 'Commencer une nouvelle conversation ? Les messages ci-dessus seront supprimés.',
+      confirmYes: 'Supprimer et recommencer', confirmNo: 'Garder la conversation',
+      unread: 'Nouvelle réponse de l’assistant',
+      copy: 'Copier la réponse', copied: 'Réponse copiée.', stop: 'Arrêter la réponse', stopped: 'Vous avez arrêté cette réponse.',
       tooLong: 'Votre message est trop long. Veuillez le raccourcir.',
       invalid: 'Ce message n’a pas pu être envoyé. Veuillez le reformuler.',
       lost: 'La connexion a été perdue avant la fin de la réponse. Veuillez reposer la question.',
@@ -130,7 +178,23 @@
       network: 'El servicio de chat no responde ahora mismo. Inténtelo de nuevo en un momento.',
       upstream: 'El asistente no está disponible ahora mismo. Inténtelo de nuevo en un momento.',
       timeout: 'El asistente tardó demasiado en responder. Inténtelo de nuevo.',
-      blocked: 'Este chat no está disponible aquí.',
+      blocked: 'Su mensaje no se envió porque parecía automático. Espere un momento y vuelva a escribirlo.',
+      notHere: 'Este chat no está disponible en esta página.',
+      spamDuplicate: 'Ha enviado este mismo mensaje varias veces. Espere un poco antes de repetirlo o dígalo de otra forma.',
+      spamLinks: 'Su mensaje contiene demasiados enlaces. Envíelo con menos enlaces.',
+      spamPattern: 'Su mensaje contiene palabras que no se permiten aquí. Reformúlelo, por favor.',
+      spamFlood: 'Su mensaje repite demasiado los mismos caracteres. Reformúlelo, por favor.',
+      restarting: 'El servicio de chat se está reiniciando. Inténtelo de nuevo en unos segundos.',
+      storeDown: 'El servicio de chat no está disponible por un momento. Inténtelo de nuevo en {s} segundos.',
+      sessionLost: 'No se pudo confirmar su sesión de chat. Empiece una conversación nueva.',
+      tooLongBy: 'Su mensaje tiene {n} caracteres; el límite es {max}. Acórtelo, por favor.',
+      counter: '{n} de {max} caracteres',
+      incomplete: 'Esta respuesta se cortó antes de terminar.',
+      retry: 'Reintentar',
+      confirmReset: '¿Empezar una conversación nueva? Se borrarán los mensajes anteriores.',
+      confirmYes: 'Borrar y empezar de nuevo', confirmNo: 'Mantener la conversación',
+      unread: 'Nueva respuesta del asistente',
+      copy: 'Copiar la respuesta', copied: 'Respuesta copiada.', stop: 'Detener la respuesta', stopped: 'Ha detenido esta respuesta.',
       tooLong: 'Su mensaje es demasiado largo. Acórtelo, por favor.',
       invalid: 'No se pudo enviar este mensaje. Reformúlelo, por favor.',
       lost: 'Se perdió la conexión antes de terminar la respuesta. Pregunte de nuevo, por favor.',
@@ -159,24 +223,35 @@
   var TITLE = String(opt('title', '') || t('title'));
   var WELCOME = String(opt('welcome', t('welcome')));
   var PLACEHOLDER = String(opt('placeholder', '') || t('placeholder'));
+  var SUBTITLE = String(opt('subtitle', '') || '');
+  var FOOTER = String(opt('footer', '') || ''); // Markdown: links allowed, rendered safely
+  var STAMPS = opt('timestamps', true) !== false && String(opt('timestamps', '')) !== 'false';
+  // Suggested first questions: a JSON array, or `|`-separated in a data attribute.
+  var STARTERS = (function () {
+    var v = opt('starters', []);
+    if (typeof v === 'string') {
+      try { v = JSON.parse(v); } catch (e) { v = v.split('|'); }
+    }
+    return (Array.isArray(v) ? v : []).map(function (x) { return String(x).trim().slice(0, 200); })
+      .filter(Boolean).slice(0, 6);
+  })();
+  // bubble (launcher + floating panel), inline (in a page element, always open) or fullscreen.
+  var MODE = (function () {
+    var m = String(opt('mode', 'bubble'));
+    return m === 'inline' || m === 'fullscreen' ? m : 'bubble';
+  })();
 
   /* ------------------------------------------------------------ storage */
   // localStorage can throw (sandboxed frames, blocked storage): fall back to memory.
+  // Nothing is written before the visitor uses the chat (docs/widget-behaviour.md, Privacy):
+  // page views only read; the first write follows opening the panel or sending.
   var MEM = {};
   var STORE = (function () {
-    var kind = opt('storage', 'local') === 'session' ? 'sessionStorage' : 'localStorage';
-    try {
-      var s = W[kind];
-      s.setItem(KEY + ':probe', '1');
-      s.removeItem(KEY + ':probe');
-      return s;
-    } catch (e) {
-      return null;
-    }
+    try { return W[opt('storage', 'local') === 'session' ? 'sessionStorage' : 'localStorage'] || null; } catch (e) { return null; }
   })();
   function load(name, dflt) {
     try {
-      var raw = STORE ? STORE.getItem(KEY + ':' + name) : MEM[name];
+      var raw = Object.prototype.hasOwnProperty.call(MEM, name) ? MEM[name] : STORE ? STORE.getItem(KEY + ':' + name) : null;
       return raw ? JSON.parse(raw) : dflt;
     } catch (e) { return dflt; }
   }
@@ -186,7 +261,8 @@
       if (!STORE) { MEM[name] = raw; return; }
       if (raw === null) STORE.removeItem(KEY + ':' + name);
       else STORE.setItem(KEY + ':' + name, raw);
-    } catch (e) { MEM[name] = raw; } // quota: keep this page working
+      delete MEM[name];
+    } catch (e) { MEM[name] = raw; } // quota or blocked storage: keep this page working
   }
   var MAX_KEPT = 200;
   // session: {token, sid, exp}; log: [{r: 'user'|'assistant', t, id?}]; pending: {mid, seq, exact, text}
@@ -216,7 +292,11 @@
     (W.crypto || W.msCrypto).getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return (b + 256).toString(16).slice(1); }).join('');
   }
-  var FINGERPRINT = (function () {
+  // Made on first use (a session is created only when the visitor sends or resumes), so a page
+  // view that never touches the chat writes no id.
+  var FP = null;
+  function fingerprint() {
+    if (FP) return FP;
     var install = load('install', null);
     if (typeof install !== 'string' || install.length !== 32) {
       install = randomId();
@@ -227,8 +307,9 @@
     var n = navigator;
     var src = [install, n.userAgent, (n.languages || []).join(','), tz, n.platform || '',
       n.hardwareConcurrency || 0, n.maxTouchPoints || 0].join('|');
-    return 'qpc1.' + hash53(src, 1) + hash53(src, 2) + hash53(src, 3);
-  })();
+    FP = 'qpc1.' + hash53(src, 1) + hash53(src, 2) + hash53(src, 3);
+    return FP;
+  }
 
   /* ------------------------------------------------------------ events */
   var HOOKS = {};
@@ -489,7 +570,11 @@
     '--_focus:var(--qpc-dark-focus,#fbbf24);--_notice-bg:#3b2a07;--_notice-fg:#fde68a;' +
     '--_code-bg:rgba(255,255,255,.08);color-scheme:dark;';
   var CSS = [
-    ':host{all:initial}',
+    // The host element is a <div> in the site's page: the site's rules (even !important ones)
+    // reach it, and inherited properties would flow in from it. An !important declaration of the
+    // shadow tree beats the page's, so `all:initial!important` cuts every inherited property;
+    // .root then sets the text properties explicitly.
+    ':host{all:initial!important}',
     '[hidden]{display:none!important}',
     '.root{--_accent:var(--qpc-accent,#1d4ed8);--_on-accent:var(--qpc-on-accent,#fff);',
     '--_bg:var(--qpc-bg,#fff);--_fg:var(--qpc-fg,#111827);--_muted:var(--qpc-muted,#4b5563);',
@@ -497,9 +582,12 @@
     '--_border:var(--qpc-border,#d1d5db);--_focus:var(--qpc-focus,#b45309);--_notice-bg:#fef3c7;',
     '--_notice-fg:#78350f;--_code-bg:rgba(0,0,0,.06);--_radius:var(--qpc-radius,14px);color-scheme:light;',
     'font:15px/1.45 var(--qpc-font,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);',
-    'color:var(--_fg);-webkit-text-size-adjust:100%}',
-    '.root[data-theme=dark]{' + DARK + '}',
-    '@media (prefers-color-scheme:dark){.root[data-theme=auto]{' + DARK + '}}',
+    'color:var(--_fg);-webkit-text-size-adjust:100%;letter-spacing:normal;word-spacing:normal;text-transform:none;',
+    'text-shadow:none;text-indent:0;text-align:start;font-style:normal;font-variant:normal;white-space:normal;',
+    'cursor:auto;visibility:visible;tab-size:4;hyphens:manual}',
+    '.root[data-scheme=dark]{' + DARK + '}',
+    // A site that set only its accent keeps it in dark mode too.
+    '.root[data-scheme=dark][data-site-accent]{--_accent:var(--qpc-accent);--_on-accent:var(--qpc-on-accent,#fff)}',
     '*,*::before,*::after{box-sizing:border-box}',
     'button,textarea{font:inherit;color:inherit}',
     ':focus{outline:none}',
@@ -511,6 +599,8 @@
     '.launcher:hover{transform:scale(1.06)}',
     '.launcher svg{width:26px;height:26px}.launcher svg+svg,.root.is-open .launcher svg:first-child{display:none}',
     '.root.is-open .launcher svg+svg{display:block}',
+    '.badge{position:absolute;top:-5px;right:-5px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;',
+    'background:#b91c1c;color:#fff;font:700 12px/18px system-ui,sans-serif;text-align:center;border:2px solid #fff}',
     '.root[data-position=left] .launcher{right:auto;left:20px}',
     '.root[data-position=left] .panel{right:auto;left:20px}',
     '.panel{position:fixed;bottom:88px;right:20px;z-index:var(--qpc-z,2147483000);width:min(380px,calc(100vw - 24px));',
@@ -518,9 +608,18 @@
     'color:var(--_fg);border:1px solid var(--_border);border-radius:var(--_radius);overflow:hidden;',
     'box-shadow:0 12px 40px rgba(0,0,0,.25);animation:qpc-in .18s ease-out}',
     '@keyframes qpc-in{from{opacity:0;transform:translateY(12px)}to{opacity:1;transform:none}}',
-    '@media (max-width:480px){.panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
+    '@media (max-width:480px),(max-height:500px){.panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
     '.root.is-open .launcher{display:none}}',
     'header{display:flex;align-items:center;gap:4px;padding:10px 8px 10px 16px;background:var(--_accent);color:var(--_on-accent)}',
+    '.avatar{width:32px;height:32px;border-radius:50%;object-fit:cover;flex:none;background:var(--_bg)}',
+    '.titles{flex:1;min-width:0}.sub{margin:0;font-size:13px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
+    '.foot{padding:0 14px 10px;font-size:12px;color:var(--_muted)}.foot p{margin:0}.foot a{color:var(--_link)}',
+    '.at{display:block;margin-top:4px;font-size:11px;opacity:.75;text-align:end}',
+    '.root[data-mode=inline] .panel,.root[data-mode=fullscreen] .panel{animation:none}',
+    '.root[data-mode=inline] .panel{position:relative;inset:auto;width:100%;height:100%;min-height:360px;z-index:auto;box-shadow:none}',
+    '.root[data-mode=fullscreen] .panel{inset:0;width:100%;height:100%;border-radius:0;border:0}',
+    '.root[data-mode=inline]{height:100%}:host([data-mode=inline]){display:block!important;height:100%!important}',
+    '.root:not([data-mode=bubble]) .launcher,.root:not([data-mode=bubble]) header .close{display:none}',
     'h2{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
     '.icon{width:40px;height:40px;border:0;border-radius:8px;background:transparent;color:inherit;cursor:pointer;',
     'display:flex;align-items:center;justify-content:center}',
@@ -542,6 +641,21 @@
     '.bot pre{overflow-x:auto;background:var(--_code-bg);padding:8px 10px;border-radius:8px}',
     '.bot pre code{background:none;padding:0;white-space:pre}',
     '.notice{align-self:stretch;max-width:none;background:var(--_notice-bg);color:var(--_notice-fg);font-size:14px}',
+    '.incomplete{border-color:var(--_notice-fg);border-style:dashed}',
+    '.tools{display:flex;justify-content:flex-end;align-items:center;gap:2px;margin:2px -8px -6px 0}.tools .at{margin:0}',
+    '.tools .icon{width:30px;height:30px;color:var(--_muted)}.tools .icon svg{width:16px;height:16px}',
+    '.tools .icon[data-copied]{color:var(--_fg)}',
+    '.starters{display:flex;flex-wrap:wrap;gap:6px;align-self:flex-start;max-width:100%}',
+    '.cut{display:flex;flex-wrap:wrap;align-items:center;gap:8px;margin-top:8px;font-size:13px;color:var(--_muted)}',
+    '.cut>span{flex:1 1 0;min-width:10em}.cut>i{font-style:normal;color:var(--_fg)}',
+    '.act{font-size:14px;padding:6px 12px;border-radius:8px;cursor:pointer;border:1px solid var(--_accent);',
+    'background:var(--_bg);color:var(--_link)}',
+    '.act.yes{background:var(--_accent);color:var(--_on-accent)}',
+    '.confirm{padding:10px 14px;border-bottom:1px solid var(--_border);background:var(--_notice-bg);color:var(--_notice-fg);',
+    'font-size:14px;display:flex;flex-wrap:wrap;gap:8px;align-items:center}.confirm p{margin:0;flex-basis:100%}',
+    '.counter{padding:0 14px 2px;font-size:12px;color:var(--_muted);text-align:end}',
+    '.counter.over{color:var(--_fg);font-weight:600}',
+    'textarea[aria-invalid=true]{border-color:#b91c1c;outline:1px solid #b91c1c}',
     '.typing{display:flex;gap:5px;align-items:center;min-height:38px}',
     '.typing i{width:7px;height:7px;border-radius:50%;background:var(--_muted);animation:qpc-dot 1.2s infinite ease-in-out}',
     '.typing i:nth-child(2){animation-delay:.15s}.typing i:nth-child(3){animation-delay:.3s}',
@@ -550,9 +664,10 @@
     'textarea{flex:1;resize:none;min-height:42px;max-height:140px;padding:9px 12px;border:1px solid var(--_muted);',
     'border-radius:10px;background:var(--_bg);line-height:1.4}',
     'textarea::placeholder{color:var(--_muted);opacity:1}',
-    '.send{width:42px;height:42px;flex:none;border:0;border-radius:10px;background:var(--_accent);color:var(--_on-accent);',
+    '.send,.halt{width:42px;height:42px;flex:none;border:0;border-radius:10px;background:var(--_accent);color:var(--_on-accent);',
     'cursor:pointer;display:flex;align-items:center;justify-content:center}',
-    '.send[aria-disabled=true]{opacity:.55;cursor:not-allowed}.send svg{width:20px;height:20px}',
+    '.send[aria-disabled=true]{opacity:.55;cursor:not-allowed}.send svg,.halt svg{width:20px;height:20px}',
+    '.halt:not([hidden])+.send{display:none}',
     '.sr,.hp{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;',
     'clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}',
     '@media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important}',
@@ -565,7 +680,9 @@
     chat: 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z',
     close: 'M6 6l12 12M18 6L6 18',
     reset: 'M4 12a8 8 0 1 0 2.3-5.7M4 4v5h5',
-    send: 'M4 12l16-8-6 16-2.5-6.5z'
+    send: 'M4 12l16-8-6 16-2.5-6.5z',
+    stop: 'M7 7h10v10H7z',
+    copy: 'M9 9h11v11H9zM5 15H4V4h11v1'
   };
   function icon(name) {
     var ns = 'http://www.w3.org/2000/svg';
@@ -607,6 +724,52 @@
   var theme = String(opt('theme', 'auto'));
   var root = el('div', 'root');
   root.setAttribute('data-theme', theme === 'light' || theme === 'dark' ? theme : 'auto');
+  // Theme `auto` follows the site, not the OS: the page's own background decides; a page without
+  // one follows its `color-scheme` (and the OS only where the page allows both schemes).
+  function luminance(rgb) {
+    var c = rgb.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  }
+  function background(node) {
+    if (!node) return null;
+    var m = /rgba?\(([^)]*)\)/.exec(getComputedStyle(node).backgroundColor || '');
+    if (!m) return null;
+    var p = m[1].split(/[\s,\/]+/).filter(Boolean).map(parseFloat);
+    return p.length < 3 || (p.length > 3 && p[3] < 0.5) ? null : p.slice(0, 3);
+  }
+  function siteScheme() {
+    var bg = background(D.body) || background(D.documentElement);
+    if (bg) return luminance(bg) < 0.179 ? 'dark' : 'light'; // darker than mid grey
+    var cs = String(getComputedStyle(D.documentElement).colorScheme || '');
+    var meta = D.querySelector('meta[name=color-scheme]');
+    if (!/dark|light/.test(cs) && meta) cs = meta.content || '';
+    if (/dark/.test(cs) && (!/light/.test(cs) || (W.matchMedia && W.matchMedia('(prefers-color-scheme: dark)').matches))) return 'dark';
+    return 'light';
+  }
+  function applyScheme() {
+    var scheme = theme === 'light' || theme === 'dark' ? theme : siteScheme();
+    if (root.getAttribute('data-scheme') !== scheme) root.setAttribute('data-scheme', scheme);
+    var hs = getComputedStyle(host);
+    var own = hs.getPropertyValue('--qpc-accent').trim() && !hs.getPropertyValue('--qpc-dark-accent').trim();
+    if (own) root.setAttribute('data-site-accent', ''); else root.removeAttribute('data-site-accent');
+  }
+  if (theme !== 'light' && theme !== 'dark') {
+    try { W.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', applyScheme); } catch (e) { /* old engine */ }
+    try {
+      var queued = false; // at most once a frame, however often the site toggles classes
+      var watch = new MutationObserver(function () {
+        if (queued) return;
+        queued = true;
+        (W.requestAnimationFrame || setTimeout)(function () { queued = false; applyScheme(); });
+      }); // a site's own dark-mode switch
+      watch.observe(D.documentElement, { attributes: true, attributeFilter: ['class', 'style', 'data-theme', 'data-bs-theme', 'data-color-scheme'] });
+      D.addEventListener('DOMContentLoaded', function () {
+        if (D.body) watch.observe(D.body, { attributes: true, attributeFilter: ['class', 'style', 'data-theme'] });
+      });
+      if (D.body) watch.observe(D.body, { attributes: true, attributeFilter: ['class', 'style', 'data-theme'] });
+    } catch (e) { /* old engine */ }
+  }
+  root.setAttribute('data-mode', MODE);
   root.setAttribute('data-position', opt('position', 'right') === 'left' ? 'left' : 'right');
   root.lang = LANG;
 
@@ -614,6 +777,21 @@
   launcher.appendChild(icon('close'));
   launcher.setAttribute('aria-expanded', 'false');
   launcher.setAttribute('aria-controls', 'qpc-panel');
+  var badge = el('span', 'badge');
+  badge.setAttribute('aria-hidden', 'true'); // the launcher's label says it
+  badge.hidden = true;
+  launcher.appendChild(badge);
+  var unread = 0;
+  // An answer that ends while the panel is closed: a count on the launcher, its label and one
+  // announcement (the live region lives outside the panel so it is heard while closed).
+  function setUnread(n) {
+    unread = n;
+    badge.hidden = !n;
+    badge.textContent = n > 9 ? '9+' : String(n);
+    var label = isOpen ? t('close') : n ? t('open') + ' – ' + t('unread') : t('open');
+    launcher.setAttribute('aria-label', label);
+    launcher.title = label;
+  }
 
   var panel = el('section', 'panel');
   panel.id = 'qpc-panel';
@@ -625,9 +803,37 @@
   h2.id = 'qpc-title';
   var resetBtn = button('icon reset', t('reset'), 'reset');
   var closeBtn = button('icon close', t('close'), 'close');
-  header.appendChild(h2);
+  // "New conversation" sits at the other end of the header from "Close", and asks first.
+  var titles = el('div', 'titles');
+  titles.appendChild(h2);
+  if (SUBTITLE) titles.appendChild(el('p', 'sub', SUBTITLE));
   header.appendChild(resetBtn);
+  var AVATAR = opt('avatar', '') ? safeHref(String(opt('avatar', ''))) : null; // http(s) only
+  if (AVATAR && /^https?:/.test(AVATAR)) {
+    var img = el('img', 'avatar');
+    img.src = AVATAR;
+    img.alt = ''; // decorative: the title names the chat
+    img.referrerPolicy = 'no-referrer';
+    img.loading = 'lazy'; // fetched when the panel first shows, not on every page view
+    img.addEventListener('error', function () { img.hidden = true; });
+    header.appendChild(img);
+  }
+  header.appendChild(titles);
   header.appendChild(closeBtn);
+  var confirmBar = el('div', 'confirm');
+  confirmBar.setAttribute('role', 'group');
+  confirmBar.setAttribute('aria-labelledby', 'qpc-confirm');
+  confirmBar.hidden = true;
+  var confirmText = el('p', null, t('confirmReset'));
+  confirmText.id = 'qpc-confirm';
+  var keepBtn = el('button', 'act', t('confirmNo'));
+  var wipeBtn = el('button', 'act yes', t('confirmYes'));
+  keepBtn.type = wipeBtn.type = 'button';
+  keepBtn.id = 'qpc-keep';
+  wipeBtn.id = 'qpc-wipe';
+  confirmBar.appendChild(confirmText);
+  confirmBar.appendChild(keepBtn);
+  confirmBar.appendChild(wipeBtn);
 
   var log = el('div', 'log');
   log.setAttribute('role', 'log');
@@ -645,7 +851,11 @@
   var input = el('textarea');
   input.id = 'qpc-input';
   input.rows = 1;
-  input.maxLength = MAX_CHARS;
+  // No maxLength: it would cut pasted text silently. The counter below warns instead.
+  input.setAttribute('aria-describedby', 'qpc-counter');
+  var counter = el('div', 'counter');
+  counter.id = 'qpc-counter';
+  counter.hidden = true;
   input.placeholder = PLACEHOLDER;
   input.setAttribute('enterkeyhint', 'send');
   input.autocomplete = 'off';
@@ -662,13 +872,22 @@
   form.appendChild(input);
   form.appendChild(honeypot);
   form.appendChild(sendBtn);
+  // While an answer streams: Stop ends it here (the gateway still finishes n8n's run and keeps
+  // the whole answer in the history: a webhook run cannot be cancelled from outside).
+  var stopBtn = button('halt', t('stop'), 'stop');
+  stopBtn.hidden = true;
+  form.insertBefore(stopBtn, sendBtn);
+  stopBtn.addEventListener('click', function () { stopTurn(); });
 
   panel.appendChild(header);
+  panel.appendChild(confirmBar);
   panel.appendChild(log);
-  panel.appendChild(live);
+  panel.appendChild(counter);
   panel.appendChild(form);
+  if (FOOTER) { var foot = el('div', 'foot'); markdown(FOOTER, foot); panel.appendChild(foot); }
   root.appendChild(panel);
   root.appendChild(launcher);
+  root.appendChild(live);
   shadow.appendChild(root);
 
   /* ---------------------------------------------------------- rendering */
@@ -679,13 +898,23 @@
   function scroll(force) {
     if (force || nearBottom) log.scrollTop = log.scrollHeight;
   }
-  function bubble(role, text) {
+  function bubble(role, text, at) {
     var b = el('div', 'msg ' + (role === 'user' ? 'user' : 'bot'));
     b.appendChild(el('span', 'sr', role === 'user' ? t('you') + ' ' : t('bot') + ' '));
     var body = el('div', 'body');
     if (role === 'user') body.textContent = text; else markdown(text, body);
     b.appendChild(body);
+    if (at) stamp(b, at);
     return b;
+  }
+  function stamp(b, at) {
+    var d = new Date(at);
+    if (!STAMPS || isNaN(d.getTime())) return;
+    var tm = el('time', 'at');
+    tm.dateTime = d.toISOString();
+    try { tm.textContent = d.toLocaleTimeString(LANG, { hour: '2-digit', minute: '2-digit' }); } catch (e) { tm.textContent = d.toISOString().slice(11, 16); }
+    tm.title = d.toLocaleString(LANG);
+    b.appendChild(tm);
   }
   function setBubbleText(b, text) {
     var body = b.querySelector('.body');
@@ -696,7 +925,19 @@
   function renderAll() {
     while (log.firstChild) log.removeChild(log.firstChild);
     if (WELCOME) log.appendChild(bubble('assistant', WELCOME)).classList.add('welcome');
-    S.log.forEach(function (m) { log.appendChild(bubble(m.r, m.t)); });
+    if (!S.log.length && STARTERS.length) {
+      var st = log.appendChild(el('div', 'starters'));
+      STARTERS.forEach(function (q) {
+        var b = st.appendChild(el('button', 'act', q));
+        b.type = 'button';
+        b.addEventListener('click', function () { if (!busy) send(q); });
+      });
+    }
+    S.log.forEach(function (m, i) {
+      var b = log.appendChild(bubble(m.r, m.t, m.at));
+      if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null, m.x === 2);
+      if (m.r === 'assistant') tools(b, m.t);
+    });
     if (S.pending && S.pending.text) {
       pendingBubble = log.appendChild(bubble('assistant', S.pending.text));
     }
@@ -704,7 +945,8 @@
   }
   var pendingBubble = null;
   var announceSeq = 0;
-  function announce(text) {
+  function announce(text, always) {
+    if (!isOpen && !always) return; // a closed chat is not read out; `unread` says it once
     var n = el('div', null, text);
     n.setAttribute('data-n', String(++announceSeq));
     live.appendChild(n);
@@ -717,6 +959,43 @@
     scroll(true);
     announce(text);
     return n;
+  }
+  // Connection states (offline, reconnecting) share one line that is replaced, never stacked,
+  // and goes when the connection is back or the answer has ended.
+  var statusEl = null, statusKind = '';
+  function status(kind, text) {
+    if (!kind) {
+      if (statusEl && statusEl.parentNode) statusEl.parentNode.removeChild(statusEl);
+      statusEl = null;
+      statusKind = '';
+      return;
+    }
+    if (!statusEl) {
+      statusEl = el('div', 'msg notice status');
+      statusEl.setAttribute('data-notice', '');
+    }
+    if (statusKind !== kind) { statusEl.textContent = text; announce(text); }
+    statusKind = kind;
+    if (statusEl.parentNode !== log || log.lastChild !== statusEl) log.appendChild(statusEl);
+    scroll(true);
+  }
+  // An answer cut by the server (restart, upstream error) or by a link that never came back:
+  // kept, marked as cut, with a way to ask again.
+  function markIncomplete(b, question, stopped) {
+    b.classList.add('incomplete');
+    var cut = el('div', 'cut');
+    cut.appendChild(el('i', null, stopped ? '\u25A0' : '\u26A0\uFE0E')).setAttribute('aria-hidden', 'true');
+    cut.appendChild(el('span', null, t(stopped ? 'stopped' : 'incomplete')));
+    if (question) {
+      var again = el('button', 'act', t('retry'));
+      again.type = 'button';
+      again.addEventListener('click', function () {
+        if (busy) { notice(t('busy')); return; }
+        if (send(question)) cut.removeChild(again);
+      });
+      cut.appendChild(again);
+    }
+    b.appendChild(cut);
   }
   var typingEl = null;
   function typing(on) {
@@ -737,6 +1016,41 @@
   // aria-disabled, not disabled: a disabled button would drop keyboard focus mid-conversation.
   function sendDisabled(on) {
     sendBtn.setAttribute('aria-disabled', on ? 'true' : 'false');
+    var streaming = busy && !!current;
+    if (stopBtn.hidden === streaming) {
+      var refocus = shadow.activeElement === (streaming ? sendBtn : stopBtn);
+      stopBtn.hidden = !streaming;
+      if (refocus) (streaming ? stopBtn : input).focus();
+    }
+  }
+  function stopTurn() {
+    var turn = current;
+    if (!turn || turn.stopped) return;
+    turn.stopped = true;
+    try { if (turn.ctrl) turn.ctrl.abort(); } catch (e) { /* gone */ }
+    try { if (turn.ws) turn.ws.close(1000); } catch (e) { /* gone */ }
+  }
+  // Copy an answer (plain Markdown source, as the assistant wrote it).
+  function tools(b, text) {
+    var row = el('div', 'tools');
+    var copy = button('icon copy', t('copy'), 'copy');
+    if (b.lastChild && b.lastChild.nodeName === 'TIME') row.appendChild(b.lastChild); // one line
+    copy.addEventListener('click', function () {
+      var done = function () { announce(t('copied')); copy.setAttribute('data-copied', ''); };
+      var fallback = function () {
+        var area = el('textarea');
+        area.value = text;
+        shadow.appendChild(area);
+        area.select();
+        try { D.execCommand('copy'); done(); } catch (e) { /* nothing to do */ }
+        shadow.removeChild(area);
+        copy.focus();
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, fallback);
+      else fallback();
+    });
+    row.appendChild(copy);
+    b.appendChild(row);
   }
   function autosize() {
     input.style.height = 'auto';
@@ -746,6 +1060,7 @@
   /* ---------------------------------------------------------- open/close */
   // Open/closed survives reloads and navigation within this tab, not across visits.
   function rememberOpen(on) {
+    if (MODE !== 'bubble') return; // always open: nothing to remember (and nothing is written)
     try { W.sessionStorage.setItem(KEY + ':open', on ? '1' : '0'); } catch (e) { /* no storage */ }
   }
   var isOpen = false;
@@ -756,9 +1071,9 @@
       panel.hidden = false;
       root.classList.add('is-open');
       launcher.setAttribute('aria-expanded', 'true');
-      launcher.setAttribute('aria-label', t('close'));
-      launcher.title = t('close');
+      setUnread(0);
       rememberOpen(true);
+      applyScheme();
       scroll(true);
       emit('open', {});
       if (!synced) { synced = true; afterFirstOpen(); }
@@ -766,23 +1081,32 @@
     if (focus !== false) input.focus();
   }
   function closePanel(focus) {
-    if (!isOpen) return;
+    if (!isOpen || MODE !== 'bubble') return;
     var hadFocus = shadow.activeElement && panel.contains(shadow.activeElement);
     isOpen = false;
     panel.hidden = true;
     root.classList.remove('is-open');
     launcher.setAttribute('aria-expanded', 'false');
-    launcher.setAttribute('aria-label', t('open'));
-    launcher.title = t('open');
+    setUnread(unread);
     rememberOpen(false);
     if (focus !== false || hadFocus) launcher.focus();
     emit('close', {});
   }
   launcher.addEventListener('click', function () { if (isOpen) closePanel(); else openPanel(); });
   closeBtn.addEventListener('click', function () { closePanel(); });
-  resetBtn.addEventListener('click', function () { reset(); input.focus(); });
+  function askReset(on) {
+    confirmBar.hidden = !on;
+    resetBtn.setAttribute('aria-expanded', on ? 'true' : 'false');
+    if (on) keepBtn.focus(); // the safe choice has focus: Enter alone deletes nothing
+  }
+  resetBtn.setAttribute('aria-expanded', 'false');
+  resetBtn.addEventListener('click', function () { askReset(confirmBar.hidden); });
+  keepBtn.addEventListener('click', function () { askReset(false); resetBtn.focus(); });
+  wipeBtn.addEventListener('click', function () { askReset(false); reset(); input.focus(); });
   panel.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape' && !e.isComposing) { e.preventDefault(); closePanel(); }
+    if (e.key !== 'Escape' || e.isComposing) return;
+    e.preventDefault();
+    if (!confirmBar.hidden) { askReset(false); resetBtn.focus(); } else closePanel();
   });
   input.addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && !e.shiftKey && !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing && e.keyCode !== 229) {
@@ -790,13 +1114,27 @@
       submit();
     }
   });
-  input.addEventListener('input', autosize);
+  input.addEventListener('input', function () { autosize(); count(); });
+  // Shown from 90 % of the limit; over it, the box is marked invalid and the visitor told once.
+  var wasOver = false;
+  function count() {
+    var n = input.value.trim().length, over = n > MAX_CHARS;
+    counter.hidden = n < MAX_CHARS * 0.9;
+    counter.className = over ? 'counter over' : 'counter';
+    counter.textContent = over ? t('tooLongBy', { n: fmt(n), max: fmt(MAX_CHARS) }) : t('counter', { n: fmt(n), max: fmt(MAX_CHARS) });
+    input.setAttribute('aria-invalid', over ? 'true' : 'false');
+    if (over && !wasOver) announce(counter.textContent);
+    wasOver = over;
+  }
+  function fmt(n) {
+    try { return n.toLocaleString(LANG); } catch (e) { return String(n); }
+  }
   form.addEventListener('submit', function (e) { e.preventDefault(); submit(); });
   function submit() {
     var text = input.value.trim();
     if (!text) return;
     if (busy) { notice(t('busy')); return; }
-    if (send(text)) { input.value = ''; autosize(); }
+    if (send(text)) { input.value = ''; autosize(); count(); }
   }
 
   /* ---------------------------------------------------------------- HTTP */
@@ -804,8 +1142,17 @@
     this.code = code;
     for (var k in extra || {}) this[k] = extra[k];
   }
+  // The server's own explanation travels with the code: `message` (its sentence) and, for
+  // refusals it can say more about (spam rules), `reason`; messageFor() picks the visitor's words.
+  function refusal(code, src, retry, extra) {
+    var e = new QPCError(String(code || 'upstream_error'), extra);
+    e.retry = typeof retry === 'number' && isFinite(retry) ? retry : null;
+    if (src && typeof src.message === 'string') e.said = src.message.slice(0, 500);
+    if (src && typeof src.reason === 'string') e.reason = src.reason;
+    return e;
+  }
   function authHeaders(json) {
-    var h = { 'Authorization': 'Bearer ' + (S.session && S.session.token), 'X-Chat-Fingerprint': FINGERPRINT };
+    var h = { 'Authorization': 'Bearer ' + (S.session && S.session.token), 'X-Chat-Fingerprint': fingerprint() };
     if (json) h['Content-Type'] = 'application/json';
     return h;
   }
@@ -823,10 +1170,12 @@
     return res.text().then(function (raw) {
       var body = null;
       try { body = JSON.parse(raw); } catch (e) { /* not ours */ }
-      var code = body && body.error && body.error.code;
+      var err = (body && body.error) || {};
+      var code = err.code;
       var retry = body && typeof body.retry_after === 'number' ? body.retry_after : parseInt(res.headers.get('Retry-After') || '', 10);
-      if (!code) return new QPCError(res.status === 429 ? 'rate_limited' : 'network', { status: res.status, fallback: res.status !== 429 });
-      return new QPCError(code, { status: res.status, retry: isFinite(retry) ? retry : null });
+      retry = isFinite(retry) ? retry : null;
+      if (!code) return new QPCError(res.status === 429 ? 'rate_limited' : 'network', { status: res.status, retry: retry, fallback: res.status !== 429 });
+      return refusal(code, err, retry, { status: res.status });
     }, function () { return new QPCError('network', { status: res.status, fallback: true }); });
   }
   var sessionPromise = null;
@@ -838,7 +1187,7 @@
     sessionPromise = req('/session/create', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ fingerprint: FINGERPRINT, metadata: METADATA })
+      body: JSON.stringify({ fingerprint: fingerprint(), metadata: METADATA })
     }).then(function (res) {
       if (!res.ok) return httpError(res).then(function (e) { throw e; });
       return res.json().then(function (b) {
@@ -926,7 +1275,7 @@
   }
   // One event model for SSE, WebSocket and NDJSON: start / delta / end / error.
   function handle(turn, type, data, id) {
-    if (turn.gen !== gen || turn.done) return;
+    if (turn.gen !== gen || turn.done || turn.stopped) return;
     data = data || {};
     if (id) {
       var k = id.lastIndexOf(':');
@@ -954,7 +1303,7 @@
       if (typeof data.text === 'string' && data.text !== turn.text) turn.text = data.text;
       turn.done = true;
     } else if (type === 'error') {
-      turn.error = new QPCError(String(data.code || 'upstream_error'), { retry: data.retry_after || null, afterStart: !!turn.mid });
+      turn.error = refusal(data.code, data, data.retry_after, { afterStart: !!turn.mid });
       turn.done = true;
     }
   }
@@ -976,6 +1325,31 @@
       if (!savePendingTimer) savePendingTimer = setTimeout(function () { savePending(turn); }, 250);
     });
   }
+  // While an answer streams, the blocks before its last blank line (outside a code fence) are
+  // final: they are rendered once, and each delta re-renders only the tail after them.
+  function stableEnd(text, from) {
+    var re = /[^\n]*\n/g, m, fence = null, end = from;
+    re.lastIndex = from;
+    while ((m = re.exec(text))) {
+      var line = m[0].slice(0, -1), f = RE_FENCE.exec(line);
+      if (fence) { if (line.trim().indexOf(fence) === 0) fence = null; } else if (f) fence = f[1];
+      else if (!line.trim()) end = re.lastIndex;
+    }
+    return end;
+  }
+  // The tail as shown mid-stream: a `**` or code span still waiting for its closing half is
+  // closed for display (or dropped when nothing follows it yet), so no raw marker flashes.
+  function streamingTail(tail) {
+    var nl = tail.lastIndexOf('\n') + 1, head = tail.slice(0, nl), line = tail.slice(nl);
+    if (RE_FENCE.test(line) || /^\s{0,3}(```|~~~)/m.test(head)) return tail;
+    var ticks = (line.match(/`/g) || []).length;
+    if (ticks % 2) line = /`\s*$/.test(line) ? line.replace(/`+\s*$/, '') : line.replace(/(\s*)$/, '`$1');
+    var bare = line.replace(/`[^`]*`/g, '');
+    if ((bare.match(/\*\*/g) || []).length % 2) {
+      line = /\*\*\s*$/.test(line) ? line.replace(/\*\*\s*$/, '') : line.replace(/(\s*)$/, '**$1');
+    }
+    return head + line;
+  }
   function paint(turn) {
     if (!turn.text) return;
     if (!turn.bubble) {
@@ -983,7 +1357,19 @@
       turn.bubble.setAttribute('aria-busy', 'true');
       log.appendChild(turn.bubble);
     }
-    setBubbleText(turn.bubble, turn.text);
+    var body = turn.bubble.querySelector('.body');
+    if (turn.cut === undefined) { // a bubble shown before (reload): start from scratch
+      while (body.firstChild) body.removeChild(body.firstChild);
+      turn.cut = 0;
+      turn.tail = [];
+    }
+    turn.tail.forEach(function (n) { if (n.parentNode) n.parentNode.removeChild(n); });
+    var end = stableEnd(turn.text, turn.cut);
+    if (end > turn.cut) { markdown(turn.text.slice(turn.cut, end), body); turn.cut = end; }
+    var frag = D.createDocumentFragment();
+    markdown(streamingTail(turn.text.slice(turn.cut)), frag);
+    turn.tail = Array.prototype.slice.call(frag.childNodes);
+    body.appendChild(frag);
     scroll();
     // Polite announcements, a finished sentence at a time.
     var re = /[.!?…:](\s)|\n/g, last = -1, m;
@@ -995,8 +1381,15 @@
       if (said) announce(said);
     }
   }
+  // What a screen reader is told: the text as rendered (so `snake_case` keeps its underscores),
+  // blocks separated by a space, markers of a sentence cut mid-emphasis dropped.
   function plain(s) {
-    return s.replace(/```[^\n]*\n?/g, '').replace(/[*_`#>]+/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').trim();
+    var d = el('div');
+    markdown(s, d);
+    Array.prototype.forEach.call(d.querySelectorAll('p,li,pre,br,hr'), function (n) {
+      n.parentNode.insertBefore(D.createTextNode(' '), n.nextSibling);
+    });
+    return d.textContent.replace(/\*\*|`+/g, '').replace(/\s+/g, ' ').trim();
   }
 
   // SSE over fetch, so the token travels in a header. No first byte in time = a buffering middlebox.
@@ -1052,7 +1445,7 @@
         }
         ws.onopen = function () {
           opened = true;
-          ws.send(JSON.stringify({ type: 'auth', token: S.session && S.session.token, fingerprint: FINGERPRINT }));
+          ws.send(JSON.stringify({ type: 'auth', token: S.session && S.session.token, fingerprint: fingerprint() }));
           ws.send(JSON.stringify({ type: 'message', message: turn.message, metadata: METADATA, honeypot: honeypot.value }));
         };
         ws.onmessage = function (e) {
@@ -1061,7 +1454,7 @@
           if (!f || typeof f.type !== 'string') return;
           clearTimeout(timer);
           if (f.type === 'error' && !turn.mid) { // refused before the turn began: same codes as HTTP
-            finish(new QPCError(String(f.code || 'upstream_error'), { retry: typeof f.retry_after === 'number' ? f.retry_after : null }));
+            finish(refusal(f.code, f, f.retry_after));
             return;
           }
           handle(turn, f.type, f, typeof f.id === 'string' ? f.id : null);
@@ -1099,7 +1492,7 @@
           if (c.type === 'begin' && !turn.mid) handle(turn, 'start', { message_id: md.message_id }, null);
           else if (c.type === 'item') handle(turn, 'delta', { text: c.content }, null);
           else if (c.type === 'end') handle(turn, 'end', { message_id: md.message_id }, null);
-          else if (c.type === 'error') handle(turn, 'error', { code: md.code, message: c.content }, null);
+          else if (c.type === 'error') handle(turn, 'error', { code: md.code, message: c.content, reason: md.reason, retry_after: md.retry_after }, null);
         }), null);
       }).then(function () {
         if (!turn.done) throw streamBroken(turn);
@@ -1121,8 +1514,10 @@
   function resume(turn, quiet) {
     var attempt = 0;
     var shown = null;
+    turn.resuming = true;
     function again() {
       if (turn.gen !== gen) return Promise.reject(new QPCError('aborted'));
+      if (turn.stopped) return Promise.reject(new QPCError('stopped'));
       if (attempt >= 8) return Promise.reject(new QPCError('lost'));
       var delay = attempt ? Math.min(250 * Math.pow(2, attempt), 5000) : 150;
       attempt++;
@@ -1149,11 +1544,12 @@
       });
     }
     function unshow() {
-      if (shown && shown.parentNode) shown.parentNode.removeChild(shown);
+      if (shown) status(null); // reconnected (or gave up): the connection line goes
       shown = null;
+      turn.resuming = false;
     }
     return wait(0).then(function () {
-      if (!quiet) shown = notice(t('reconnecting'));
+      if (!quiet) { shown = true; status(navigator.onLine === false ? 'offline' : 'reconnecting', t(navigator.onLine === false ? 'offline' : 'reconnecting')); }
       return again();
     }).then(function (v) { unshow(); return v; }, function (e) { unshow(); throw e; });
   }
@@ -1177,6 +1573,7 @@
         else if (remembered() !== kind) store('transport', { k: kind, until: Date.now() + 3600000 });
       }, function (e) {
         if (turn.gen !== gen) throw new QPCError('aborted');
+        if (turn.stopped) throw new QPCError('stopped');
         if ((e.code === 'unauthorized' || e.code === 'session_mismatch') && !retried) {
           forgetSession(); // expired, revoked or bound to another fingerprint: start over once
           return runTurn(turn, true);
@@ -1197,19 +1594,30 @@
     return attempt(0);
   }
 
+  // Words the visitor can act on, in their language. The server's own sentence is English: it is
+  // shown as is where the widget has nothing more precise to say and the visitor reads English.
+  var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood' };
   function messageFor(e) {
+    var english = LANG === 'en';
+    var own = english && e.said ? e.said : null;
     switch (e.code) {
       case 'rate_limited': return e.retry ? t('rate', { s: Math.ceil(e.retry) }) : t('rateSoon');
       case 'busy': return t('busy');
       case 'offline': return t('offline');
       case 'network': return navigator.onLine === false ? t('offline') : t('network');
-      case 'blocked': case 'forbidden': case 'origin_not_allowed': return t('blocked');
+      case 'blocked':
+        if (REASONS[e.reason]) return t(REASONS[e.reason]);
+        return own || t('blocked');
+      case 'forbidden': case 'origin_not_allowed': return t('notHere');
       case 'payload_too_large': return t('tooLong');
-      case 'bad_request': case 'unsupported_media_type': return t('invalid');
+      case 'bad_request': case 'unsupported_media_type': return own || t('invalid');
+      case 'unauthorized': case 'session_mismatch': return t('sessionLost');
+      case 'shutting_down': return t('restarting');
+      case 'store_unavailable': return t('storeDown', { s: Math.ceil(e.retry || 5) });
       case 'upstream_timeout': return t('timeout');
       case 'upstream_unavailable': case 'upstream_error': return t('upstream');
       case 'lost': case 'not_found': return t('lost');
-      default: return t('generic');
+      default: return own || t('generic');
     }
   }
   function cooldown(seconds) {
@@ -1223,38 +1631,43 @@
   function send(text) {
     text = String(text || '').trim();
     if (!text || busy) return false;
-    if (text.length > MAX_CHARS) { notice(t('tooLong')); return false; }
+    if (text.length > MAX_CHARS) { notice(t('tooLongBy', { n: fmt(text.length), max: fmt(MAX_CHARS) })); return false; }
     if (cooldownUntil > Date.now()) {
       notice(t('rate', { s: Math.ceil((cooldownUntil - Date.now()) / 1000) }));
       return false;
     }
-    if (navigator.onLine === false) { notice(t('offline')); return false; }
+    if (navigator.onLine === false) { status('offline', t('offline')); return false; }
     busy = true;
     sendDisabled(true);
     Array.prototype.forEach.call(log.querySelectorAll('[data-notice]'), function (n) { n.parentNode.removeChild(n); });
-    var userEntry = { r: 'user', t: text };
+    var userEntry = { r: 'user', t: text, at: Date.now() };
     S.log.push(userEntry);
     saveLog();
-    var userBubble = log.appendChild(bubble('user', text));
+    Array.prototype.forEach.call(log.querySelectorAll('.starters'), function (n) { n.parentNode.removeChild(n); });
+    var userBubble = log.appendChild(bubble('user', text, userEntry.at));
     scroll(true);
     emit('message', { text: text });
     var turn = newTurn(text);
     current = turn;
     typing(true);
+    sendDisabled(true); // shows Stop now that there is a turn
     runTurn(turn, false).then(function () {
+      if (turn.stopped) throw new QPCError('stopped');
       if (turn.error) throw turn.error;
       finishAnswer(turn);
     }).catch(function (e) {
       if (turn.gen !== gen) return;
       if (!(e instanceof QPCError)) { if (W.console) W.console.error(e); e = new QPCError('internal'); }
-      if (turn.text) finishAnswer(turn); // keep what arrived
+      if (turn.stopped) e = new QPCError('stopped');
+      if (turn.text) finishAnswer(turn, e); // keep what arrived, marked as cut (or stopped)
       else if (turn.bubble) turn.bubble.parentNode.removeChild(turn.bubble);
+      if (e.code === 'stopped') return; // the visitor's own doing: no error to explain
       if (!turn.mid && !turn.text) {
         // Never reached the assistant: take the message back so it can be sent again.
         var at = S.log.lastIndexOf(userEntry);
         if (at >= 0) { S.log.splice(at, 1); saveLog(); }
         if (userBubble.parentNode) userBubble.parentNode.removeChild(userBubble);
-        if (!input.value) { input.value = text; autosize(); }
+        if (!input.value) { input.value = text; autosize(); count(); }
       }
       if (e.code === 'rate_limited') cooldown(e.retry || 5);
       notice(messageFor(e));
@@ -1262,9 +1675,10 @@
     }).then(function () {
       if (turn.gen !== gen) return;
       typing(false);
+      status(null); // the answer has ended: no connection banner outlives it
       busy = false;
       current = null;
-      if (cooldownUntil <= Date.now()) sendDisabled(false);
+      sendDisabled(cooldownUntil > Date.now());
       S.pending = null;
       store('pending', null);
       clearTimeout(savePendingTimer);
@@ -1272,7 +1686,7 @@
     });
     return true;
   }
-  function finishAnswer(turn) {
+  function finishAnswer(turn, err) {
     clearTimeout(savePendingTimer);
     savePendingTimer = null;
     typing(false);
@@ -1282,16 +1696,20 @@
       setBubbleText(turn.bubble, turn.text);
     }
     if (turn.bubble) turn.bubble.removeAttribute('aria-busy');
+    if (err && turn.bubble) markIncomplete(turn.bubble, turn.message, err.code === 'stopped');
+    var at = Date.now();
+    if (turn.bubble && turn.text) { stamp(turn.bubble, at); tools(turn.bubble, turn.text); }
     if (turn.text.length > turn.announced) {
       var rest = plain(turn.text.slice(turn.announced));
       turn.announced = turn.text.length;
       if (rest) announce(rest);
     }
     scroll();
+    if (turn.text && !isOpen) { setUnread(unread + 1); announce(t('unread'), true); }
     if (turn.text) {
-      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined });
+      S.log.push({ r: 'assistant', t: turn.text, id: turn.mid || undefined, x: err ? (err.code === 'stopped' ? 2 : 1) : undefined, at: at });
       saveLog();
-      emit('response', { text: turn.text, messageId: turn.mid });
+      emit('response', { text: turn.text, messageId: turn.mid, incomplete: !!err });
     }
   }
 
@@ -1309,17 +1727,19 @@
     turn.bubble = pendingBubble;
     pendingBubble = null;
     current = turn;
+    sendDisabled(true);
     if (!turn.bubble) typing(true);
     return resume(turn, true).then(function () {
       if (turn.error) throw turn.error;
       finishAnswer(turn);
     }).catch(function (e) {
       if (turn.gen !== gen) return;
-      if (turn.text) finishAnswer(turn);
+      if (turn.text) finishAnswer(turn, e);
       if (e.code !== 'lost') notice(messageFor(e));
     }).then(function () {
       if (turn.gen !== gen) return;
       typing(false);
+      status(null);
       busy = false;
       current = null;
       sendDisabled(cooldownUntil > Date.now());
@@ -1341,7 +1761,11 @@
         if (!b || !Array.isArray(b.messages) || g !== gen || busy) return;
         var msgs = b.messages.filter(function (m) {
           return m && (m.role === 'user' || m.role === 'assistant') && typeof m.text === 'string';
-        }).map(function (m) { return { r: m.role, t: m.text, id: m.message_id || undefined }; });
+        }).map(function (m, i) {
+          var mine = S.log[i]; // a cut answer stays marked as cut
+          var at = Date.parse(m.created_at || '') || (mine && mine.t === m.text ? mine.at : undefined);
+          return { r: m.role, t: m.text, id: m.message_id || undefined, x: mine && mine.x && mine.t === m.text ? mine.x : undefined, at: at };
+        });
         if (msgs.length && msgs.length >= S.log.length) {
           var same = msgs.length === S.log.length && msgs.every(function (m, i) { return m.t === S.log[i].t && m.r === S.log[i].r; });
           S.log = msgs;
@@ -1379,7 +1803,7 @@
       // Best effort: the proxy erases the session, its history and buffers.
       fetch(API + '/session', {
         method: 'DELETE', keepalive: true, credentials: 'omit', mode: 'cors',
-        headers: { 'Authorization': 'Bearer ' + old.token, 'X-Chat-Fingerprint': FINGERPRINT }
+        headers: { 'Authorization': 'Bearer ' + old.token, 'X-Chat-Fingerprint': fingerprint() }
       }).catch(noop);
     }
     emit('reset', {});
@@ -1395,7 +1819,11 @@
       renderAll();
     }
   });
-  W.addEventListener('offline', function () { if (isOpen) notice(t('offline')); });
+  W.addEventListener('offline', function () { if (isOpen) status('offline', t('offline')); });
+  W.addEventListener('online', function () {
+    if (statusKind !== 'offline') return;
+    if (current && current.resuming) status('reconnecting', t('reconnecting')); else status(null);
+  });
 
   /* ---------------------------------------------------------------- boot */
   W.QuartProxyChat = {
@@ -1411,7 +1839,21 @@
   };
   renderAll();
   function mount() {
-    (D.body || D.documentElement).appendChild(host);
+    // A child of <html>, not of <body>: a transform (or filter) on the site's <body> would make
+    // it the containing block of the widget's position:fixed parts and carry them off screen.
+    var target = MODE === 'inline' ? D.querySelector(String(opt('target', '') || '#quartproxy-chat-inline')) : null;
+    if (MODE === 'inline' && !target) {
+      if (W.console) W.console.error('[quartproxy] data-mode="inline" needs data-target: an element of the page');
+      MODE = 'bubble';
+      root.setAttribute('data-mode', MODE);
+    }
+    if (MODE !== 'bubble') {
+      host.setAttribute('data-mode', MODE);
+      panel.setAttribute('role', 'region');
+    }
+    (target || D.documentElement).appendChild(host);
+    applyScheme();
+    if (MODE !== 'bubble') openPanel(false);
     var wasOpen = false;
     try { wasOpen = W.sessionStorage.getItem(KEY + ':open') === '1'; } catch (e) { /* no storage */ }
     if (optBool('open') || wasOpen) openPanel(false);

@@ -93,10 +93,14 @@ def parse_frame(data: str | bytes | None, max_bytes: int) -> ClientFrame:
     return BadFrame("bad_request", "Unknown frame type; expected message or ping.")
 
 
-def error_frame(code: str, message: str, retry_after: float | None = None) -> str:
+def error_frame(
+    code: str, message: str, retry_after: float | None = None, reason: str | None = None
+) -> str:
     """A refused frame, with the fields of the HTTP error body (retry_after in whole
-    seconds, rounded up, as in Retry-After)."""
+    seconds, rounded up, as in Retry-After; `reason` as the body's `error.reason`)."""
     out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if reason:
+        out["reason"] = reason
     if retry_after is not None:
         out["retry_after"] = retry_seconds(retry_after)
     return _dumps(out)

@@ -179,7 +179,8 @@ class WsChannel:
                 turn = await self._admit(frame)
             except ApiError as err:
                 metrics.rejected(err, self.origin)
-                await self.outbox.send([error_frame(err.code, err.message, err.retry_after)])
+                refused = error_frame(err.code, err.message, err.retry_after, err.public_reason)
+                await self.outbox.send([refused])
                 if err.status == 401:  # the session ended or its token expired
                     return CLOSE_UNAUTHORIZED
                 continue

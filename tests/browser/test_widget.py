@@ -166,8 +166,9 @@ def test_new_conversation_forgets_everything(stack: Stack, visit: Any) -> None:
     ask(page, "remember me")
     expect(page.locator(BOT)).to_have_text(["You said: remember me"])
     old = stored(page, "session", stack.proxy_url)
+    page.get_by_role("button", name="New conversation").click()  # asks first
     with page.expect_request(lambda r: r.method == "DELETE") as deleted:
-        page.get_by_role("button", name="New conversation").click()
+        page.get_by_role("button", name="Delete and start over").click()
     assert deleted.value.headers["authorization"] == f"Bearer {old['token']}"
     expect(page.locator(USER)).to_have_count(0)
     expect(page.locator(BOT)).to_have_count(0)

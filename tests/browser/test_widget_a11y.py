@@ -81,7 +81,10 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     expect(page.locator(USER)).to_have_text(["Hello by keyboard", "line one\nline two"])
     expect(page.locator(BOT)).to_have_count(2)
 
-    # Every control is reachable in a sensible order.
+    # Every control is reachable in a sensible order: each answer's copy button, the log, ...
+    for _ in range(2):
+        page.keyboard.press("Shift+Tab")
+        assert active_in_widget(page) == "Copy answer"
     page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "Conversation"  # the scrollable log
     page.keyboard.press("Shift+Tab")
@@ -89,9 +92,8 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "New conversation"
     v.shot("2-reset-focused")
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
+    for _ in range(5):  # close, log, two copy buttons, the text box
+        page.keyboard.press("Tab")
     assert active_in_widget(page) == "qpc-input"
     page.keyboard.press("Tab")
     assert active_in_widget(page) == "Send"
@@ -105,9 +107,13 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
     # Space reopens; the new-conversation button works from the keyboard.
     page.keyboard.press("Space")
     expect(page.get_by_role("dialog")).to_be_visible()
-    for _ in range(3):
+    for _ in range(5):
         page.keyboard.press("Shift+Tab")
     assert active_in_widget(page) == "New conversation"
+    page.keyboard.press("Enter")  # asks first, the safe choice focused
+    assert active_in_widget(page) == "qpc-keep"  # "Keep this conversation"
+    page.keyboard.press("Tab")
+    assert active_in_widget(page) == "qpc-wipe"  # "Delete and start over"
     page.keyboard.press("Enter")
     expect(page.locator(USER)).to_have_count(0)
     assert active_in_widget(page) == "qpc-input"
@@ -118,7 +124,8 @@ def test_keyboard_only(stack: Stack, visit: Any) -> None:
 def test_contrast_and_colour_scheme(stack: Stack, visit: Any, scheme: str) -> None:
     v: Visit = visit(color_scheme=scheme)
     stack.n8n.script("contrast", ["Plain text and ", "[a link](https://example.com/).\n"])
-    page = v.open(stack)
+    # Theme `auto` follows the site; this site lets the visitor's OS choose (no background).
+    page = v.open(stack, head='<meta name="color-scheme" content="light dark">')
     page.evaluate("() => window.QuartProxyChat.on('response', () => { window.__answered = 1; })")
     launcher(page).click()
     ask(page, "contrast")

@@ -105,13 +105,17 @@ def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
     facts = page.evaluate(
         """() => {
           const root = document.getElementById('quartproxy-chat').shadowRoot;
-          const all = [...root.querySelectorAll('.log *')];
+          // what answers rendered; the widget's own per-message buttons are checked apart
+          const all = [...root.querySelectorAll('.log .body *')];
+          const chrome = [...root.querySelectorAll('.log button')]
+            .filter(b => !b.matches('.tools > button.icon.copy, .cut > button.act'));
           return {
             tags: [...new Set(all.map(e => e.tagName))],
             handlers: all.flatMap(e => [...e.attributes].map(a => a.name))
               .filter(n => /^on/i.test(n)),
             links: [...root.querySelectorAll('.log a')].map(a => [a.getAttribute('href'), a.rel]),
             styleTags: root.querySelectorAll('style').length,
+            strayButtons: chrome.length,
             xss: window.__xss,
           };
         }"""
@@ -121,6 +125,7 @@ def test_xss_corpus_in_answers_never_executes(stack: Stack, visit: Any) -> None:
     assert not v.errors
     assert set(facts["tags"]) <= ALLOWED_TAGS, facts["tags"]
     assert facts["handlers"] == []
+    assert facts["strayButtons"] == 0
     assert (
         facts["styleTags"] <= 1
     )  # only the widget's own sheet (where adoptedStyleSheets is missing)

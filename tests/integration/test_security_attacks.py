@@ -27,7 +27,9 @@ from tests.support import (
 def error_of(r: httpx.Response) -> str:
     body = r.json()
     assert set(body) <= {"error", "retry_after"}, body
-    assert set(body["error"]) == {"code", "message"}, body
+    # `reason` (which rule refused) only on `blocked`, and never anything else
+    extra = {"reason"} if body["error"].get("code") == "blocked" else set()
+    assert {"code", "message"} <= set(body["error"]) <= {"code", "message"} | extra, body
     return str(body["error"]["code"])
 
 
@@ -425,19 +427,22 @@ async def test_bot_log_only_mode(make_proxy, caplog) -> None:  # type: ignore[no
 async def test_spam_rules(make_proxy) -> None:  # type: ignore[no-untyped-def]
     async with make_proxy(SPAM_BLOCK_PATTERNS=r"\bcasino\b", RATE_LIMIT_SESSION="100/minute") as p:
         s = await p.session()
-        for message in [
-            "Play at the CASINO now",
-            "a " + " ".join(f"https://l{i}.example" for i in range(4)),
-            "wow" + "!" * 60,
+        for message, reason in [
+            ("Play at the CASINO now", "pattern"),
+            ("a " + " ".join(f"https://l{i}.example" for i in range(4)), "links"),
+            ("wow" + "!" * 60, "char_flood"),
         ]:
             r = await chat(p, s, {"message": message})
             assert (r.status_code, error_of(r)) == (403, "blocked"), message
             assert r.json()["error"]["message"].startswith("This message")
+            # which rule, so a widget can say it in its visitor's language
+            assert r.json()["error"]["reason"] == reason
         codes = [(await chat(p, s, {"message": "Same  question"})).status_code for _ in range(3)]
         assert codes == [200, 200, 200]
         r = await chat(p, s, {"message": "same question"})
         assert (r.status_code, error_of(r)) == (403, "blocked")
         assert "same message" in r.json()["error"]["message"]
+        assert r.json()["error"]["reason"] == "duplicate"
 
 
 async def test_spam_log_only_mode(make_proxy) -> None:  # type: ignore[no-untyped-def]

@@ -329,10 +329,12 @@ async def test_bot_and_spam_checks_apply_to_websocket_messages(
             await authed(ws, s)
             frames = await turn(ws, "hello")
             assert [(f["type"], f["code"]) for f in frames] == [("error", "blocked")]
+            assert frames[0]["reason"] == "automated"
         async with socket(p) as ws:
             await authed(ws, s)
             frames = await turn(ws, "best casino bonus")
             assert [(f["type"], f["code"]) for f in frames] == [("error", "blocked")]
+            assert frames[0]["reason"] == "pattern"  # as the HTTP body's error.reason
             await send(ws, {"type": "message", "message": "real question", "honeypot": "x"})
             assert (await receive(ws))["code"] == "blocked"
             assert (await turn(ws, "a real question"))[-1]["type"] == "end"
