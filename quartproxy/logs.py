@@ -151,15 +151,15 @@ class AccessLogger(HypercornLogger):
     worker's CPU on the bench); this builds only the atoms the format and the JSON fields use,
     and falls back to Hypercorn's for any other format.
 
-    One line: Hypercorn 0.18 (protocol/http_stream.py) writes an access line with no response
-    (status `-`, rid=-) when the connection closes before the app's final body message, and
+    One line: Hypercorn 0.18 (hypercorn/protocol/http_stream.py) writes an access line with no
+    response (status `-`, rid=-) when the connection closes before the app's final body message, and
     then a second one, with the real status, when that message comes. A client that has read
     a whole Content-Length body closes at once (curl, `Connection: close`), and the close can
     win that race: two lines for one request. While the app runs the request (the scope holds
     ACCESS_PENDING, set by http/keepalive.py), such a line waits in the scope instead; the
     real line replaces it, or, if the app ends without finishing the response (a client that
-    left mid-stream), `flush_pending_access` writes it then. See docs/upstream/hypercorn-
-    double-access-log.md."""
+    left mid-stream), `flush_pending_access` writes it then. Upstream report:
+    docs/upstream/hypercorn-double-access-log.md."""
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

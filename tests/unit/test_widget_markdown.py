@@ -60,7 +60,7 @@ def test_scanner_renders_what_the_regex_rendered(seed: int) -> None:
     ids=lambda t: f"{t[:6]!r}x{len(t)}",
 )
 def test_pathological_texts_render_in_one_pass(text: str, tmp_path: Path) -> None:
-    src = tmp_path / "answer.md"
+    src = tmp_path / "answer.txt"
     src.write_text(text, encoding="utf-8")
     out = run("render", str(src))
     assert out["ok"] is True and out["chars"] == len(text)
