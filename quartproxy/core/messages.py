@@ -2,8 +2,8 @@
 
 One place decides what a request body may hold, for every channel (HTTP JSON bodies, WebSocket
 frames, the @n8n/chat-compatible endpoint), so the channels cannot drift apart. Anything wrong
-raises `InputError` carrying the contract's code and status; nothing else escapes (the property
-tests in tests/unit/test_messages_properties.py hold us to that).
+raises `ApiError` (core.errors) with the contract's status and code; nothing else escapes (the
+property tests in tests/unit/test_messages_properties.py hold us to that).
 
 Shapes are checked with pydantic models in strict mode, called by hand rather than through
 quart-schema's decorators: the same validation must run on WebSocket frames (which quart-schema
@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
+from .errors import ApiError
 from .text import clean_text as clean_text
 
 MAX_METADATA_DEPTH = 5
@@ -31,18 +32,8 @@ MAX_FINGERPRINT_CHARS = 128
 MAX_SESSION_ID_CHARS = 128
 
 
-class InputError(Exception):
-    """A request body that must be refused. `code` and `status` are the contract's."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def bad_request(message: str) -> InputError:
-    return InputError("bad_request", message, 400)
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +95,7 @@ def normalise_session_id(value: str) -> str:
 
 
 def _depth_and_clean(value: Any, max_depth: int) -> Any:
-    """A copy of `value` with every string cleaned (not trimmed); InputError when it nests
+    """A copy of `value` with every string cleaned (not trimmed); ApiError when it nests
     deeper than `max_depth` containers. Iterative, so no input can exhaust the stack."""
     root: list[Any] = [None]
     # (source, target container, key in target, depth of source)
@@ -191,17 +182,17 @@ def check_content_type(content_type: str | None) -> None:
             ):
                 ok = False
     if not ok:
-        raise InputError(
-            "unsupported_media_type", "The body must be JSON (Content-Type: application/json).", 415
+        raise ApiError(
+            415, "unsupported_media_type", "The body must be JSON (Content-Type: application/json)."
         )
 
 
 def check_size(length: int, limits: InputLimits) -> None:
     if length > limits.max_body_bytes:
-        raise InputError(
+        raise ApiError(
+            413,
             "payload_too_large",
             f"The request body is larger than {limits.max_body_bytes} bytes.",
-            413,
         )
 
 

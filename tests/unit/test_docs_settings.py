@@ -142,9 +142,9 @@ def test_required_settings_are_the_ones_the_docs_say() -> None:
 
 def codes_used_in_package() -> set[str]:
     """Every error code the package can put into an answer or a final event: the code
-    arguments of ApiError and of the pure modules' error values (Error, TokenError, InputError,
+    arguments of ApiError and of the pure modules' error values (Error,
     BadFrame), any `code=` keyword, and the codes for statuses Quart raises itself."""
-    position = {"ApiError": 1, "Error": 0, "TokenError": 0, "InputError": 0, "BadFrame": 0}
+    position = {"ApiError": 1, "Error": 0, "BadFrame": 0}
     codes = {code for code, _ in errors.STATUS_CODES.values()}
     for path in sorted((ROOT / "quartproxy").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -8,8 +8,8 @@ import unicodedata
 
 import pytest
 
+from quartproxy.core.errors import ApiError
 from quartproxy.core.messages import (
-    InputError,
     InputLimits,
     chat_input,
     check_content_type,
@@ -28,8 +28,8 @@ LIM = InputLimits(max_message_chars=20, max_body_bytes=2048, max_metadata_bytes=
 JSON = "application/json"
 
 
-def err(fn, *args, **kw) -> InputError:  # type: ignore[no-untyped-def]
-    with pytest.raises(InputError) as exc:
+def err(fn, *args, **kw) -> ApiError:  # type: ignore[no-untyped-def]
+    with pytest.raises(ApiError) as exc:
         fn(*args, **kw)
     return exc.value
 
