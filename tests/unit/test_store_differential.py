@@ -11,9 +11,7 @@ on its own clock (buffers, counters, erased sessions): within that, the results 
 
 from __future__ import annotations
 
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,8 +158,11 @@ async def run(store: Store, sequence: list[Op]) -> list[Any]:
     return out
 
 
-def test_memory_sqlite_and_redis_agree_on_every_sequence(redis_server: RedisServer) -> None:  # noqa: F811
-    workdir = Path(tempfile.mkdtemp(prefix="qp-diff-"))
+def test_memory_sqlite_and_redis_agree_on_every_sequence(
+    redis_server: RedisServer,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    workdir = tmp_path_factory.mktemp("differential")
 
     @settings(
         max_examples=50,
