@@ -1,10 +1,55 @@
-"""The contract's codes for the statuses Quart/Werkzeug raise on their own. The error type
-itself is core.errors.ApiError (re-exported here)."""
+"""The one error type of the gateway: the contract's error shape,
+`{"error": {"code", "message"}, "retry_after"?}`, with its HTTP status.
+
+Pure (no framework import), so the pure rules raise it too (core.messages for bodies,
+core.tokens for tokens): every refusal, from a body rule to a rate limit, is one type, rendered
+by one handler in the app; no channel translates between error types."""
 
 from __future__ import annotations
 
-from .core.errors import ApiError as ApiError
-from .core.errors import retry_seconds as retry_seconds
+import math
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error answer. Raised anywhere in a request; rendered by one handler in the app."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        # Internal detail for metrics and logs (e.g. "bot" or "spam" for `blocked`); never sent.
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        if self.retry_after is not None:
+            out["retry_after"] = retry_seconds(self.retry_after)
+        return out
+
+    def all_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(retry_seconds(self.retry_after))
+        return headers
+
+
+def retry_seconds(value: float) -> int:
+    """Retry-After is whole seconds; round up so a client that obeys it is let through."""
+    return max(1, math.ceil(value))
+
 
 # Contract codes for the HTTP statuses Quart/Werkzeug may raise on their own.
 STATUS_CODES: dict[int, tuple[str, str]] = {

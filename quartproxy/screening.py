@@ -10,7 +10,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from . import metrics
-from .core.errors import ApiError
 from .core.screening import (
     RequestSignals,
     SpamRules,
@@ -19,6 +18,7 @@ from .core.screening import (
     spam_check,
     turns_key,
 )
+from .errors import ApiError
 from .store.base import StoreUnavailable
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 One place decides what a request body may hold, for every channel (HTTP JSON bodies, WebSocket
 frames, the @n8n/chat-compatible endpoint), so the channels cannot drift apart. Anything wrong
-raises `ApiError` (core.errors) with the contract's status and code; nothing else escapes (the
+raises `ApiError` (errors.py) with the contract's status and code; nothing else escapes (the
 property tests in tests/unit/test_messages_properties.py hold us to that).
 
 Shapes are checked with pydantic models in strict mode (they are also the request schemas of
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from .errors import ApiError
+from ..errors import ApiError
 from .text import clean_text as clean_text
 
 MAX_METADATA_DEPTH = 5

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
-from .errors import ApiError
+from ..errors import ApiError
 
 SESSION_ALG = "HS256"
 UPSTREAM_TTL_SECONDS = 30

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import retry_seconds
+from ..errors import retry_seconds
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 

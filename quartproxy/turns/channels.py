@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import metrics, screening
-from ..core.errors import ApiError
 from ..core.events import TurnEvent, is_final
 from ..core.messages import ChatInput
+from ..errors import ApiError
 from .live import EventSource, LiveTurn
 from .runner import Busy, TurnRequest
 

@@ -8,7 +8,6 @@ import unicodedata
 
 import pytest
 
-from quartproxy.core.errors import ApiError
 from quartproxy.core.messages import (
     InputLimits,
     chat_input,
@@ -23,6 +22,7 @@ from quartproxy.core.messages import (
     parse_n8n_chat_body,
     parse_session_body,
 )
+from quartproxy.errors import ApiError
 
 LIM = InputLimits(max_message_chars=20, max_body_bytes=2048, max_metadata_bytes=100)
 JSON = "application/json"

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quartproxy.core.errors import ApiError
 from quartproxy.core.messages import (
     InputLimits,
     chat_input,
@@ -19,6 +18,7 @@ from quartproxy.core.messages import (
     normalise_metadata,
     session_input,
 )
+from quartproxy.errors import ApiError
 
 LIM = InputLimits()
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl

@@ -10,7 +10,6 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quartproxy.core.errors import ApiError
 from quartproxy.core.messages import (
     InputLimits,
     chat_input,
@@ -19,6 +18,7 @@ from quartproxy.core.messages import (
     parse_n8n_chat_body,
     parse_session_body,
 )
+from quartproxy.errors import ApiError
 
 LIM = InputLimits(max_message_chars=50, max_body_bytes=4096, max_metadata_bytes=300)
 CODES = {("bad_request", 400), ("payload_too_large", 413), ("unsupported_media_type", 415)}

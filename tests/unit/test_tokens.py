@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quartproxy.core.errors import ApiError
 from quartproxy.core.tokens import (
     check_binding,
     fingerprint_hash,
@@ -15,6 +14,7 @@ from quartproxy.core.tokens import (
     upstream_token,
     verify_session_token,
 )
+from quartproxy.errors import ApiError
 
 SECRET = "s" * 40
 NOW = time.time()
