@@ -2,16 +2,28 @@
 
 Nothing else in the package reads `os.environ`. A missing or bad setting raises ConfigError
 naming the variable, which `__main__` and the app factory turn into one line on stderr.
+
+One declaration per setting: a field of `Settings` made with `setting(...)` (its environment
+variable is the field name in capitals) holds its type, default and minimum; the value is parsed
+by its type (`_by_type`) or by the setting's own `parse`. docs/settings.md says what each one
+means; tests/unit/test_docs_settings.py checks that page against `environment_settings()`.
+Rules between settings (the secrets, LOG_FORMAT under DEBUG) are in `load_settings`.
+A field made without `setting()` is not read from the environment.
+
+pydantic-settings was considered: its errors are multi-line ValidationErrors (one line per
+field, the value echoed), numbers would still need the ASCII-only parsers of core.numbers as
+validators, and `.env` is already python-dotenv's; it would add a dependency, not remove code.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from .core.limits import Rate
@@ -35,54 +47,119 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
+Parser = Callable[[str, str], object]  # (variable, value) -> the setting's value
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    minimum: float = 0,
+    parse: Parser | None = None,
+    secret: bool = False,
+) -> Any:
+    """A Settings field read from the environment variable of its name in capitals. No
+    default: required. `minimum` bounds numbers; `parse` replaces the parsing by type;
+    `secret` keeps the value out of repr (and so out of logs)."""
+    meta = {"env": True, "minimum": minimum, "parse": parse}
+    return field(default=default, repr=not secret, metadata=meta)
+
+
+# -- parsers of the settings that are more than their type ------------------------------------
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, "expected an http(s) URL")
+    return value
+
+
+def _redis_url(name: str, value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(name, "expected a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _origins(name: str, value: str) -> OriginMatcher:
+    matcher = OriginMatcher(value.split(","))  # ValueError: named by the caller
+    if not matcher.patterns:
+        raise ConfigError(name, "is required but empty")
+    return matcher
+
+
+def _patterns(name: str, value: str) -> tuple[str, ...]:
+    items = tuple(p for p in (x.strip() for x in value.split(",")) if p)
+    for p in items:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(name, f"bad pattern {p!r}: {exc}") from None
+    return items
+
+
+def _level(name: str, value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(name, f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return level
+
+
 @dataclass(frozen=True)
 class Settings:
-    jwt_secret_key: str = field(repr=False)
-    session_secret_key: str = field(repr=False)
-    n8n_webhook_url: str = field(repr=False)
-    allowed_origins: OriginMatcher
-    deployment_mode: DeploymentMode = "stateless"
-    sqlite_path: str = "quartproxy.db"
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    rate_limit_ipv6_prefix: int = DEFAULT_IPV6_PREFIX  # IPv6 clients share a budget per /N
-    max_message_chars: int = 4000
-    max_body_bytes: int = 64 * 1024
-    max_metadata_bytes: int = 2048
-    n8n_timeout_seconds: float = 60.0
-    n8n_stream_idle_seconds: float = 120.0
-    n8n_max_connections: int = 1000
-    n8n_jwt_algorithm: str = "HS256"
-    stream_buffer_seconds: float = 300.0
-    session_ttl_seconds: float = 86400.0
-    heartbeat_seconds: float = 15.0
+    jwt_secret_key: str = setting(secret=True)
+    session_secret_key: str = setting(secret=True)
+    n8n_webhook_url: str = setting(parse=_http_url, secret=True)
+    allowed_origins: OriginMatcher = setting(parse=_origins)
+    deployment_mode: DeploymentMode = setting("stateless")
+    sqlite_path: str = setting("quartproxy.db")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", parse=_redis_url, secret=True)
+    trusted_proxies: tuple[IPNetwork, ...] = setting((), parse=lambda _, v: parse_networks(v))
+    # IPv6 clients share a budget per /N
+    rate_limit_ipv6_prefix: int = setting(
+        DEFAULT_IPV6_PREFIX, parse=lambda _, v: parse_ipv6_prefix(v)
+    )
+    max_message_chars: int = setting(4000, minimum=1)
+    max_body_bytes: int = setting(64 * 1024, minimum=1024)
+    max_metadata_bytes: int = setting(2048, minimum=2)
+    n8n_timeout_seconds: float = setting(60.0, minimum=0.1)
+    n8n_stream_idle_seconds: float = setting(120.0, minimum=0.1)
+    n8n_max_connections: int = setting(1000, minimum=1)
+    n8n_jwt_algorithm: Literal["HS256", "HS384", "HS512"] = setting("HS256")
+    stream_buffer_seconds: float = setting(300.0, minimum=1)
+    session_ttl_seconds: float = setting(86400.0, minimum=60)
+    heartbeat_seconds: float = setting(15.0, minimum=0.05)
     # Worker and busy-flag leases (core/leases.py): renewed every third of it; a dead worker's
     # turns end for resuming clients within about 4/3 of it.
-    turn_lease_seconds: float = 6.0
-    ws_auth_seconds: float = 5.0  # a WebSocket must send its auth frame within this
+    turn_lease_seconds: float = setting(6.0, minimum=0.3)
+    ws_auth_seconds: float = setting(5.0, minimum=0.05)  # the WebSocket auth frame's deadline
     health_cache_seconds: float = 5.0
-    rate_limit_ip: Rate = Rate(30, 60.0)
-    rate_limit_session: Rate = Rate(20, 60.0)
-    rate_limit_origin: Rate = Rate(600, 60.0)
-    rate_limit_session_create: Rate = Rate(10, 60.0)
-    rate_limit_fail_mode: Literal["open", "closed"] = "closed"
-    bot_score_threshold: int = 60
-    bot_enforce: bool = True
-    spam_enforce: bool = True
-    spam_block_patterns: tuple[str, ...] = ()
-    spam_max_duplicates: int = 3
-    spam_duplicate_window_seconds: float = 600.0
-    spam_max_links: int = 3
-    spam_max_char_run: int = 40
-    history_retention_days: float = 30.0
-    metrics_token: str | None = field(default=None, repr=False)
-    log_format: Literal["json", "text"] = "text"
-    log_level: str = "INFO"
-    debug: bool = False
+    rate_limit_ip: Rate = setting(Rate(30, 60.0))
+    rate_limit_session: Rate = setting(Rate(20, 60.0))
+    rate_limit_origin: Rate = setting(Rate(600, 60.0))
+    rate_limit_session_create: Rate = setting(Rate(10, 60.0))
+    rate_limit_fail_mode: Literal["open", "closed"] = setting("closed")
+    bot_score_threshold: int = setting(60, minimum=1)
+    bot_enforce: bool = setting(True)
+    spam_enforce: bool = setting(True)
+    spam_block_patterns: tuple[str, ...] = setting((), parse=_patterns)
+    spam_max_duplicates: int = setting(3, minimum=1)
+    spam_duplicate_window_seconds: float = setting(600.0, minimum=1)
+    spam_max_links: int = setting(3)
+    spam_max_char_run: int = setting(40, minimum=2)
+    history_retention_days: float = setting(30.0)
+    metrics_token: str | None = setting(None, secret=True)
+    log_format: Literal["json", "text"] = setting("json")  # `text` when DEBUG and unset
+    log_level: str = setting("INFO", parse=_level)
+    debug: bool = setting(False)
     demo: bool = False
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def environment_settings() -> dict[str, Field[Any]]:
+    """Environment variable -> its Settings field, in declaration order."""
+    return {f.name.upper(): f for f in fields(Settings) if f.metadata.get("env")}
 
 
 def _bool(name: str, value: str) -> bool:
@@ -105,6 +182,25 @@ def _number(name: str, value: str, *, minimum: float = 0.0, integer: bool = Fals
     return n
 
 
+def _by_type(name: str, value: str, kind: Any, minimum: float) -> object:
+    """A value parsed by the type of its field: bool, int, float, Rate, a Literal, or text."""
+    if kind is bool:
+        return _bool(name, value)
+    if kind is int:
+        return int(_number(name, value, minimum=minimum, integer=True))
+    if kind is float:
+        return _number(name, value, minimum=minimum)
+    if kind is Rate:
+        return Rate.parse(value)
+    if get_origin(kind) is Literal:
+        choices = [str(c) for c in get_args(kind)]
+        if value not in choices:
+            expected = ", ".join(choices[:-1]) + " or " + choices[-1]
+            raise ConfigError(name, f"expected {expected}, got {value!r}")
+        return value
+    return value  # text (str, str | None)
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Values from a `.env` file (python-dotenv); missing file: nothing."""
     if not path.is_file():
@@ -121,152 +217,47 @@ def environment(cwd: Path | None = None) -> dict[str, str]:
     return merged
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Validate `env` into Settings or raise ConfigError naming the first bad variable."""
-
-    def get(name: str, default: str | None = None) -> str | None:
-        value = env.get(name)
-        if value is None or value.strip() == "":
-            return default
-        return value.strip()
-
-    def required(name: str) -> str:
-        value = get(name)
-        if value is None:
+def _read(name: str, f: Field[Any], env: Mapping[str, str], kind: Any) -> object:
+    """One setting's value from `env`; MISSING when unset (an empty value counts as unset)."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        if f.default is MISSING:
             raise ConfigError(name, "is required but not set")
-        return value
+        return MISSING
+    parse = f.metadata["parse"]
+    try:
+        if parse is not None:
+            return parse(name, value)
+        return _by_type(name, value, kind, f.metadata["minimum"])
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
 
-    debug = _bool("DEBUG", get("DEBUG", "false") or "false")
-    kw: dict[str, object] = {"debug": debug}
 
-    mode = get("DEPLOYMENT_MODE", "stateless")
-    if mode not in ("stateless", "sqlite", "production"):
-        raise ConfigError(
-            "DEPLOYMENT_MODE", f"expected stateless, sqlite or production, got {mode!r}"
-        )
-    kw["deployment_mode"] = mode
-
-    jwt_key = required("JWT_SECRET_KEY")
-    session_key = required("SESSION_SECRET_KEY")
+def _check_secrets(jwt_key: object, session_key: object, debug: bool) -> None:
     for name, key in (("JWT_SECRET_KEY", jwt_key), ("SESSION_SECRET_KEY", session_key)):
-        if len(key.encode()) < MIN_SECRET_BYTES and not debug:
+        if len(str(key).encode()) < MIN_SECRET_BYTES and not debug:
             raise ConfigError(name, f"must be at least {MIN_SECRET_BYTES} bytes long")
     if jwt_key == session_key:
         raise ConfigError("SESSION_SECRET_KEY", "must differ from JWT_SECRET_KEY")
-    kw["jwt_secret_key"] = jwt_key
-    kw["session_secret_key"] = session_key
 
-    url = required("N8N_WEBHOOK_URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("N8N_WEBHOOK_URL", "expected an http(s) URL")
-    kw["n8n_webhook_url"] = url
 
-    origins = required("ALLOWED_ORIGINS")
-    try:
-        matcher = OriginMatcher(origins.split(","))
-    except ValueError as exc:
-        raise ConfigError("ALLOWED_ORIGINS", str(exc)) from None
-    if not matcher.patterns:
-        raise ConfigError("ALLOWED_ORIGINS", "is required but empty")
-    kw["allowed_origins"] = matcher
-
-    kw["sqlite_path"] = get("SQLITE_PATH", "quartproxy.db")
-    redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0") or ""
-    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL", "expected a redis://, rediss:// or unix:// URL")
-    kw["redis_url"] = redis_url
-
-    try:
-        kw["trusted_proxies"] = parse_networks(get("TRUSTED_PROXIES", "") or "")
-    except ValueError as exc:
-        raise ConfigError("TRUSTED_PROXIES", str(exc)) from None
-    prefix = get("RATE_LIMIT_IPV6_PREFIX")
-    if prefix is not None:
-        try:
-            kw["rate_limit_ipv6_prefix"] = parse_ipv6_prefix(prefix)
-        except ValueError as exc:
-            raise ConfigError("RATE_LIMIT_IPV6_PREFIX", str(exc)) from None
-
-    ints = {
-        "MAX_MESSAGE_CHARS": ("max_message_chars", 1),
-        "MAX_BODY_BYTES": ("max_body_bytes", 1024),
-        "N8N_MAX_CONNECTIONS": ("n8n_max_connections", 1),
-        "BOT_SCORE_THRESHOLD": ("bot_score_threshold", 1),
-        "MAX_METADATA_BYTES": ("max_metadata_bytes", 2),
-        "SPAM_MAX_DUPLICATES": ("spam_max_duplicates", 1),
-        "SPAM_MAX_LINKS": ("spam_max_links", 0),
-        "SPAM_MAX_CHAR_RUN": ("spam_max_char_run", 2),
-    }
-    for name, (attr, minimum) in ints.items():
-        value = get(name)
-        if value is not None:
-            kw[attr] = int(_number(name, value, minimum=minimum, integer=True))
-    floats = {
-        "N8N_TIMEOUT_SECONDS": ("n8n_timeout_seconds", 0.1),
-        "N8N_STREAM_IDLE_SECONDS": ("n8n_stream_idle_seconds", 0.1),
-        "STREAM_BUFFER_SECONDS": ("stream_buffer_seconds", 1),
-        "SESSION_TTL_SECONDS": ("session_ttl_seconds", 60),
-        "HEARTBEAT_SECONDS": ("heartbeat_seconds", 0.05),
-        "TURN_LEASE_SECONDS": ("turn_lease_seconds", 0.3),
-        "WS_AUTH_SECONDS": ("ws_auth_seconds", 0.05),
-        "HISTORY_RETENTION_DAYS": ("history_retention_days", 0),
-        "SPAM_DUPLICATE_WINDOW_SECONDS": ("spam_duplicate_window_seconds", 1),
-    }
-    for name, (attr, fmin) in floats.items():
-        value = get(name)
-        if value is not None:
-            kw[attr] = _number(name, value, minimum=fmin)
-
-    rates = {
-        "RATE_LIMIT_IP": "rate_limit_ip",
-        "RATE_LIMIT_SESSION": "rate_limit_session",
-        "RATE_LIMIT_ORIGIN": "rate_limit_origin",
-        "RATE_LIMIT_SESSION_CREATE": "rate_limit_session_create",
-    }
-    for name, attr in rates.items():
-        value = get(name)
-        if value is not None:
-            try:
-                kw[attr] = Rate.parse(value)
-            except ValueError as exc:
-                raise ConfigError(name, str(exc)) from None
-
-    fail_mode = get("RATE_LIMIT_FAIL_MODE", "closed")
-    if fail_mode not in ("open", "closed"):
-        raise ConfigError("RATE_LIMIT_FAIL_MODE", f"expected open or closed, got {fail_mode!r}")
-    kw["rate_limit_fail_mode"] = fail_mode
-
-    alg = get("N8N_JWT_ALGORITHM", "HS256")
-    if alg not in ("HS256", "HS384", "HS512"):
-        raise ConfigError("N8N_JWT_ALGORITHM", f"expected HS256, HS384 or HS512, got {alg!r}")
-    kw["n8n_jwt_algorithm"] = alg
-
-    for name, attr in (("BOT_ENFORCE", "bot_enforce"), ("SPAM_ENFORCE", "spam_enforce")):
-        value = get(name)
-        if value is not None:
-            kw[attr] = _bool(name, value)
-    patterns = get("SPAM_BLOCK_PATTERNS")
-    if patterns:
-        import re
-
-        items = tuple(p for p in (x.strip() for x in patterns.split(",")) if p)
-        for p in items:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ConfigError("SPAM_BLOCK_PATTERNS", f"bad pattern {p!r}: {exc}") from None
-        kw["spam_block_patterns"] = items
-
-    kw["metrics_token"] = get("METRICS_TOKEN")
-    log_format = get("LOG_FORMAT", "text" if debug else "json")
-    if log_format not in ("json", "text"):
-        raise ConfigError("LOG_FORMAT", f"expected json or text, got {log_format!r}")
-    kw["log_format"] = log_format
-    level = (get("LOG_LEVEL", "INFO") or "INFO").upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    kw["log_level"] = level
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate `env` into Settings or raise ConfigError naming the first bad variable, in the
+    order of the fields (DEBUG first: the secrets' rule depends on it)."""
+    hints = get_type_hints(Settings)
+    table = environment_settings()
+    debug = _read("DEBUG", table["DEBUG"], env, bool) is True
+    kw: dict[str, object] = {}
+    for name, f in table.items():
+        value = _read(name, f, env, hints[f.name])
+        if value is not MISSING:
+            kw[f.name] = value
+        if f.name == "session_secret_key":  # rules between settings, at the second secret
+            _check_secrets(kw["jwt_secret_key"], value, debug)
+    if debug and "log_format" not in kw:
+        kw["log_format"] = "text"
     return Settings(**kw)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,9 @@
-"""The contract's error shape: `{"error": {"code", "message"}, "retry_after"?}`."""
+"""The one error type of the gateway: the contract's error shape,
+`{"error": {"code", "message"}, "retry_after"?}`, with its HTTP status.
+
+Pure (no framework import), so the pure rules raise it too (core.messages for bodies,
+core.tokens for tokens): every refusal, from a body rule to a rate limit, is one type, rendered
+by one handler in the app; no channel translates between error types."""
 
 from __future__ import annotations
 

@@ -2,34 +2,24 @@
 n8n-compat) is checked — origin, caller identity, token and its binding, limits, body.
 
 Channels turn their transport's request into a `Caller` and call these functions; each raises
-ApiError with the contract's status and code.
+ApiError with the contract's status and code. The body rules are core.messages' (called with
+`InputLimits.from_settings`), the bot and spam screen is screening.py.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from . import metrics
-from .core import messages
+from . import screening
 from .core.limits import Rate
-from .core.messages import ChatInput, InputError, InputLimits, N8nChatInput, SessionInput
 from .core.origins import client_ip, normalise_origin, rate_key
-from .core.screening import (
-    RequestSignals,
-    SpamRules,
-    bot_score,
-    duplicate_key,
-    spam_check,
-)
 from .core.tokens import (
     SessionClaims,
-    TokenError,
     check_binding,
     fingerprint_hash,
     verify_session_token,
@@ -108,12 +98,10 @@ async def authenticate(
 ) -> SessionClaims:
     """A valid, unrevoked token, presented from its own origin and browser."""
     settings = services.settings
-    try:
-        claims = verify_session_token(settings.jwt_secret_key, token, now=services.clock())
-        fph = fingerprint_hash(fingerprint, settings.jwt_secret_key)
-        check_binding(claims, origin=caller.origin, fph=fph)
-    except TokenError as exc:
-        raise ApiError(401, exc.code, exc.message) from None
+    claims = verify_session_token(settings.jwt_secret_key, token, now=services.clock())
+    check_binding(
+        claims, origin=caller.origin, fph=fingerprint_hash(fingerprint, settings.jwt_secret_key)
+    )
     try:
         record = await services.store.get_session(claims.session_id, services.clock())
     except StoreUnavailable:
@@ -168,47 +156,6 @@ def widget_session_key(origin: str, widget_session_id: str) -> str:
     return "w" + hashed(f"n8n-chat\0{origin}\0{widget_session_id}")
 
 
-# -- bodies (413 / 415 / 400): one set of rules for every channel, see core.messages ---------
-
-
-def input_limits(services: Services) -> InputLimits:
-    return InputLimits.from_settings(services.settings)
-
-
-def _api(exc: InputError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
-
-
-def chat_input(raw: bytes, content_type: str | None, services: Services) -> ChatInput:
-    """An HTTP chat body: `{"message", "metadata"?, "honeypot"?}`, normalised."""
-    try:
-        return messages.parse_chat_body(raw, content_type, input_limits(services))
-    except InputError as exc:
-        raise _api(exc) from None
-
-
-def chat_frame(obj: Any, services: Services) -> ChatInput:
-    """The same body arriving as an already-decoded WebSocket frame."""
-    try:
-        return messages.chat_input(obj, input_limits(services))
-    except InputError as exc:
-        raise _api(exc) from None
-
-
-def session_input(raw: bytes, content_type: str | None, services: Services) -> SessionInput:
-    try:
-        return messages.parse_session_body(raw, content_type, input_limits(services))
-    except InputError as exc:
-        raise _api(exc) from None
-
-
-def n8n_chat_input(raw: bytes, content_type: str | None, services: Services) -> N8nChatInput:
-    try:
-        return messages.parse_n8n_chat_body(raw, content_type, input_limits(services))
-    except InputError as exc:
-        raise _api(exc) from None
-
-
 # -- admission: what each kind of request must pass before its handler runs --------------------
 
 
@@ -224,7 +171,7 @@ async def admit_session_create(services: Services, caller: Caller) -> str:
     await limit(
         services, [("session_create", caller.ip, services.settings.rate_limit_session_create)]
     )
-    screen_bot(services, caller, signals_of(caller))
+    screening.screen_bot(services, caller, screening.signals_of(caller))
     return origin
 
 
@@ -276,119 +223,3 @@ async def limit_ws_handshake(services: Services, caller: Caller) -> None:
     for WS_AUTH_SECONDS, a log line when the auth frame is refused); a page load opens one.
     Own bucket, so sockets never use up the budget of session creates, reads or messages."""
     await limit(services, [("ws", caller.ip, services.settings.rate_limit_session_create)])
-
-
-# -- screening: bots and spam ------------------------------------------------------------------
-
-
-def signals_of(
-    caller: Caller,
-    *,
-    honeypot: str = "",
-    first_message: bool = False,
-    seconds_since_session: float | None = None,
-) -> RequestSignals:
-    h = caller.headers
-    return RequestSignals(
-        user_agent=caller.user_agent.strip(),
-        accept_language=(h.get("Accept-Language") or "").strip(),
-        sec_fetch_site=(h.get("Sec-Fetch-Site") or "").strip(),
-        sec_fetch_mode=(h.get("Sec-Fetch-Mode") or "").strip(),
-        sec_fetch_dest=(h.get("Sec-Fetch-Dest") or "").strip(),
-        honeypot=honeypot,
-        first_message=first_message,
-        seconds_since_session=seconds_since_session,
-    )
-
-
-BLOCKED_MESSAGE = "This request looks automated and was blocked."
-
-
-def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> None:
-    """403 blocked when the score reaches BOT_SCORE_THRESHOLD (log only: BOT_ENFORCE=false)."""
-    s = services.settings
-    verdict = bot_score(signals)
-    if not verdict.blocks(s.bot_score_threshold):
-        return
-    enforced = s.bot_enforce
-    metrics.screened("bot", verdict.reasons[0], enforced)
-    log.warning(
-        "bot check %s: score=%d reasons=%s",
-        "blocked a request" if enforced else "would block (BOT_ENFORCE=false)",
-        verdict.score,
-        ",".join(verdict.reasons),
-    )
-    if enforced:
-        raise ApiError(403, "blocked", BLOCKED_MESSAGE, reason="bot", public_reason="automated")
-
-
-@functools.lru_cache(maxsize=16)
-def _spam_rules(
-    patterns: tuple[str, ...], duplicates: int, window: float, links: int, run: int
-) -> SpamRules:
-    return SpamRules.from_patterns(
-        patterns,
-        max_duplicates=duplicates,
-        duplicate_window_seconds=window,
-        max_links=links,
-        max_char_run=run,
-    )
-
-
-def spam_rules(services: Services) -> SpamRules:
-    s = services.settings
-    return _spam_rules(
-        s.spam_block_patterns,
-        s.spam_max_duplicates,
-        s.spam_duplicate_window_seconds,
-        s.spam_max_links,
-        s.spam_max_char_run,
-    )
-
-
-async def screen_message(
-    services: Services,
-    caller: Caller,
-    *,
-    session_key: str,
-    message: str,
-    honeypot: str = "",
-    session_started: float | None = None,
-) -> None:
-    """Bot score with the message's own signals, then the spam rules. `session_key` names the
-    conversation (our session id, or the official widget's sessionId); `session_started` is
-    when it began, if known. Store counters decide "first message" and "repeated message"."""
-    s = services.settings
-    now = services.clock()
-    rules = spam_rules(services)
-    try:
-        turns, repeats = await services.store.incr_many(
-            [
-                (f"turns:{hashed(session_key)}", s.session_ttl_seconds),
-                (duplicate_key(session_key, message), rules.duplicate_window_seconds),
-            ],
-            now,
-        )
-    except StoreUnavailable:
-        turns, repeats = 2, 1  # the limiter already decided fail-open/closed; don't guess here
-    elapsed = None if session_started is None else max(0.0, now - session_started)
-    screen_bot(
-        services,
-        caller,
-        signals_of(
-            caller, honeypot=honeypot, first_message=turns == 1, seconds_since_session=elapsed
-        ),
-    )
-    verdict = spam_check(message, duplicate_count=repeats, rules=rules)
-    if verdict.ok:
-        return
-    enforced = s.spam_enforce
-    metrics.screened("spam", verdict.reason, enforced)
-    log.warning(
-        "spam check %s: rule=%s chars=%d",
-        "blocked a message" if enforced else "would block (SPAM_ENFORCE=false)",
-        verdict.reason,
-        len(message),
-    )
-    if enforced:
-        raise ApiError(403, "blocked", verdict.message, reason="spam", public_reason=verdict.reason)

@@ -55,8 +55,16 @@ TurnEvent = Start | Delta | End | Error
 FINAL = (End, Error)
 
 
+FINAL_TYPES = frozenset(kind.name for kind in FINAL)  # the `type` of a final event's record
+
+
 def is_final(event: TurnEvent) -> bool:
     return isinstance(event, FINAL)
+
+
+def is_final_record(record: dict[str, Any]) -> bool:
+    """Whether a stored record (to_record) is a final event: the one test every backend uses."""
+    return record.get("type") in FINAL_TYPES
 
 
 def to_record(event: TurnEvent) -> dict[str, Any]:

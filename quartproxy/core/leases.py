@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .events import FINAL_TYPES as FINAL_TYPES
+from .events import is_final_record
+
 # Renewals per lease: a worker may miss RENEWALS_PER_LEASE - 1 renewals in a row (a slow store
 # call, a busy event loop) before others consider it dead.
 RENEWALS_PER_LEASE = 3
@@ -23,7 +26,6 @@ ORPHAN_CODE = "upstream_error"  # a contract code (docs/api.md); the message say
 ORPHAN_MESSAGE = (
     "The server handling this answer stopped before it finished; please send your message again."
 )
-FINAL_TYPES = frozenset({"end", "error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ def orphan_end(events: Sequence[tuple[int, dict[str, Any]]]) -> OrphanEnd:
         kind = record.get("type")
         if kind == "delta":
             parts.append(str(record.get("text", "")))
-        elif kind in FINAL_TYPES:
+        elif is_final_record(record):
             return OrphanEnd(seq + 1, "".join(parts), True)
     return OrphanEnd(last + 1, "".join(parts), False)
 

@@ -2,13 +2,14 @@
 
 One place decides what a request body may hold, for every channel (HTTP JSON bodies, WebSocket
 frames, the @n8n/chat-compatible endpoint), so the channels cannot drift apart. Anything wrong
-raises `InputError` carrying the contract's code and status; nothing else escapes (the property
-tests in tests/unit/test_messages_properties.py hold us to that).
+raises `ApiError` (errors.py) with the contract's status and code; nothing else escapes (the
+property tests in tests/unit/test_messages_properties.py hold us to that).
 
-Shapes are checked with pydantic models in strict mode, called by hand rather than through
-quart-schema's decorators: the same validation must run on WebSocket frames (which quart-schema
-does not see), and the size / content-type / malformed-JSON decisions (413, 415, 400) have to
-happen before any schema in one order we control, each answered with the contract's error body.
+Shapes are checked with pydantic models in strict mode (they are also the request schemas of
+/openapi.json), called by hand rather than through a framework's decorators: the same
+validation must run on WebSocket frames, and the size / content-type / malformed-JSON decisions
+(413, 415, 400) have to happen before any schema in one order we control, each answered with
+the contract's error body.
 
 Text rules (core.text.clean_text): controls, lone surrogates and invisible format characters
 removed (bidi overrides, zero-width spaces... but not what emoji and scripts need), newlines
@@ -22,8 +23,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from ..errors import ApiError
 from .text import clean_text as clean_text
 
 MAX_METADATA_DEPTH = 5
@@ -31,18 +33,8 @@ MAX_FINGERPRINT_CHARS = 128
 MAX_SESSION_ID_CHARS = 128
 
 
-class InputError(Exception):
-    """A request body that must be refused. `code` and `status` are the contract's."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def bad_request(message: str) -> InputError:
-    return InputError("bad_request", message, 400)
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +96,7 @@ def normalise_session_id(value: str) -> str:
 
 
 def _depth_and_clean(value: Any, max_depth: int) -> Any:
-    """A copy of `value` with every string cleaned (not trimmed); InputError when it nests
+    """A copy of `value` with every string cleaned (not trimmed); ApiError when it nests
     deeper than `max_depth` containers. Iterative, so no input can exhaust the stack."""
     root: list[Any] = [None]
     # (source, target container, key in target, depth of source)
@@ -191,17 +183,17 @@ def check_content_type(content_type: str | None) -> None:
             ):
                 ok = False
     if not ok:
-        raise InputError(
-            "unsupported_media_type", "The body must be JSON (Content-Type: application/json).", 415
+        raise ApiError(
+            415, "unsupported_media_type", "The body must be JSON (Content-Type: application/json)."
         )
 
 
 def check_size(length: int, limits: InputLimits) -> None:
     if length > limits.max_body_bytes:
-        raise InputError(
+        raise ApiError(
+            413,
             "payload_too_large",
             f"The request body is larger than {limits.max_body_bytes} bytes.",
-            413,
         )
 
 
@@ -239,22 +231,44 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
-class _ChatModel(_Model):
-    message: StrictStr
-    metadata: dict[str, Any] | None = None
-    honeypot: StrictStr | None = None
+# The request models: they validate every body (via the functions below) and are the schemas
+# of /openapi.json (openapi.py), so the document cannot drift from what is checked. Lengths and
+# sizes are checked after cleaning by normalise_*, with the contract's messages; they appear in
+# the schema through `json_schema_extra` (documentation only, no pydantic constraint: that
+# would check the raw text first and answer with pydantic's wording).
+METADATA_DOC = "JSON object, at most MAX_METADATA_BYTES (2 KB) and 5 levels deep"
 
 
-class _SessionModel(_Model):
-    fingerprint: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
+class ChatMessage(_Model):
+    message: StrictStr = Field(
+        description="1..MAX_MESSAGE_CHARS characters after cleaning",
+        json_schema_extra={"minLength": 1},
+    )
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DOC)
+    honeypot: StrictStr | None = Field(
+        None, description="The widget's hidden field; a person leaves it empty (bot screen)"
+    )
 
 
-class _N8nChatModel(_Model):
+class SessionCreate(_Model):
+    fingerprint: StrictStr | None = Field(
+        None,
+        description="Binds the token to this browser; sent again as X-Chat-Fingerprint",
+        json_schema_extra={"maxLength": MAX_FINGERPRINT_CHARS},
+    )
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DOC)
+
+
+class N8nChatRequest(_Model):
     action: Literal["sendMessage", "loadPreviousSession"]
-    sessionId: StrictStr  # the official widget's field names
-    chatInput: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
+    sessionId: StrictStr = Field(  # the official widget's field names
+        json_schema_extra={"maxLength": MAX_SESSION_ID_CHARS}
+    )
+    chatInput: StrictStr | None = Field(None, description="Required for `sendMessage`")
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_DOC)
+
+
+REQUEST_MODELS: list[type[BaseModel]] = [ChatMessage, SessionCreate, N8nChatRequest]
 
 
 def _validate(model: type[_Model], obj: Any) -> Any:
@@ -292,7 +306,7 @@ class N8nChatInput:
 
 def chat_input(obj: Any, limits: InputLimits) -> ChatInput:
     """`{"message": str, "metadata"?: object, "honeypot"?: str}` (HTTP body or WS frame)."""
-    m = _validate(_ChatModel, obj)
+    m = _validate(ChatMessage, obj)
     return ChatInput(
         message=normalise_message(m.message, limits),
         metadata=normalise_metadata(m.metadata, limits),
@@ -302,7 +316,7 @@ def chat_input(obj: Any, limits: InputLimits) -> ChatInput:
 
 def session_input(obj: Any, limits: InputLimits) -> SessionInput:
     """`{"fingerprint"?: str, "metadata"?: object}`."""
-    m = _validate(_SessionModel, obj)
+    m = _validate(SessionCreate, obj)
     return SessionInput(
         fingerprint=normalise_fingerprint(m.fingerprint),
         metadata=normalise_metadata(m.metadata, limits),
@@ -312,7 +326,7 @@ def session_input(obj: Any, limits: InputLimits) -> SessionInput:
 def n8n_chat_input(obj: Any, limits: InputLimits) -> N8nChatInput:
     """The official @n8n/chat widget's body:
     `{"action", "sessionId", "chatInput"?, "metadata"?}`."""
-    m = _validate(_N8nChatModel, obj)
+    m = _validate(N8nChatRequest, obj)
     message = None
     if m.action == "sendMessage":
         if m.chatInput is None:

@@ -197,6 +197,13 @@ def duplicate_key(session_id: str, text: str) -> str:
     return f"dup:{digest}"
 
 
+def turns_key(session_id: str) -> str:
+    """Store key under which the caller counts a session's messages (the first one is scored
+    as such by the bot check)."""
+    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"turns:{digest}"
+
+
 def _longest_run(text: str) -> int:
     best = run = 0
     prev = ""

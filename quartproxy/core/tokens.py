@@ -18,6 +18,8 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
+from ..errors import ApiError
+
 SESSION_ALG = "HS256"
 UPSTREAM_TTL_SECONDS = 30
 LEEWAY_SECONDS = 1.0
@@ -56,15 +58,6 @@ def _jwt_api() -> jwt.PyJWT:
 
 
 _JWT = _jwt_api()
-
-
-class TokenError(Exception):
-    """A token that must be refused. `code` is the contract's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +125,16 @@ def _decode_session_token(secret: str, token: str) -> dict[str, Any]:
 
 def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaims:
     """Signature, algorithm and expiry. Binding to origin and fingerprint is `check_binding`.
-    Any string in, TokenError or claims out: a JWT is ASCII (base64url and dots), so anything
+    Any string in, ApiError (401) or claims out: a JWT is ASCII (base64url and dots), so anything
     else is refused before PyJWT sees it (it would raise UnicodeEncodeError on a surrogate)."""
     if not token or len(token) > 4096 or not token.isascii():
-        raise TokenError("unauthorized", "A valid session token is required.")
+        raise ApiError(401, "unauthorized", "A valid session token is required.")
     try:
         payload = _decode_session_token(secret, token)
     except jwt.ExpiredSignatureError:
-        raise TokenError("unauthorized", "The session has expired.") from None
+        raise ApiError(401, "unauthorized", "The session has expired.") from None
     except jwt.PyJWTError:
-        raise TokenError("unauthorized", "A valid session token is required.") from None
+        raise ApiError(401, "unauthorized", "A valid session token is required.") from None
     # PyJWT checks exp against the real clock (on the first decode; later ones come from the
     # cache, so it is checked again here); we check against `now` too so tests and callers
     # that pass a clock get the same answer.
@@ -149,13 +142,13 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
         exp = int(payload["exp"])
         iat = int(payload["iat"])
     except (TypeError, ValueError):
-        raise TokenError("unauthorized", "A valid session token is required.") from None
+        raise ApiError(401, "unauthorized", "A valid session token is required.") from None
     expired = exp + LEEWAY_SECONDS < max(now, time.time())
     if expired or payload.get("typ") != "qp-session":
-        raise TokenError("unauthorized", "The session has expired.")
+        raise ApiError(401, "unauthorized", "The session has expired.")
     fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"])
     if not all(isinstance(f, str) for f in fields):
-        raise TokenError("unauthorized", "A valid session token is required.")
+        raise ApiError(401, "unauthorized", "A valid session token is required.")
     return SessionClaims(payload["sid"], payload["org"], payload["fph"], iat, exp, payload["jti"])
 
 
@@ -163,9 +156,9 @@ def check_binding(claims: SessionClaims, *, origin: str | None, fph: str) -> Non
     """A token is only good from the origin and the browser it was issued to. Compared as
     bytes: compare_digest raises TypeError on a non-ASCII str (an Origin header is Latin-1)."""
     if origin is None or not hmac.compare_digest(_utf8(claims.origin), _utf8(origin)):
-        raise TokenError("session_mismatch", "This session belongs to another site.")
+        raise ApiError(401, "session_mismatch", "This session belongs to another site.")
     if not hmac.compare_digest(_utf8(claims.fingerprint_hash), _utf8(fph)):
-        raise TokenError("session_mismatch", "This session belongs to another browser.")
+        raise ApiError(401, "session_mismatch", "This session belongs to another browser.")
 
 
 def upstream_token(

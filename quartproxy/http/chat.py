@@ -5,19 +5,18 @@ The channels only render: `TurnRunner` owns the turn, `render` owns the bytes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-import trio
 from quart import Blueprint, Response, jsonify, request
 
-from .. import guard, metrics
-from ..core import render
+from .. import metrics
+from ..core import messages, render
 from ..core.events import TurnEvent, from_record, is_final, parse_event_id, resume_point
-from ..core.messages import ChatInput
+from ..core.messages import InputLimits
 from ..errors import ApiError
-from ..guard import Caller
 from ..services import Services
-from ..turns import Busy, EventSource, LiveTurn, TurnRequest
+from ..turns import EventSource
+from ..turns.channels import follow, open_turn
 from .common import admit_chat, admit_read, caller, read_body, request_id, services
 from .sessions import iso
 
@@ -34,53 +33,6 @@ NDJSON_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
-Renderer = Callable[[TurnEvent, str, int], bytes]
-
-
-async def follow(
-    source: EventSource,
-    message_id: str,
-    after: int,
-    draw: Renderer,
-    heartbeat: float,
-    ping: bytes | None,
-    channel: str = "sse",
-) -> AsyncIterator[bytes]:
-    """Render a turn's events after `after` until its final event, with `ping` every
-    `heartbeat` seconds of silence: for a live turn of a runner whose heartbeat runs, at its
-    ticks (TurnRunner.run_heartbeat, same interval); otherwise after `heartbeat` seconds
-    without an event. The yield stays outside the cancel scope (a trio rule for generators);
-    a client that leaves cancels only this generator, never the turn.
-    `channel` labels the open-streams gauge."""
-    seq = after
-    live = source if isinstance(source, LiveTurn) and source.ticked else None
-    with metrics.stream_open(channel):
-        while True:
-            batch: list[tuple[int, TurnEvent]] = []
-            if live is not None:
-                batch = await live.wait_batch(seq)
-            else:
-                with trio.move_on_after(heartbeat):
-                    batch = await source.next_batch(seq)
-            if not batch:
-                if ping is not None:
-                    yield ping
-                continue
-            batch, final = until_final(batch)
-            seq = batch[-1][0]
-            # rendered in one expression: nothing rendered stays in this frame while it waits
-            yield b"".join([draw(event, message_id, n) for n, event in batch])
-            if final:
-                return
-
-
-def until_final(batch: list[tuple[int, TurnEvent]]) -> tuple[list[tuple[int, TurnEvent]], bool]:
-    """The batch up to and including its final event, and whether it has one."""
-    for i, (_, event) in enumerate(batch):
-        if is_final(event):
-            return batch[: i + 1], True
-    return batch, False
-
 
 def sse_event(event: TurnEvent, message_id: str, seq: int) -> bytes:
     return render.sse(event, message_id, seq)
@@ -95,7 +47,7 @@ async def _start_turn() -> tuple[Services, str, EventSource]:
     svc = services()
     who = caller()
     admitted = await admit_chat(who)
-    body = guard.chat_input(*(await read_body()), svc)
+    body = messages.parse_chat_body(*(await read_body()), InputLimits.from_settings(svc.settings))
     turn = await open_turn(
         svc,
         who,
@@ -106,37 +58,6 @@ async def _start_turn() -> tuple[Services, str, EventSource]:
         session_started=admitted.claims.issued_at,
     )
     return svc, turn.message_id, turn
-
-
-async def open_turn(
-    svc: Services,
-    who: Caller,
-    origin: str,
-    session_key: str,
-    body: ChatInput,
-    rid: str,
-    *,
-    session_started: float | None,
-) -> LiveTurn:
-    """What comes after admission and the body — the bot and spam screen, then the turn —
-    shared by every channel (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip a check."""
-    await guard.screen_message(
-        svc,
-        who,
-        session_key=session_key,
-        message=body.message,
-        honeypot=body.honeypot,
-        session_started=session_started,
-    )
-    if not svc.turns.accepting:
-        raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
-    req = TurnRequest(session_key, origin, body.message, body.metadata, rid)
-    try:
-        return await svc.turns.start(req)
-    except Busy:
-        raise ApiError(
-            409, "busy", "An answer is still in progress for this conversation."
-        ) from None
 
 
 def streaming_response(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:

@@ -6,7 +6,7 @@ n8n's NDJSON chunks, which the widget renders as they come), `loadPreviousSessio
 (answer `{"data": [LangChain messages]}`), and multipart when the visitor attaches files
 (refused: 415).
 
-There is no token. The checks are the chat path's own (guard.*, chat.open_turn): origin
+There is no token. The checks are the chat path's own (guard.*, turns.channels.open_turn): origin
 allowlist, the ip/session/origin limit tiers, bot and spam screening, busy. The widget's
 `sessionId` is untrusted: it is validated, then only ever used through
 `guard.widget_session_key(origin, sessionId)`, which keys the limits, the busy lock, the stored
@@ -22,14 +22,16 @@ from quart import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import guard
+from ..core import messages
 from ..core.events import End, Error
-from ..core.messages import ChatInput
+from ..core.messages import ChatInput, InputLimits
 from ..core.n8n_parse import langchain_message
 from ..errors import ApiError, from_status
 from ..guard import Caller
 from ..services import Services
 from ..turns import LiveTurn
-from .chat import NDJSON_HEADERS, follow, ndjson_line, open_turn, streaming_response
+from ..turns.channels import follow, open_turn
+from .chat import NDJSON_HEADERS, ndjson_line, streaming_response
 from .common import caller, read_body, request_id, services
 
 bp = Blueprint("compat", __name__)
@@ -58,7 +60,9 @@ async def n8n_chat() -> Response:
             "unsupported_media_type",
             "File uploads are not supported by this chat; please send text only.",
         )
-    body = guard.n8n_chat_input(*(await read_body()), svc)
+    body = messages.parse_n8n_chat_body(
+        *(await read_body()), InputLimits.from_settings(svc.settings)
+    )
     key = guard.widget_session_key(origin, body.session_id)
     if body.action == "loadPreviousSession":
         return await _history(svc, who, origin, key)

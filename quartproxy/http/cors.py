@@ -1,6 +1,20 @@
-"""CORS for the allowed origins only. Written by hand (not quart-cors) because the allowlist
-matching must be anchored (see core.origins) and a disallowed origin must get the contract's
-403 JSON error, never an echo of itself."""
+"""CORS for the allowed origins only: a preflight from an allowed origin is answered here
+(204) before routing, one from any other origin gets the contract's 403 `origin_not_allowed`;
+every answer to an allowed origin carries its canonical form, never an echo of another.
+
+Written by hand, not with quart-cors (0.8, read for this; it is not a dependency), because:
+- its origin test is `origin == allowed` or `pattern.match(origin)`: exact strings compare the
+  raw header (`HTTPS://A.example:443` is not `https://a.example`), patterns are anchored at the
+  start only (`https://.*\\.example\\.com` accepts `https://x.example.com.evil.net`), and
+  `isinstance(allowed, re.Pattern)` admits no other matcher, so core.origins' anchored,
+  canonicalising allowlist cannot be fed into it;
+- a refused origin gets no CORS headers and the route runs anyway; its WebSocket check aborts
+  with a bare 400 — the contract asks for 403 `origin_not_allowed` at admission, which
+  guard.admit_origin and `preflight` below give;
+- its after_request hook rebuilds four HeaderSets and a set from the app config and walks the
+  allowlist on every answer; here it is one allowlist lookup and four constant headers.
+What it would add (Vary: Origin, the header names) is the dozen lines below.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from quart import Blueprint, Response, jsonify
 
 from .. import guard
+from ..core import messages
+from ..core.messages import InputLimits
 from ..core.tokens import fingerprint_hash, issue_session_token
 from ..errors import ApiError
 from ..store.base import SessionRecord, StoreUnavailable
@@ -27,7 +29,9 @@ async def create() -> tuple[Response, int]:
     svc = services()
     who = caller()
     origin = await guard.admit_session_create(svc, who)
-    given = guard.session_input(*(await read_body()), svc)
+    given = messages.parse_session_body(
+        *(await read_body()), InputLimits.from_settings(svc.settings)
+    )
     fingerprint, metadata = given.fingerprint, given.metadata
     now = svc.clock()
     session_id = str(uuid.uuid4())

@@ -2,9 +2,9 @@
 
 One socket carries any number of turns. Every message frame goes through the same admission
 as an HTTP chat request, in the same order — guard.admit_chat (origin, token re-checked so a
-deleted session stops here, the three rate-limit tiers), the body (guard.chat_frame), then
-chat.open_turn (bot/spam screening, busy) — by calling the same functions. Turns run in the
-TurnRunner's nursery: a socket that closes mid-answer only stops following; the answer is
+deleted session stops here, the three rate-limit tiers), the body (core.messages.chat_input),
+then turns.channels.open_turn (bot/spam screening, busy) — by calling the same functions. Turns
+run in the TurnRunner's nursery: a socket that closes mid-answer only stops following; the answer is
 finished, stored and resumable over HTTP with the `id` of the last frame seen.
 
 Per connection: a reader (this handler's task), one follower task per turn, and one writer
@@ -19,8 +19,9 @@ import trio
 from quart import Blueprint, Response, jsonify, websocket
 
 from .. import guard, logs, metrics
-from ..core import render
+from ..core import messages, render
 from ..core.events import is_final
+from ..core.messages import InputLimits
 from ..core.ws_protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_TRY_AGAIN,
@@ -41,7 +42,7 @@ from ..errors import ApiError
 from ..guard import Caller
 from ..services import Services
 from ..turns import LiveTurn
-from .chat import open_turn
+from ..turns.channels import open_turn
 from .common import incoming_request_id, services
 
 log = logging.getLogger("quartproxy.ws")
@@ -196,7 +197,7 @@ class WsChannel:
             raise ApiError(status, frame.code, frame.message)
         if not isinstance(frame, Message):
             raise ApiError(400, "bad_request", "This socket is already authenticated.")
-        body = guard.chat_frame(frame.body, svc)
+        body = messages.chat_input(frame.body, InputLimits.from_settings(svc.settings))
         claims = admitted.claims
         return await open_turn(
             svc,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..core.leases import FINAL_TYPES as FINAL_TYPES  # re-exported for the backends
+from ..core.events import FINAL_TYPES as FINAL_TYPES  # re-exported for the backends
 from ..core.limits import Decision, Rate
 
 ERASED_KEEP = 86400.0  # seconds during which late writes for a deleted session are dropped

@@ -20,8 +20,10 @@ from typing import Any
 
 import trio
 
+from ..core.events import is_final_record
 from ..core.limits import Decision, Rate, gcra
-from .base import FINAL_TYPES, BufferSlice, HistoryEntry, OwnedTurn, SessionRecord
+from ..core.turn_buffer import appendable, finish_outcome, finish_reads_from
+from .base import BufferSlice, HistoryEntry, OwnedTurn, SessionRecord
 
 
 @dataclass
@@ -208,24 +210,14 @@ class MemoryStore:
         if session_id in self._erased or not events:
             return None
         buf = self._buffers.get(message_id)
-        first = events[0][0]
-        ended = buf is not None and buf.events and buf.events[-1][1].get("type") in FINAL_TYPES
-        if buf is not None and ended and buf.events[-1][0] < first:
-            return [buf.events[-1]]  # ended by another worker (an orphan): keep that end
-        if buf is None or not buf.events or buf.events[-1][0] < first:
-            self._buffer_append(message_id, session_id, events, buffer_ttl, now)
+        last = buf.events[-1][0] if buf is not None and buf.events else None
+        start = finish_reads_from(events[0][0], last)
+        tail = [] if buf is None or start is None else [e for e in buf.events if e[0] >= start]
+        outcome = finish_outcome(events, last, tail)  # see Store.finish_turn
+        if outcome.write:
+            self._buffer_append(message_id, session_id, outcome.write, buffer_ttl, now)
             self._append_history(session_id, history)
-            return None
-        # Events from `first` on that the caller never saw (see Store.finish_turn).
-        known = [e for e in buf.events if e[0] >= first]
-        for i, (_, record) in enumerate(known):
-            if record.get("type") in FINAL_TYPES:
-                return known[: i + 1]
-        last = buf.events[-1][0]
-        renumbered = [(last + 1 + i, record) for i, (_, record) in enumerate(events)]
-        self._buffer_append(message_id, session_id, renumbered, buffer_ttl, now)
-        self._append_history(session_id, history)
-        return known + renumbered
+        return outcome.stored
 
     async def renew_worker(
         self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
@@ -307,16 +299,13 @@ class MemoryStore:
         if buf is None:
             buf = self._buffers[message_id] = _Buffer(session_id)
             heapq.heappush(self._due, (now + ttl, _BUFFER, message_id))
-        elif buf.events and buf.events[-1][1].get("type") in FINAL_TYPES:
-            return  # the answer has ended: nothing goes after its final event
-        added = False
-        for seq, record in events:
-            if buf.events and buf.events[-1][0] >= seq:
-                continue  # idempotent: a replayed event changes nothing
-            buf.events.append((seq, record))
-            added = True
+        last = buf.events[-1] if buf.events else None
+        added = appendable(
+            None if last is None else last[0], last is not None and is_final_record(last[1]), events
+        )
         if not added:
             return
+        buf.events.extend(added)
         buf.expires_at = now + ttl
         if buf.changed is not None:  # someone waits (resume readers); the next wait makes another
             changed, buf.changed = buf.changed, None

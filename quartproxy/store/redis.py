@@ -183,6 +183,7 @@ return #mids
 # KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, fin (1: the last event is final),
 # then seq, record of each event.
 # -> the last seq added, -1 when nothing was (erased session, ended answer, or only replays).
+# Mirrors core.turn_buffer.appendable; the fin flag caches core.events.is_final_record.
 _BUF_APPEND = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local m = redis.call('HMGET', KEYS[1], 'last', 'fin')
@@ -271,6 +272,7 @@ return -1
 
 # -> {last seq added or -1, {seq, record, ...} of the buffer from the first given seq on when
 #    it already held some (see Store.finish_turn), else {}}.
+# Mirrors core.turn_buffer.finish_outcome (tests/unit/test_store_differential.py compares).
 _FINISH = (
     _BUF_ADD
     + """

@@ -30,11 +30,12 @@ from typing import Any, TypeVar
 
 import trio
 
+from ..core.events import is_final_record
 from ..core.limits import Decision, Rate, gcra
+from ..core.turn_buffer import appendable, finish_outcome, finish_reads_from
 from ._wakeups import LocalWakeups
 from .base import (
     ERASED_KEEP,
-    FINAL_TYPES,
     BufferSlice,
     HistoryEntry,
     OwnedTurn,
@@ -93,14 +94,12 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE history ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0")
 
 
-def _ended(conn: sqlite3.Connection, message_id: str, last: int) -> tuple[int, str] | None:
-    """The buffer's last event (seq `last`) when it is final, else None."""
+def _ended(conn: sqlite3.Connection, message_id: str, last: int) -> bool:
+    """Whether the buffer's last event (seq `last`) is final."""
     row = conn.execute(
         "SELECT record FROM buffer_events WHERE message_id = ? AND seq = ?", (message_id, last)
     ).fetchone()
-    if row is not None and json.loads(row[0]).get("type") in FINAL_TYPES:
-        return last, str(row[0])
-    return None
+    return row is not None and is_final_record(json.loads(row[0]))
 
 
 def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
@@ -131,15 +130,11 @@ def _append_events(
     """Inside a write transaction: add the events not yet in the buffer (seq above its last);
     the new last seq, None when nothing was added (only replays, or an erased session)."""
     last = _last_seq(conn, message_id)
-    if last is not None and _ended(conn, message_id, last) is not None:
-        return None  # the answer has ended: nothing goes after its final event
-    rows = []
-    for seq, data in encoded:
-        if last is None or seq > last:  # idempotent: a replayed event changes nothing
-            rows.append((message_id, seq, data))
-            last = seq
+    ended = last is not None and _ended(conn, message_id, last)
+    rows = [(message_id, seq, data) for seq, data in appendable(last, ended, encoded)]
     if not rows or _erased(conn, session_id):
         return None
+    last = rows[-1][1]
     conn.executemany(
         "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)", rows
     )
@@ -468,9 +463,7 @@ class SqliteStore:
         now: float,
         owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
-        encoded = _encode(events)
         rows = _history_rows(session_id, history)
-        first = events[0][0] if events else 0
 
         def finish(
             conn: sqlite3.Connection,
@@ -482,41 +475,36 @@ class SqliteStore:
                     "DELETE FROM turn_owners WHERE message_id = ? AND worker_id = ?",
                     (message_id, owner),
                 )
-            if not encoded:
+            if not events or _erased(conn, session_id):
                 conn.execute("COMMIT")
                 return None, None
             last = _last_seq(conn, message_id)
-            if last is not None and last < first and not _erased(conn, session_id):
-                ended = _ended(conn, message_id, last)
-                if ended is not None:  # ended by another worker (an orphan): keep that end
-                    conn.execute("COMMIT")
-                    return None, [(ended[0], json.loads(ended[1]))]
-            known: list[tuple[int, dict[str, Any]]] | None = None
-            to_add = encoded
-            if last is not None and last >= first and not _erased(conn, session_id):
-                # Events from `first` on that the caller never saw (see Store.finish_turn).
-                known = []
-                for seq, data in conn.execute(
-                    "SELECT seq, record FROM buffer_events WHERE message_id = ? AND seq >= ? "
-                    "ORDER BY seq",
-                    (message_id, first),
-                ):
-                    known.append((int(seq), json.loads(data)))
-                    if known[-1][1].get("type") in FINAL_TYPES:
-                        conn.execute("COMMIT")
-                        return None, known
-                to_add = [(last + 1 + i, data) for i, (_, data) in enumerate(encoded)]
-                known += [(seq, json.loads(data)) for seq, data in to_add]
-            added = _append_events(conn, message_id, session_id, to_add, now + buffer_ttl)
-            _append_history(conn, session_id, rows)
+            start = finish_reads_from(events[0][0], last)
+            tail = []
+            if start is not None:
+                tail = [
+                    (int(seq), json.loads(data))
+                    for seq, data in conn.execute(
+                        "SELECT seq, record FROM buffer_events WHERE message_id = ? AND seq >= ? "
+                        "ORDER BY seq",
+                        (message_id, start),
+                    )
+                ]
+            outcome = finish_outcome(events, last, tail)  # see Store.finish_turn
+            added = None
+            if outcome.write:
+                encoded = _encode(outcome.write)
+                added = _append_events(conn, message_id, session_id, encoded, now + buffer_ttl)
+                _append_history(conn, session_id, rows)
             conn.execute("COMMIT")  # durable before the final event reaches any client
-            self._after_write(conn, now)
-            return added, known
+            if outcome.write:
+                self._after_write(conn, now)
+            return added, outcome.stored
 
-        added, known = await self._run(finish)
+        added, stored = await self._run(finish)
         if added is not None:
             self._wakeups.appended(message_id, session_id, added, now + buffer_ttl, now)
-        return known
+        return stored
 
     # -- worker leases ------------------------------------------------------------------------
     async def renew_worker(

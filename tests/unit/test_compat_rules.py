@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quartproxy import guard
+from quartproxy.core import messages
+from quartproxy.core.messages import InputLimits
 from quartproxy.errors import ApiError
 from quartproxy.http.compat import wants_stream
 from tests.support import ORIGIN, settings_for
@@ -23,7 +25,9 @@ SVC: Any = FakeServices()
 
 
 def parse(obj: Any) -> Any:
-    return guard.n8n_chat_input(json.dumps(obj).encode(), "application/json", SVC)
+    return messages.parse_n8n_chat_body(
+        json.dumps(obj).encode(), "application/json", InputLimits.from_settings(SVC.settings)
+    )
 
 
 def test_send_message_body() -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import trio
 
 from quartproxy.core.events import Delta
-from quartproxy.http.chat import follow, sse_event
+from quartproxy.http.chat import sse_event
 from quartproxy.store.memory import MemoryStore
 from quartproxy.turns import HEARTBEAT_SLOTS, LiveTurn, TurnRequest, TurnRunner
+from quartproxy.turns.channels import follow
 
 PING = b": ping\n\n"
 INTERVAL = 15.0

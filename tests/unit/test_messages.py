@@ -9,7 +9,6 @@ import unicodedata
 import pytest
 
 from quartproxy.core.messages import (
-    InputError,
     InputLimits,
     chat_input,
     check_content_type,
@@ -23,13 +22,14 @@ from quartproxy.core.messages import (
     parse_n8n_chat_body,
     parse_session_body,
 )
+from quartproxy.errors import ApiError
 
 LIM = InputLimits(max_message_chars=20, max_body_bytes=2048, max_metadata_bytes=100)
 JSON = "application/json"
 
 
-def err(fn, *args, **kw) -> InputError:  # type: ignore[no-untyped-def]
-    with pytest.raises(InputError) as exc:
+def err(fn, *args, **kw) -> ApiError:  # type: ignore[no-untyped-def]
+    with pytest.raises(ApiError) as exc:
         fn(*args, **kw)
     return exc.value
 

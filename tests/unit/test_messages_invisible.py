@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quartproxy.core.messages import (
-    InputError,
     InputLimits,
     chat_input,
     clean_text,
@@ -19,6 +18,7 @@ from quartproxy.core.messages import (
     normalise_metadata,
     session_input,
 )
+from quartproxy.errors import ApiError
 
 LIM = InputLimits()
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl
@@ -106,7 +106,7 @@ def test_every_channel_cleans_message_metadata_and_keys() -> None:
 
 
 def test_a_message_of_only_invisible_characters_is_empty() -> None:
-    with pytest.raises(InputError) as info:
+    with pytest.raises(ApiError) as info:
         chat_input({"message": "\u200b\u202e\u2066\ufeff"}, LIM)
     assert info.value.message == "The message is empty."
 
@@ -118,7 +118,7 @@ def test_a_message_of_only_invisible_characters_is_empty() -> None:
     "key", ["sessionId", "action", "chatInput", "SESSIONID", "sessionid", "session\u200bId"]
 )
 def test_reserved_metadata_keys_are_refused(key: str) -> None:
-    with pytest.raises(InputError) as info:
+    with pytest.raises(ApiError) as info:
         normalise_metadata({key: "someone-else", "page": "/x"}, LIM)
     assert (info.value.code, info.value.status) == ("bad_request", 400)
     assert "chat's own fields" in info.value.message
@@ -130,7 +130,7 @@ def test_reserved_metadata_keys_are_refused(key: str) -> None:
             LIM,
         ),
     ):
-        with pytest.raises(InputError):
+        with pytest.raises(ApiError):
             parse()
 
 

@@ -1,5 +1,5 @@
 """Property tests of the body validator: whatever arrives, the answer is a clean value or an
-InputError with a contract code -- never another exception."""
+ApiError with a contract code -- never another exception."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quartproxy.core.messages import (
-    InputError,
     InputLimits,
     chat_input,
     clean_text,
@@ -19,6 +18,7 @@ from quartproxy.core.messages import (
     parse_n8n_chat_body,
     parse_session_body,
 )
+from quartproxy.errors import ApiError
 
 LIM = InputLimits(max_message_chars=50, max_body_bytes=4096, max_metadata_bytes=300)
 CODES = {("bad_request", 400), ("payload_too_large", 413), ("unsupported_media_type", 415)}
@@ -87,7 +87,7 @@ def test_arbitrary_bytes(raw: bytes, ctype: str | None) -> None:
     for parse in (parse_chat_body, parse_session_body, parse_n8n_chat_body):
         try:
             parse(raw, ctype, LIM)
-        except InputError as e:
+        except ApiError as e:
             assert (e.code, e.status) in CODES
 
 
@@ -96,7 +96,7 @@ def test_chat_bodies(obj: dict[str, Any]) -> None:
     raw = json.dumps(obj).encode()  # ensure_ascii: surrogates travel as \ud800 escapes
     try:
         got = parse_chat_body(raw, "application/json", LIM)
-    except InputError as e:
+    except ApiError as e:
         assert (e.code, e.status) in CODES
         return
     assert_clean(got.message, trimmed=True)
@@ -109,7 +109,7 @@ def test_chat_bodies(obj: dict[str, Any]) -> None:
 def test_any_json_value_as_a_body(obj: Any) -> None:
     try:
         got = chat_input(obj, LIM)
-    except InputError as e:
+    except ApiError as e:
         assert (e.code, e.status) in CODES
         return
     assert_clean(got.message, trimmed=True)
@@ -120,7 +120,7 @@ def test_any_json_value_as_a_body(obj: Any) -> None:
 def test_session_bodies(obj: dict[str, Any]) -> None:
     try:
         got = parse_session_body(json.dumps(obj).encode(), "application/json", LIM)
-    except InputError as e:
+    except ApiError as e:
         assert (e.code, e.status) in CODES
         return
     if got.fingerprint is not None:
@@ -137,7 +137,7 @@ def test_session_bodies(obj: dict[str, Any]) -> None:
 def test_n8n_chat_bodies(obj: dict[str, Any]) -> None:
     try:
         got = parse_n8n_chat_body(json.dumps(obj).encode(), "application/json", LIM)
-    except InputError as e:
+    except ApiError as e:
         assert (e.code, e.status) in CODES
         return
     assert got.session_id.isprintable() and 1 <= len(got.session_id) <= 128

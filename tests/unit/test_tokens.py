@@ -8,13 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quartproxy.core.tokens import (
-    TokenError,
     check_binding,
     fingerprint_hash,
     issue_session_token,
     upstream_token,
     verify_session_token,
 )
+from quartproxy.errors import ApiError
 
 SECRET = "s" * 40
 NOW = time.time()
@@ -35,17 +35,17 @@ def test_round_trip() -> None:
 
 def test_expired() -> None:
     token, _ = issue(now=NOW - 7200, ttl=60)
-    with pytest.raises(TokenError) as e:
+    with pytest.raises(ApiError) as e:
         verify_session_token(SECRET, token, now=NOW)
     assert e.value.code == "unauthorized"
 
 
 def test_wrong_secret_and_tampering() -> None:
     token, _ = issue()
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token("t" * 40, token, now=NOW)
     head, body, sig = token.split(".")
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, f"{head}.{body}x.{sig}", now=NOW)
 
 
@@ -65,13 +65,13 @@ def claims() -> dict[str, object]:
 def test_alg_none_is_refused() -> None:
     payload = claims()
     token = jwt.encode(payload, None, algorithm="none")  # type: ignore[arg-type]
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, token, now=NOW)
 
 
 def test_other_hs_algorithm_is_refused() -> None:
     payload = claims()
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, jwt.encode(payload, SECRET, algorithm="HS512"), now=NOW)
 
 
@@ -79,19 +79,19 @@ def test_other_hs_algorithm_is_refused() -> None:
 def test_required_claims(missing: str) -> None:
     payload = claims()
     del payload[missing]
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, jwt.encode(payload, SECRET, algorithm="HS256"), now=NOW)
 
 
 def test_upstream_token_is_not_a_session_token() -> None:
     token = upstream_token(SECRET, session_id="s", origin="o", message_id="m", now=NOW)
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, token, now=NOW)
 
 
 @pytest.mark.parametrize("junk", ["", "x", "a.b.c", "Bearer x", "." * 5000])
 def test_junk_tokens(junk: str) -> None:
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, junk, now=NOW)
 
 
@@ -105,7 +105,7 @@ def test_binding() -> None:
         ("https://a.example", "fp2"),
         ("https://a.example", None),
     ]:
-        with pytest.raises(TokenError) as e:
+        with pytest.raises(ApiError) as e:
             check_binding(claims, origin=origin, fph=fingerprint_hash(fp, SECRET))
         assert e.value.code == "session_mismatch"
 
@@ -138,22 +138,22 @@ def test_a_remembered_token_still_expires_and_other_secrets_still_fail() -> None
     token, _ = issue(now=now, ttl=600)
     assert verify_session_token(SECRET, token, now=now).session_id  # verified, now cached
     assert verify_session_token(SECRET, token, now=now + 30).session_id  # from the cache
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(ApiError) as err:
         verify_session_token(SECRET, token, now=now + 3600)  # the cached token has expired
     assert err.value.message == "The session has expired."
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token("t" * 40, token, now=now)  # the cache is per secret
     head, body, sig = token.split(".")
     forged = f"{head}.{body}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}"  # a byte of the MAC
     for _ in range(2):  # a failure is never remembered as a success
-        with pytest.raises(TokenError):
+        with pytest.raises(ApiError):
             verify_session_token(SECRET, forged, now=now)
 
 
 def test_a_token_expired_by_the_real_clock_fails_even_with_an_earlier_clock_passed() -> None:
     real = time.time()
     token, _ = issue(now=real - 7200, ttl=60)
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, token, now=real - 7190)
 
 
@@ -164,7 +164,7 @@ ANY_TEXT = st.text(alphabet=st.characters(codec=None), max_size=300)  # includes
 
 @given(ANY_TEXT)
 def test_verify_refuses_any_string_with_a_token_error_only(token: str) -> None:
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, token, now=NOW)
 
 
@@ -173,7 +173,7 @@ def test_binding_checks_are_total(fingerprint: str, origin: str) -> None:
     fph = fingerprint_hash(fingerprint, SECRET)
     assert fph == "" or len(fph) == 32
     _token, claims = issue(fph=fingerprint_hash("fp1", SECRET))
-    with pytest.raises(TokenError) as e:
+    with pytest.raises(ApiError) as e:
         check_binding(claims, origin=origin, fph=fph)
     assert e.value.code == "session_mismatch"
 
@@ -182,14 +182,14 @@ def test_binding_checks_are_total(fingerprint: str, origin: str) -> None:
     "token", ["\ud800", "eyJ\udfff.eyJ.x", "é" * 10, "a.b.c\x00", "\uff41.\uff42.\uff43"]
 )
 def test_non_ascii_tokens_are_refused(token: str) -> None:
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         verify_session_token(SECRET, token, now=NOW)
 
 
 def test_a_lone_surrogate_fingerprint_hashes_and_mismatches() -> None:
     assert fingerprint_hash("\ud800", SECRET) != fingerprint_hash("\udc00", SECRET)
     _token, claims = issue(fph=fingerprint_hash("fp1", SECRET))
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         check_binding(claims, origin="https://a.example", fph=fingerprint_hash("\ud800", SECRET))
-    with pytest.raises(TokenError):
+    with pytest.raises(ApiError):
         check_binding(claims, origin="https://\xfc.example", fph=fingerprint_hash("fp1", SECRET))
