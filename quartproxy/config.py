@@ -6,6 +6,7 @@ naming the variable, which `__main__` and the app factory turn into one line on 
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -88,7 +89,9 @@ def _number(name: str, value: str, *, minimum: float = 0.0, integer: bool = Fals
         n = int(value) if integer else float(value)
     except ValueError:
         raise ConfigError(name, f"expected a number, got {value!r}") from None
-    if n < minimum or n != n:
+    if not math.isfinite(n):  # inf passes every minimum and overflows later (int(), ms)
+        raise ConfigError(name, f"expected a finite number, got {value!r}")
+    if n < minimum:
         raise ConfigError(name, f"must be at least {minimum:g}, got {value!r}")
     return n
 
