@@ -153,3 +153,48 @@ def test_a_token_expired_by_the_real_clock_fails_even_with_an_earlier_clock_pass
     token, _ = issue(now=real - 7200, ttl=60)
     with pytest.raises(TokenError):
         verify_session_token(SECRET, token, now=real - 7190)
+
+
+def _signed(payload: object) -> str:
+    body = payload if isinstance(payload, bytes) else __import__("json").dumps(payload).encode()
+    return jwt.PyJWS().encode(body, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[1, 2]",
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "iat": 1, "typ": "qp-session"},  # no exp
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "exp": "9999999999", "iat": 1,
+         "typ": "qp-session"},
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "exp": 9e9, "iat": 1, "typ": "qp-session"},
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "exp": True, "iat": 1, "typ": "qp-session"},
+        {"sid": "s", "org": "o", "fph": "", "exp": 9999999999, "iat": 1, "typ": "qp-session"},
+    ],
+)
+def test_correctly_signed_but_malformed_claims_are_refused(payload: object) -> None:
+    """The claim checks PyJWT.decode did (JSON object, required claims, integer exp/iat)
+    are ours now that tokens are decoded with the public PyJWS."""
+    with pytest.raises(TokenError):
+        verify_session_token(SECRET, _signed(payload), now=NOW)
+
+
+def test_tokens_module_uses_no_private_pyjwt_attribute() -> None:
+    """PyJWT._jws exists only from 2.11 while pyjwt>=2.8 is allowed: an older install failed
+    at import. Only PyJWT's public names may be used."""
+    import ast
+    from pathlib import Path
+
+    import quartproxy.core.tokens as tokens
+
+    tree = ast.parse(Path(tokens.__file__).read_text())
+    private = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert private == []
