@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ from .base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("quartproxy.store")
+_SWEEP_BUSY_MS = 250
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rate_limits (
@@ -231,14 +234,36 @@ class SqliteStore:
 
         try:
             return await trio.to_thread.run_sync(call, limiter=self._limiter)
-        except sqlite3.OperationalError as exc:  # locked past busy_timeout, disk I/O, read-only
-            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            # locked past busy_timeout, disk full or I/O error, read-only or deleted file,
+            # corruption: the store is unavailable, never a crash of the request
+            raise StoreUnavailable(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
     def _after_write(self, conn: sqlite3.Connection, now: float) -> None:
-        """Amortised sweep of expired rows (called in the worker thread after a commit)."""
+        """Amortised sweep of expired rows (called in the worker thread after a commit).
+
+        Best effort: the caller's write has committed, so a failing sweep (busy past the
+        timeout, disk full) must neither report that write as failed nor skip the wake-up of
+        its readers. It is rolled back, logged in one line and retried at the next write."""
         self._writes += 1
         if self._writes % self._sweep_every:
             return
+        try:
+            # a sweep never waits long for the write lock: it holds this store's only
+            # connection (every other call of the worker queues behind it)
+            conn.execute(f"PRAGMA busy_timeout = {_SWEEP_BUSY_MS}")
+            try:
+                self._sweep(conn, now)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            self._writes -= max(1, self._sweep_every // 16)  # due again soon, not every write
+            log.warning("sqlite: sweep of expired rows failed, will retry: %s", exc)
+
+    @staticmethod
+    def _sweep(conn: sqlite3.Connection, now: float) -> None:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM rate_limits WHERE tat <= ?", (now,))
         conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
