@@ -17,13 +17,14 @@ from werkzeug.exceptions import HTTPException
 
 from . import lifecycle, metrics
 from .config import Settings
-from .errors import ApiError, from_status
+from .errors import ApiError, from_status, store_unavailable
 from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
+from .store.base import StoreUnavailable
 from .turns import TurnRunner
 from .upstream import N8nClient
 
@@ -77,6 +78,14 @@ def create_app(
     @app.errorhandler(HTTPException)
     async def http_error(err: HTTPException) -> tuple[Response, int, dict[str, str]]:
         return await api_error(from_status(err.code or 500))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_down(err: StoreUnavailable) -> tuple[Response, int, dict[str, str]]:
+        # The one mapping of a store outage, for every route: the contract's 503 and one log
+        # line (the store's own reason; no traceback: the cause is outside the process).
+        metrics.store_error("request")
+        log.warning("store unavailable on %s %s: %s", request.method, request.path, err)
+        return await api_error(store_unavailable())
 
     @app.errorhandler(Exception)
     async def crash(err: Exception) -> tuple[Response, int, dict[str, str]]:

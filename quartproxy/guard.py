@@ -34,7 +34,7 @@ from .core.tokens import (
     fingerprint_hash,
     verify_session_token,
 )
-from .errors import ApiError
+from .errors import ApiError, store_unavailable
 from .services import Services
 from .store.base import StoreUnavailable
 
@@ -97,6 +97,14 @@ def bearer_token(headers: Headers) -> str:
     return token.strip()
 
 
+def refuse_store_down(what: str) -> ApiError:
+    """RATE_LIMIT_FAIL_MODE=closed and the store is down: one log line, counted, and the
+    contract's 503 (an ApiError, so the HTTP and WebSocket channels both render it)."""
+    metrics.store_error("request")
+    log.warning("store unavailable: %s refuses the request (fail closed)", what)
+    return store_unavailable()
+
+
 async def authenticate(
     services: Services, caller: Caller, token: str, fingerprint: str | None
 ) -> SessionClaims:
@@ -116,9 +124,7 @@ async def authenticate(
             # revocation (DELETE /api/v1/session) cannot be checked while the store is down.
             log.warning("session store unavailable: trusting the signed token (fail open)")
             return claims
-        raise ApiError(
-            503, "internal", "The session store is unavailable.", retry_after=5
-        ) from None
+        raise refuse_store_down("session check") from None
     if record is None:
         raise ApiError(401, "unauthorized", "This session has ended; start a new one.")
     return claims
@@ -136,9 +142,7 @@ async def limit(services: Services, tiers: Sequence[tuple[str, str, Rate]]) -> N
         if services.settings.rate_limit_fail_mode == "open":
             log.warning("rate limiter store unavailable: failing open")
             return
-        raise ApiError(
-            503, "internal", "The service is temporarily unavailable.", retry_after=5
-        ) from None
+        raise refuse_store_down("rate limiter") from None
     if decisions and not decisions[-1].allowed:
         raise ApiError(
             429,

@@ -10,7 +10,6 @@ from quart import Blueprint, Response, jsonify
 
 from .. import guard
 from ..core.tokens import fingerprint_hash, issue_session_token
-from ..errors import ApiError
 from ..store.base import SessionRecord, StoreUnavailable
 from .common import admit_read, caller, read_body, services
 
@@ -46,9 +45,7 @@ async def create() -> tuple[Response, int]:
         )
     except StoreUnavailable:
         if svc.settings.rate_limit_fail_mode != "open":
-            raise ApiError(
-                503, "internal", "The session store is unavailable.", retry_after=5
-            ) from None
+            raise guard.refuse_store_down("session create") from None
         # fail open: the signed token works on its own until the store is back
         log.warning("session store unavailable: session %s not recorded", session_id)
     body = {"session_id": session_id, "token": token, "expires_at": iso(claims.expires_at)}

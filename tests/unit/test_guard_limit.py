@@ -77,4 +77,4 @@ async def test_unreachable_store_fails_open_or_closed() -> None:
     await guard.limit(services(Down(), "open"), TIERS)
     with pytest.raises(ApiError) as caught:
         await guard.limit(services(Down(), "closed"), TIERS)
-    assert (caught.value.status, caught.value.code) == (503, "internal")
+    assert (caught.value.status, caught.value.code) == (503, "store_unavailable")
