@@ -9,9 +9,20 @@ connections (encode/httpcore#1035), which had to be worked around with 32 sharde
 The pool: idle connections per origin on a LIFO stack (the warmest one is reused), a cap on
 all connections (idle + busy) enforced by a semaphore, an idle expiry below the 5 s keep-alive
 timeout of Node's HTTP server (n8n), and a check that an idle connection has not been closed
-by the peer before it is reused. A request that fails on a reused connection before any byte of
-the response came back is retried once on a new connection: the peer closed it while it was
-idle, so the request was never processed (the same rule browsers apply).
+by the peer before it is reused.
+
+Re-sending (RFC 9110 §9.2.2, and the rule of Go's net/http): when a reused connection closes
+before any byte of the answer, nobody can tell whether the server closed it while idle (the
+request never arrived) or read the request and died running it. So a request is sent again,
+once, on a new connection only when that is safe:
+- its method is idempotent (or it carries an Idempotency-Key, as Go allows), or
+- it provably never reached the server: the connection refused the very first send(2) of the
+  request, so not one byte left this host. A write that fails later proves nothing (bytes the
+  kernel accepted may have arrived), and a TLS stream may have sent records before failing.
+The chat POST to n8n is neither: it is not re-sent, it fails as `upstream_error` (counted in
+quartproxy_n8n_resends_total{action="refused"}), and a workflow never runs twice. Stale
+connections are avoided before sending instead: the idle expiry below n8n's 5 s keep-alive
+and the readability check just before reuse.
 """
 
 from __future__ import annotations
@@ -27,12 +38,20 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
+from .. import metrics
 from ..core.http1 import Head, ProtocolError, ResponseReader, encode_request
 
 log = logging.getLogger("quartproxy.upstream")
 
 READ_SIZE = 65536
 Origin = tuple[str, str, int]
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 §9.2.2
+
+
+def _replayable(request: httpx.Request) -> bool:
+    return request.method in IDEMPOTENT or any(
+        name in request.headers for name in ("idempotency-key", "x-idempotency-key")
+    )
 
 
 @dataclass(eq=False)
@@ -201,12 +220,23 @@ class PooledTransport(httpx.AsyncBaseTransport):
             reader = ResponseReader(head_request=request.method == "HEAD")
             try:
                 head = await _exchange(conn, wire, reader)
-            except _StaleConnection:
+            except _StaleConnection as stale:
                 await self._discard(conn)
                 if not reused:
                     raise httpx.RemoteProtocolError(
                         "the upstream closed the connection without answering"
                     ) from None
+                if not (stale.nothing_sent or _replayable(request)):
+                    metrics.n8n_resend(False)
+                    log.warning(
+                        "upstream closed a reused connection before answering a %s; not "
+                        "re-sent: it may have been processed",
+                        request.method,
+                    )
+                    raise httpx.RemoteProtocolError(
+                        "the upstream closed the connection without answering"
+                    ) from None
+                metrics.n8n_resend(True)
                 log.info("upstream closed an idle connection as it was reused; retrying once")
                 conn, reused = await self._connect(origin, pool_timeout), False
                 continue
@@ -226,13 +256,31 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
 
 class _StaleConnection(Exception):
-    pass
+    """Closed before any byte of the answer; `nothing_sent`: not one byte of the request left."""
+
+    def __init__(self, nothing_sent: bool = False) -> None:
+        super().__init__()
+        self.nothing_sent = nothing_sent
+
+
+async def _send(stream: trio.abc.Stream, wire: bytes) -> None:
+    """send_all, but on plain TCP the first send(2) is made here: if it fails, the kernel
+    took no byte of the request, which proves the server never saw it (see the module doc)."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            sent = await stream.socket.send(wire)
+        except OSError as exc:
+            raise _StaleConnection(nothing_sent=True) from exc
+        if sent == len(wire):
+            return
+        wire = wire[sent:]
+    await stream.send_all(wire)
 
 
 async def _exchange(conn: Connection, wire: bytes, reader: ResponseReader) -> Head:
     got_any = False
     try:
-        await conn.stream.send_all(wire)
+        await _send(conn.stream, wire)
         while True:
             head = reader.head()
             if head is not None:
