@@ -32,6 +32,7 @@ import os
 import select
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -74,10 +75,30 @@ class Connection:
         await trio.aclose_forcefully(self.stream)
 
 
+def _close_now(conn: Connection) -> None:
+    """Close without waiting (no checkpoint): for the paths that cannot await."""
+    stream = conn.stream
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    sock = _socket_of(stream)
+    if sock is not None:
+        sock.close()
+
+
 def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
     if isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     return stream.socket if isinstance(stream, trio.SocketStream) else None
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A request waiting at the cap: it is handed a connection to its origin, or a free slot."""
+
+    origin: Origin
+    done: trio.Event = field(default_factory=trio.Event)
+    conn: Connection | None = None
+    slot: bool = False
 
 
 class PooledTransport(httpx.AsyncBaseTransport):
@@ -95,7 +116,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
         self._ssl_context = ssl_context
-        self._slots = trio.Semaphore(max_connections)
+        self._open = 0  # connections (idle + busy + being opened), at most max_connections
+        self._waiters: deque[_Waiter] = deque()  # FIFO: first come, first handed
         self._idle: dict[Origin, list[Connection]] = {}
         self._closed = False
 
@@ -103,11 +125,15 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     @property
     def open_connections(self) -> int:
-        return self.max_connections - self._slots.value
+        return self._open
 
     @property
     def idle_connections(self) -> int:
         return sum(len(v) for v in self._idle.values())
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     async def _acquire(self, origin: Origin, wait: float) -> tuple[Connection, bool]:
         """A connection to `origin`: (connection, reused)."""
@@ -118,13 +144,14 @@ class PooledTransport(httpx.AsyncBaseTransport):
             if now - conn.idle_since < self.keepalive_expiry and not conn.peer_closed():
                 return conn, True
             await self._discard(conn)
-        return await self._connect(origin, wait), False
+        return await self._connect(origin, wait)
 
-    async def _connect(self, origin: Origin, wait: float) -> Connection:
-        """A new connection, once one of `max_connections` is free (PoolTimeout after `wait`)."""
+    async def _connect(self, origin: Origin, wait: float) -> tuple[Connection, bool]:
+        """A new connection once one of `max_connections` is free, or a connection to `origin`
+        that another request finished with meanwhile (PoolTimeout after `wait`)."""
         if self._closed:
             raise httpx.PoolTimeout("the transport is closed")
-        if self._slots.value == 0:
+        if self._open >= self.max_connections:
             # idle connections hold slots too: at the cap the longest idle one (another
             # origin's: _acquire takes this origin's first) makes room instead of a wait that
             # no released slot would ever end
@@ -132,15 +159,43 @@ class PooledTransport(httpx.AsyncBaseTransport):
             if idle:
                 oldest = min(idle, key=lambda conns: conns[0].idle_since)
                 await self._discard(oldest.pop(0))
-        with trio.move_on_after(wait) as waiting:
-            await self._slots.acquire()
-        if waiting.cancelled_caught:
-            raise httpx.PoolTimeout("every upstream connection is busy")
+        if self._open < self.max_connections and not self._waiters:
+            self._open += 1
+        else:
+            waiter = _Waiter(origin)
+            self._waiters.append(waiter)
+            with trio.move_on_after(wait):
+                try:
+                    await waiter.done.wait()
+                except BaseException:
+                    self._abandon(waiter)
+                    raise
+            if not waiter.done.is_set():  # timed out (the scope caught the cancel)
+                raise httpx.PoolTimeout("every upstream connection is busy")
+            if waiter.conn is not None:
+                return waiter.conn, True
+            if not waiter.slot:  # woken by aclose
+                raise httpx.PoolTimeout("the transport is closed")
         try:
-            return Connection(await self._open_stream(origin), origin)
+            return Connection(await self._open_stream(origin), origin), False
         except BaseException:
-            self._slots.release()
+            self._free_slot()
             raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter cancelled or timed out: out of the queue. If it was handed something in
+        the same instant (trio does not interrupt a woken task, so this is defensive), that
+        goes on to the next waiter: nothing is lost, nothing leaks."""
+        if not waiter.done.is_set():
+            self._waiters.remove(waiter)
+            waiter.done.set()
+        elif waiter.conn is not None:
+            conn, waiter.conn = waiter.conn, None
+            if not self._release(conn, True):
+                _close_now(conn)  # cannot be kept (its slot is already freed): no await here
+        elif waiter.slot:
+            waiter.slot = False
+            self._free_slot()
 
     async def _open_stream(self, origin: Origin) -> trio.abc.Stream:
         scheme, host, port = origin
@@ -178,19 +233,35 @@ class PooledTransport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     def _release(self, conn: Connection, reusable: bool) -> bool:
-        """Give a finished connection back: to the idle stack if it can be reused (True),
-        else the caller must close it (its slot is freed here). While a request waits for a
-        slot the connection is not kept: that request waits on the semaphore, not on the idle
-        stack, and would never see it (PoolTimeout with a usable connection idle)."""
-        if reusable and not self._closed and not self._slots.statistics().tasks_waiting:
+        """Give a finished connection back (True), else the caller must close it (its slot is
+        freed here). A reusable one goes to the first request waiting for its origin (no new
+        handshake at the cap), else to the idle stack; one that cannot be reused frees its
+        slot for the first waiter."""
+        if reusable and not self._closed:
             conn.idle_since = time.monotonic()
-            self._idle.setdefault(conn.origin, []).append(conn)
-            return True
-        self._slots.release()
+            for waiter in self._waiters:
+                if waiter.origin == conn.origin:
+                    self._waiters.remove(waiter)
+                    waiter.conn = conn
+                    waiter.done.set()
+                    return True
+            if not self._waiters:
+                self._idle.setdefault(conn.origin, []).append(conn)
+                return True
+        # cannot be reused, or only requests to other origins wait: they need the slot
+        self._free_slot()
         return False
 
+    def _free_slot(self) -> None:
+        if self._waiters:
+            waiter = self._waiters.popleft()  # the slot changes hands: _open stays
+            waiter.slot = True
+            waiter.done.set()
+        else:
+            self._open -= 1
+
     async def _discard(self, conn: Connection) -> None:
-        self._slots.release()
+        self._free_slot()
         await conn.close()
 
     async def aclose(self) -> None:
@@ -199,6 +270,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
         for conns in idle.values():
             for conn in conns:
                 await self._discard(conn)
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:  # neither a connection nor a slot: PoolTimeout
+            waiter.done.set()
 
     # -- one exchange ----------------------------------------------------------------------
 
@@ -216,13 +290,14 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except ValueError as exc:  # an httpx error, as h11 gave, not a bare ValueError
             raise httpx.LocalProtocolError(str(exc)) from None
         conn, reused = await self._acquire(origin, pool_timeout)
+        resent = False
         while True:
             reader = ResponseReader(head_request=request.method == "HEAD")
             try:
                 head = await _exchange(conn, wire, reader)
             except _StaleConnection as stale:
                 await self._discard(conn)
-                if not reused:
+                if not reused or resent:
                     raise httpx.RemoteProtocolError(
                         "the upstream closed the connection without answering"
                     ) from None
@@ -238,7 +313,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     ) from None
                 metrics.n8n_resend(True)
                 log.info("upstream closed an idle connection as it was reused; retrying once")
-                conn, reused = await self._connect(origin, pool_timeout), False
+                conn, reused = await self._connect(origin, pool_timeout)
+                resent = True
                 continue
             except BaseException:
                 with trio.CancelScope(shield=True):

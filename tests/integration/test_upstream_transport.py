@@ -555,11 +555,47 @@ async def test_a_waiting_request_gets_the_connection_a_finished_body_gives_back(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
             await trio.testing.wait_all_tasks_blocked()
-            assert transport._slots.statistics().tasks_waiting == 1  # for the one connection
+            assert transport.waiting == 1  # for the one connection
             held.release[0].set()
             assert await first.aread() == b"abcd"  # read to its end: the connection is free
         assert got[0].content == b"ok"  # and not PoolTimeout after its 20 s
         assert transport.open_connections == 1
+
+
+async def test_at_the_cap_under_load_connections_are_handed_on_not_reopened() -> None:
+    """Peak load at the cap: a freed connection goes to the request waiting for one, so the
+    number of TCP connects stays at the cap (it used to be one new connection per request)."""
+    async with upstream(serve) as up, pool(max_connections=3, pool_timeout=20) as transport:
+        answers: list[bytes] = []
+
+        async def one(i: int) -> None:
+            answers.append((await fetch(transport, f"{up.url}/{i}", "POST", b"x")).content)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(60):
+                nursery.start_soon(one, i)
+        assert answers == [b"ok"] * 60
+        assert len(up.seen) == 60  # every request ran once
+        assert up.accepted == 3
+        assert (transport.open_connections, transport.idle_connections) == (3, 3)
+
+
+async def test_a_cancelled_waiter_is_not_handed_the_freed_connection() -> None:
+    held = Held(1)
+    async with upstream(held) as up, pool(max_connections=1, pool_timeout=20) as transport:
+        first = await open_response(transport, up.url)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch, transport, up.url)
+            await trio.testing.wait_all_tasks_blocked()
+            assert transport.waiting == 1
+            nursery.cancel_scope.cancel()  # the visitor left while waiting for a connection
+        assert transport.waiting == 0
+        held.release[0].set()
+        assert await first.aread() == b"abcd"
+        # kept for the next request, not handed to the request that is gone
+        assert transport.open_connections == transport.idle_connections == 1
+        assert (await fetch(transport, up.url)).content == b"ok"
+        assert up.accepted == 1
 
 
 async def test_idle_connections_to_another_origin_give_way_at_the_cap() -> None:
