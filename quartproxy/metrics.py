@@ -151,6 +151,7 @@ OUTCOMES = frozenset(
         "upstream_error",
         "shutting_down",
         "internal",
+        "store_unavailable",
         "deleted",
         "not_found",
     }

@@ -33,6 +33,9 @@ SHUTTING_DOWN = Error(
     "shutting_down", "The server restarted before this answer finished; please send it again."
 )
 INTERNAL = Error("internal", "Something went wrong while answering.")
+STORE_DOWN = Error(
+    "store_unavailable", "The service is temporarily unavailable; try again shortly."
+)
 HEARTBEAT_SLOTS = 16  # the live turns are spread over this many heartbeat ticks per interval
 _IGNORED = trio.TASK_STATUS_IGNORED
 
@@ -351,6 +354,12 @@ class TurnRunner:
                             HistoryEntry(turn.message_id, "assistant", text, self.clock())
                         )
                     await self._end(turn, [End(turn.message_id, text)], history)
+        except StoreUnavailable as exc:
+            # RATE_LIMIT_FAIL_MODE=closed and the store went away mid-answer: the contract's
+            # code and one line (no traceback: the cause is outside the process)
+            metrics.store_error("request")
+            log.warning("turn %s ended: store unavailable: %s", turn.message_id, exc)
+            await self._finish(turn, STORE_DOWN)
         except Exception:
             log.exception("turn %s failed", turn.message_id)
             await self._finish(turn, INTERNAL)
