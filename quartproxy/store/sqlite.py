@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +80,14 @@ CREATE TABLE IF NOT EXISTS buffer_events (
     PRIMARY KEY (message_id, seq)
 ) WITHOUT ROWID;
 """
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
@@ -175,6 +184,7 @@ class SqliteStore:
         self._limiter = trio.CapacityLimiter(1)
         self._wakeups = LocalWakeups()
         self._writes = 0
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> SqliteStore:
@@ -210,6 +220,7 @@ class SqliteStore:
 
         try:
             self._conn = await trio.to_thread.run_sync(connect, limiter=self._limiter)
+            self._identity = await trio.to_thread.run_sync(_file_identity, self.path)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database: {exc}") from exc
 
@@ -585,7 +596,14 @@ class SqliteStore:
             await trio.sleep(self._poll_interval)
 
     async def ping(self) -> None:
+        identity = self._identity
+
         def check(conn: sqlite3.Connection) -> None:
             conn.execute("SELECT 1").fetchone()
+            # A database file deleted (or replaced) under a running gateway keeps working
+            # through the open descriptor, and everything written from then on is lost at
+            # the next start: /health must say so while it can still be fixed.
+            if identity is not None and _file_identity(self.path) != identity:
+                raise sqlite3.OperationalError("the database file was deleted or replaced")
 
         await self._run(check)
