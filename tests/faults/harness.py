@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -152,8 +153,14 @@ async def gateway(n8n_url: str, workers: int = 1, **env: str) -> AsyncIterator[G
     env.setdefault("RATE_LIMIT_SESSION", "100000/minute")
     env.setdefault("RATE_LIMIT_ORIGIN", "100000/minute")
     env.setdefault("RATE_LIMIT_SESSION_CREATE", "100000/minute")
-    async with proxy_process(n8n_url, workers=workers, **env) as proc, client(proc.url) as http:
-        yield Gateway(proc, http)
+    with tempfile.TemporaryDirectory(prefix="qp-faults-metrics-") as metrics_dir:
+        if workers > 1:  # as `python -m quartproxy` does: /metrics sums every worker
+            env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        async with (
+            proxy_process(n8n_url, workers=workers, **env) as proc,
+            client(proc.url) as http,
+        ):
+            yield Gateway(proc, http)
 
 
 def tracebacks(log: str) -> int:
