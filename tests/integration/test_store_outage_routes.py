@@ -118,3 +118,38 @@ async def test_redis_oom_is_store_unavailable_not_a_crash(
         assert fake_n8n.requests == []  # no workflow ran for a turn that could not be recorded
 
 
+
+
+async def test_websocket_turn_refused_by_the_store_gets_the_contract_error_frame(
+    fake_n8n: FakeN8n, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store failing as a turn is opened (after the limiter let it through: a race with
+    an outage) answers the WebSocket with an error frame and keeps the socket open, as the
+    HTTP channels answer 503 store_unavailable."""
+    import json
+
+    from quartproxy.store.base import StoreUnavailable
+    from tests.integration.test_ws import authed, receive, send, socket
+
+    async with running_proxy(settings_for(fake_n8n.url)) as proxy:
+        session = await proxy.session()
+        store = proxy.services.store
+
+        async def down(*_: object, **__: object) -> None:
+            raise StoreUnavailable("injected outage")
+
+        async with socket(proxy) as ws:
+            await authed(ws, session)
+            original, store.begin_turn = store.begin_turn, down
+            try:
+                await send(ws, {"type": "message", "message": "hello"})
+                frame = await receive(ws)
+            finally:
+                store.begin_turn = original
+            assert frame["type"] == "error" and frame["code"] == "store_unavailable"
+            await send(ws, {"type": "message", "message": "again"})
+            frames = [await receive(ws)]
+            while frames[-1]["type"] not in ("end", "error"):
+                frames.append(await receive(ws))
+            assert frames[-1]["type"] == "end", json.dumps(frames)
+        assert not any(r.exc_info for r in caplog.records if r.name.startswith("quart"))
