@@ -123,7 +123,13 @@ class BufferedTurn:
 
     async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
         while True:
-            part = await self.store.buffer_read(self.message_id, after, self.clock())
+            try:
+                part = await self.store.buffer_read(self.message_id, after, self.clock())
+            except StoreUnavailable as exc:
+                # mid-stream: end this stream with the contract's code, under the id the
+                # client already has, so a later resume (Last-Event-ID) loses nothing
+                log.warning("resume of %s ended: store unavailable: %s", self.message_id, exc)
+                return [(after, STORE_DOWN)]
             if part is None:
                 return [(after + 1, Error("not_found", "This answer is no longer available."))]
             if part.events:

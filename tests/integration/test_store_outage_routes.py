@@ -153,3 +153,42 @@ async def test_websocket_turn_refused_by_the_store_gets_the_contract_error_frame
                 frames.append(await receive(ws))
             assert frames[-1]["type"] == "end", json.dumps(frames)
         assert not any(r.exc_info for r in caplog.records if r.name.startswith("quart"))
+
+
+async def test_a_resume_whose_store_fails_mid_stream_ends_with_the_contract_error(
+    fake_n8n: FakeN8n, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store answers the resume's first read, then fails: the stream ends with an error
+    event store_unavailable under the id the client already had, and a later resume from
+    that id gets the rest: nothing lost, nothing doubled."""
+    from tests.support import parse_sse
+
+    settings = settings_for(
+        fake_n8n.url, DEPLOYMENT_MODE="sqlite", SQLITE_PATH=str(tmp_path / "r.db")
+    )
+    async with running_proxy(settings) as proxy:
+        session = await proxy.session()
+        events = await sse_turn(proxy, session, "one two three")
+        message_id = events[0].data["message_id"]
+        store = proxy.services.store
+        real = store.buffer_read
+        calls = [0]
+
+        async def flaky(*args: object, **kw: object) -> object:
+            calls[0] += 1
+            if calls[0] == 1:
+                return await real(*args, **kw)  # the route's check
+            from quartproxy.store.base import StoreUnavailable
+
+            raise StoreUnavailable("injected outage")
+
+        store.buffer_read = flaky
+        headers = {**proxy.auth(session), "Last-Event-ID": f"{message_id}:1"}
+        r = await proxy.client.get(f"/api/v1/chat/message/{message_id}", headers=headers)
+        store.buffer_read = real
+        got = parse_sse(r.text)
+        assert [e.event for e in got] == ["error"]
+        assert got[0].data["code"] == "store_unavailable" and got[0].id == f"{message_id}:1"
+        r = await proxy.client.get(f"/api/v1/chat/message/{message_id}", headers=headers)
+        assert [e.event for e in parse_sse(r.text)] == [e.event for e in events[2:]]
+        assert not any(rec.exc_info for rec in caplog.records if rec.name.startswith("quart"))
