@@ -54,7 +54,7 @@ async def stream_turn(gw: Gateway, session: dict[str, str], message: str, betwee
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
 async def test_redis_stopped_mid_turn_then_restarted(redis: RedisServer, mode: str) -> None:
-    async with fake_n8n() as n8n, gateway(n8n.url, **production(redis, mode)) as gw:
+    async with fake_n8n() as n8n, gateway(n8n.url, workers=2, **production(redis, mode)) as gw:
         session = await gw.session()
 
         async def outage() -> None:
