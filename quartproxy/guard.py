@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from . import metrics
+from . import logs, metrics
 from .core import messages
 from .core.limits import Rate
 from .core.messages import ChatInput, InputError, InputLimits, N8nChatInput, SessionInput
@@ -97,6 +97,17 @@ def bearer_token(headers: Headers) -> str:
     return token.strip()
 
 
+FAIL_OPEN_LOG = logs.Every(10.0)
+
+
+def fail_open(what: str, action: str) -> None:
+    """RATE_LIMIT_FAIL_MODE=open and the store is down: counted every time, logged once per
+    10 s per check."""
+    metrics.store_error("fail_open")
+    if FAIL_OPEN_LOG.due(what):
+        log.warning("store unavailable: %s %s (fail open; said once per 10 s)", what, action)
+
+
 def refuse_store_down(what: str) -> ApiError:
     """RATE_LIMIT_FAIL_MODE=closed and the store is down: one log line, counted, and the
     contract's 503 (an ApiError, so the HTTP and WebSocket channels both render it)."""
@@ -122,7 +133,7 @@ async def authenticate(
         if settings.rate_limit_fail_mode == "open":
             # The token is signed, unexpired and bound to this origin and browser; only a
             # revocation (DELETE /api/v1/session) cannot be checked while the store is down.
-            log.warning("session store unavailable: trusting the signed token (fail open)")
+            fail_open("session check", "trusting the signed token")
             return claims
         raise refuse_store_down("session check") from None
     if record is None:
@@ -140,7 +151,7 @@ async def limit(services: Services, tiers: Sequence[tuple[str, str, Rate]]) -> N
         )
     except StoreUnavailable:
         if services.settings.rate_limit_fail_mode == "open":
-            log.warning("rate limiter store unavailable: failing open")
+            fail_open("rate limiter", "failing open")
             return
         raise refuse_store_down("rate limiter") from None
     if decisions and not decisions[-1].allowed:

@@ -112,7 +112,8 @@ RESUMES = Counter(
 )
 STORE_ERRORS = Counter(
     "quartproxy_store_errors",
-    "Store failures by where they surfaced: request (answered 503 store_unavailable), retention.",
+    "Store failures by where they surfaced: request (answered 503 store_unavailable), "
+    "fail_open (let through by RATE_LIMIT_FAIL_MODE=open), retention.",
     ["where"],
     registry=REGISTRY,
 )
@@ -337,7 +338,7 @@ def stream_open(channel: str) -> StreamGauge:
 
 
 def store_error(where: str) -> None:
-    STORE_ERRORS.labels("retention" if where == "retention" else "request").inc()
+    STORE_ERRORS.labels(where if where in ("retention", "fail_open") else "request").inc()
 
 
 def n8n_resend(resent: bool) -> None:

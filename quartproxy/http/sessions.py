@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -14,7 +13,6 @@ from ..store.base import SessionRecord, StoreUnavailable
 from .common import admit_read, caller, read_body, services
 
 bp = Blueprint("sessions", __name__)
-log = logging.getLogger("quartproxy.sessions")
 
 
 def iso(ts: float) -> str:
@@ -47,7 +45,7 @@ async def create() -> tuple[Response, int]:
         if svc.settings.rate_limit_fail_mode != "open":
             raise guard.refuse_store_down("session create") from None
         # fail open: the signed token works on its own until the store is back
-        log.warning("session store unavailable: session %s not recorded", session_id)
+        guard.fail_open("session create", "issued a token without recording the session")
     body = {"session_id": session_id, "token": token, "expires_at": iso(claims.expires_at)}
     return jsonify(body), 201
 
