@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from tests.faults.harness import as_turn, auth, client, fake_n8n, gateway, tracebacks
+from tests.support import BROWSER_HEADERS
 
 pytestmark = pytest.mark.faults
 
@@ -67,7 +68,14 @@ async def test_a_flood_of_2000_requests_while_health_keeps_answering(tmp_path: P
         with trio.fail_after(600):
             async with trio.open_nursery() as outer:
                 outer.start_soon(probe)
-                async with client(gw.url) as http, trio.open_nursery() as nursery:
+                # a connection per request, as from many visitors (no client-side keep-alive)
+                no_reuse = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=0)
+                async with (
+                    httpx.AsyncClient(
+                        base_url=gw.url, timeout=120, headers=BROWSER_HEADERS, limits=no_reuse
+                    ) as http,
+                    trio.open_nursery() as nursery,
+                ):
                     for i in range(FLOOD):
                         nursery.start_soon(one, http, i)
                 done.set()
