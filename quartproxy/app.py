@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from . import lifecycle, metrics, supervision
 from .config import Settings
 from .core.leases import lease_timing
-from .errors import ApiError, from_status
+from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
 from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
 from .http.common import bind_request_id, request_id
@@ -28,6 +28,7 @@ from .overrides import hypercorn_guards
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
+from .store.base import StoreUnavailable
 from .turns import TurnRunner
 from .upstream import N8nClient
 
@@ -84,6 +85,14 @@ def create_app(
     @app.errorhandler(HTTPException)
     async def http_error(err: HTTPException) -> tuple[Response, int, dict[str, str]]:
         return await api_error(from_status(err.code or 500))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_down(err: StoreUnavailable) -> tuple[Response, int, dict[str, str]]:
+        # The one mapping of a store outage, for every route: the contract's 503 and one log
+        # line (the store's own reason; no traceback: the cause is outside the process).
+        metrics.store_error("request")
+        log.warning("store unavailable on %s %s: %s", request.method, request.path, err)
+        return await api_error(store_unavailable())
 
     @app.errorhandler(Exception)
     async def crash(err: Exception) -> tuple[Response, int, dict[str, str]]:

@@ -53,6 +53,19 @@ class ApiError(Exception):
         return headers
 
 
+STORE_RETRY_AFTER = 5.0  # seconds a client is asked to wait while the store is unreachable
+
+
+def store_unavailable() -> ApiError:
+    """The contract's answer while the session/history store cannot be reached."""
+    return ApiError(
+        503,
+        "store_unavailable",
+        "The service is temporarily unavailable; try again shortly.",
+        retry_after=STORE_RETRY_AFTER,
+    )
+
+
 def retry_seconds(value: float) -> int:
     """Retry-After is whole seconds; round up so a client that obeys it is let through."""
     return max(1, math.ceil(value))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from . import screening
+from . import logs, metrics, screening
 from .core.limits import Rate
 from .core.origins import client_ip, normalise_origin, rate_key
 from .core.tokens import (
@@ -24,7 +24,7 @@ from .core.tokens import (
     fingerprint_hash,
     verify_session_token,
 )
-from .errors import ApiError
+from .errors import ApiError, store_unavailable
 from .services import Services
 from .store.base import StoreUnavailable
 
@@ -93,6 +93,25 @@ def bearer_token(headers: Headers) -> str:
     return token.strip()
 
 
+FAIL_OPEN_LOG = logs.Every(10.0)
+
+
+def fail_open(what: str, action: str) -> None:
+    """RATE_LIMIT_FAIL_MODE=open and the store is down: counted every time, logged once per
+    10 s per check."""
+    metrics.store_error("fail_open")
+    if FAIL_OPEN_LOG.due(what):
+        log.warning("store unavailable: %s %s (fail open; said once per 10 s)", what, action)
+
+
+def refuse_store_down(what: str) -> ApiError:
+    """RATE_LIMIT_FAIL_MODE=closed and the store is down: one log line, counted, and the
+    contract's 503 (an ApiError, so the HTTP and WebSocket channels both render it)."""
+    metrics.store_error("request")
+    log.warning("store unavailable: %s refuses the request (fail closed)", what)
+    return store_unavailable()
+
+
 async def authenticate(
     services: Services, caller: Caller, token: str, fingerprint: str | None
 ) -> SessionClaims:
@@ -108,11 +127,9 @@ async def authenticate(
         if settings.rate_limit_fail_mode == "open":
             # The token is signed, unexpired and bound to this origin and browser; only a
             # revocation (DELETE /api/v1/session) cannot be checked while the store is down.
-            log.warning("session store unavailable: trusting the signed token (fail open)")
+            fail_open("session check", "trusting the signed token")
             return claims
-        raise ApiError(
-            503, "internal", "The session store is unavailable.", retry_after=5
-        ) from None
+        raise refuse_store_down("session check") from None
     if record is None:
         raise ApiError(401, "unauthorized", "This session has ended; start a new one.")
     return claims
@@ -128,11 +145,9 @@ async def limit(services: Services, tiers: Sequence[tuple[str, str, Rate]]) -> N
         )
     except StoreUnavailable:
         if services.settings.rate_limit_fail_mode == "open":
-            log.warning("rate limiter store unavailable: failing open")
+            fail_open("rate limiter", "failing open")
             return
-        raise ApiError(
-            503, "internal", "The service is temporarily unavailable.", retry_after=5
-        ) from None
+        raise refuse_store_down("rate limiter") from None
     if decisions and not decisions[-1].allowed:
         raise ApiError(
             429,

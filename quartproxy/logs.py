@@ -220,3 +220,23 @@ def flush_pending_access(scope: dict[str, Any]) -> None:
     if pending is not None:
         logger, fmt, atoms = pending
         logger.info(fmt, atoms)
+
+
+class Every:
+    """Lets a repeated line through at most once per `seconds` for each key: an outage under
+    load is told in the log once per interval, not once per request (metrics count them all)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            return False
+        self._last[key] = now
+        return True
+
+    def reset(self) -> None:
+        self._last.clear()

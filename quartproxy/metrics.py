@@ -112,6 +112,20 @@ RESUMES = Counter(
     ["result"],
     registry=REGISTRY,
 )
+STORE_ERRORS = Counter(
+    "quartproxy_store_errors",
+    "Store failures by where they surfaced: request (answered 503 store_unavailable), "
+    "fail_open (let through by RATE_LIMIT_FAIL_MODE=open), retention.",
+    ["where"],
+    registry=REGISTRY,
+)
+N8N_RESENDS = Counter(
+    "quartproxy_n8n_resends",
+    "Requests whose reused n8n connection closed before any answer byte: resent (never sent,"
+    " or idempotent), or refused (a POST that may have run: the visitor gets upstream_error).",
+    ["action"],
+    registry=REGISTRY,
+)
 WORKERS = Gauge(
     "quartproxy_workers",
     "Worker processes serving (summed over live workers).",
@@ -147,6 +161,7 @@ OUTCOMES = frozenset(
         "upstream_error",
         "shutting_down",
         "internal",
+        "store_unavailable",
         "deleted",
         "not_found",
     }
@@ -169,6 +184,7 @@ ERROR_CODES = frozenset(
         "upstream_error",
         "internal",
         "shutting_down",
+        "store_unavailable",
     }
 )
 # Contract error code -> rejection reason. Codes not listed are not rejections (they are still
@@ -328,6 +344,14 @@ class StreamGauge:
 
 def stream_open(channel: str) -> StreamGauge:
     return StreamGauge(channel)
+
+
+def store_error(where: str) -> None:
+    STORE_ERRORS.labels(where if where in ("retention", "fail_open") else "request").inc()
+
+
+def n8n_resend(resent: bool) -> None:
+    N8N_RESENDS.labels("resent" if resent else "refused").inc()
 
 
 def resumed(result: str) -> None:

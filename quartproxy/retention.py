@@ -1,7 +1,10 @@
 """HISTORY_RETENTION_DAYS: a background task that deletes chat history older than the limit.
 
 It runs in every worker; purging is idempotent, so several workers purging the same store only
-repeat work. A store outage is logged and retried at the next round, never fatal.
+repeat work. It runs in the turns' nursery, so an exception escaping it would cancel every
+live answer of the worker: any failure (an outage, an error the store did not map, a bug) is
+logged in one line, counted (quartproxy_store_errors_total{where="retention"}) and retried
+at the next round, never fatal.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Callable
 
 import trio
 
+from . import metrics
 from .store.base import Store, StoreUnavailable
 
 log = logging.getLogger("quartproxy.retention")
@@ -31,8 +35,10 @@ async def purge_history_forever(
             removed = await store.purge_history(clock() - retention_seconds)
             if removed:
                 log.info("retention: deleted %d history entries", removed)
-        except StoreUnavailable as exc:
-            log.warning("retention: store unavailable, will retry: %s", exc)
+        except Exception as exc:  # any failure: see the module doc
+            metrics.store_error("retention")
+            what = "store unavailable" if isinstance(exc, StoreUnavailable) else "purge failed"
+            log.warning("retention: %s, will retry: %s: %s", what, type(exc).__name__, exc)
         if first:
             task_status.started()
             first = False

@@ -11,7 +11,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +56,13 @@ class ProxyProcess:
 
 
 @asynccontextmanager
-async def proxy_process(n8n_url: str, workers: int = 1, **env: str) -> AsyncIterator[ProxyProcess]:
+async def proxy_process(
+    n8n_url: str,
+    workers: int = 1,
+    *,
+    preexec_fn: Callable[[], None] | None = None,  # e.g. a resource limit (tests/faults)
+    **env: str,
+) -> AsyncIterator[ProxyProcess]:
     full_env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -76,6 +82,7 @@ async def proxy_process(n8n_url: str, workers: int = 1, **env: str) -> AsyncIter
     proc = await trio.lowlevel.open_process(
         cmd, env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: kill9() reaches master and workers
+        preexec_fn=preexec_fn,
     )  # fmt: skip
     output = bytearray()
     changed = [trio.Event()]

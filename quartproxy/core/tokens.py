@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -45,19 +46,29 @@ class _KeyCachingHMAC(HMACAlgorithm):
         return prepared
 
 
-def _jwt_api() -> jwt.PyJWT:
-    api = jwt.PyJWT()
+def _jws_api() -> jwt.PyJWS:
+    """PyJWS (public API since PyJWT 2.0) with the key-caching HMACs. Not PyJWT: swapping the
+    algorithms of a PyJWT instance needs its private `_jws` (PyJWT 2.11+ only). The claims
+    PyJWT would check (exp, required fields) are checked in verify_session_token."""
+    api = jwt.PyJWS()
     for name, hash_alg in (
         ("HS256", HMACAlgorithm.SHA256),
         ("HS384", HMACAlgorithm.SHA384),
         ("HS512", HMACAlgorithm.SHA512),
     ):
-        api._jws.unregister_algorithm(name)
-        api._jws.register_algorithm(name, _KeyCachingHMAC(hash_alg))
+        api.unregister_algorithm(name)
+        api.register_algorithm(name, _KeyCachingHMAC(hash_alg))
     return api
 
 
-_JWT = _jwt_api()
+_JWS = _jws_api()
+
+
+def _encode(payload: dict[str, Any], secret: str, algorithm: str) -> str:
+    """What PyJWT.encode does for a plain payload: compact JSON, header {typ: JWT, alg}."""
+    return _JWS.encode(
+        json.dumps(payload, separators=(",", ":")).encode(), secret, algorithm=algorithm
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +101,7 @@ def issue_session_token(
 ) -> tuple[str, SessionClaims]:
     iat = int(now)
     claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex)
-    token = _JWT.encode(
+    token = _encode(
         {
             "sid": session_id,
             "org": origin,
@@ -101,7 +112,7 @@ def issue_session_token(
             "typ": "qp-session",
         },
         secret,
-        algorithm=SESSION_ALG,
+        SESSION_ALG,
     )
     return token, claims
 
@@ -113,13 +124,18 @@ def _decode_session_token(secret: str, token: str) -> dict[str, Any]:
     verified once is remembered (read-only; expiry is re-checked on every use by the caller).
     Only successes are cached — a failed check raises and leaves nothing behind, so forged
     tokens can neither fill nor poison the cache. Revocation is the store's job, not this."""
-    payload: dict[str, Any] = _JWT.decode(
-        token,
-        secret,
-        algorithms=[SESSION_ALG],
-        options={"require": _REQUIRED, "verify_iat": False},
-        leeway=LEEWAY_SECONDS,
-    )
+    raw = _JWS.decode_complete(token, secret, algorithms=[SESSION_ALG])["payload"]
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise jwt.DecodeError("the payload is not JSON") from None
+    if not isinstance(payload, dict) or not all(claim in payload for claim in _REQUIRED):
+        raise jwt.MissingRequiredClaimError("a required claim")
+    for claim in ("exp", "iat"):
+        if type(payload[claim]) is not int:  # what PyJWT requires of exp/iat (no bool, text)
+            raise jwt.DecodeError(f"{claim} must be an integer")
+    if payload["exp"] + LEEWAY_SECONDS < time.time():
+        raise jwt.ExpiredSignatureError("Signature has expired")
     return payload
 
 
@@ -135,7 +151,7 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
         raise ApiError(401, "unauthorized", "The session has expired.") from None
     except jwt.PyJWTError:
         raise ApiError(401, "unauthorized", "A valid session token is required.") from None
-    # PyJWT checks exp against the real clock (on the first decode; later ones come from the
+    # exp is checked against the real clock on the first decode (later ones come from the
     # cache, so it is checked again here); we check against `now` too so tests and callers
     # that pass a clock get the same answer.
     try:
@@ -173,7 +189,7 @@ def upstream_token(
     """The 30-second token n8n's JWT Auth checks. The secret is used as its UTF-8 text,
     exactly as it is typed into the n8n credential."""
     iat = int(now)
-    return _JWT.encode(
+    return _encode(
         {
             "iat": iat,
             "exp": iat + UPSTREAM_TTL_SECONDS,
@@ -183,5 +199,5 @@ def upstream_token(
             "mid": message_id,
         },
         secret,
-        algorithm=algorithm,
+        algorithm,
     )

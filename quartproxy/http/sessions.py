@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -12,12 +11,10 @@ from .. import guard
 from ..core import messages
 from ..core.messages import InputLimits
 from ..core.tokens import fingerprint_hash, issue_session_token
-from ..errors import ApiError
 from ..store.base import SessionRecord, StoreUnavailable
 from .common import admit_read, caller, read_body, services
 
 bp = Blueprint("sessions", __name__)
-log = logging.getLogger("quartproxy.sessions")
 
 
 def iso(ts: float) -> str:
@@ -50,11 +47,9 @@ async def create() -> tuple[Response, int]:
         )
     except StoreUnavailable:
         if svc.settings.rate_limit_fail_mode != "open":
-            raise ApiError(
-                503, "internal", "The session store is unavailable.", retry_after=5
-            ) from None
+            raise guard.refuse_store_down("session create") from None
         # fail open: the signed token works on its own until the store is back
-        log.warning("session store unavailable: session %s not recorded", session_id)
+        guard.fail_open("session create", "issued a token without recording the session")
     body = {"session_id": session_id, "token": token, "expires_at": iso(claims.expires_at)}
     return jsonify(body), 201
 

@@ -38,9 +38,10 @@ from ..core.ws_protocol import (
     parse_frame,
     ready_frame,
 )
-from ..errors import ApiError
+from ..errors import ApiError, store_unavailable
 from ..guard import Caller
 from ..services import Services
+from ..store.base import StoreUnavailable
 from ..turns import LiveTurn
 from ..turns.channels import open_turn
 from .common import incoming_request_id, services
@@ -177,7 +178,12 @@ class WsChannel:
             if isinstance(frame, Pong):
                 continue
             try:
-                turn = await self._admit(frame)
+                try:
+                    turn = await self._admit(frame)
+                except StoreUnavailable as exc:  # as the app's handler does for HTTP
+                    metrics.store_error("request")
+                    log.warning("store unavailable on websocket %s: %s", self.rid, exc)
+                    raise store_unavailable() from None
             except ApiError as err:
                 metrics.rejected(err, self.origin)
                 refused = error_frame(err.code, err.message, err.retry_after, err.public_reason)

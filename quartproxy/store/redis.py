@@ -37,8 +37,9 @@ compared against it inside the scripts; Redis TTLs (PEXPIRE) only garbage-collec
 workers and instances must have synchronised clocks (NTP): a host whose clock is off by d
 seconds shifts its own limit decisions by d.
 
-Errors: connection refused/reset/timeouts become StoreUnavailable; callers decide whether to
-fail open or closed (RATE_LIMIT_FAIL_MODE).
+Errors: connection refused/reset/timeouts and every error reply (OOM, READONLY, script errors)
+become StoreUnavailable; callers decide whether to fail open or closed (RATE_LIMIT_FAIL_MODE),
+and the app answers what is left with `503 store_unavailable`.
 """
 
 from __future__ import annotations
@@ -389,7 +390,9 @@ return out
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
-    coredis.exceptions.ReadOnlyError,
+    # every error reply: OOM under maxmemory/noeviction, READONLY, a failing script, MISCONF
+    # (a failed background save): the store cannot do what was asked
+    coredis.exceptions.RedisError,
     TimeoutError,
     OSError,
 )

@@ -22,6 +22,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +46,8 @@ from .base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("quartproxy.store")
+_SWEEP_BUSY_MS = 250
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rate_limits (
@@ -100,6 +104,14 @@ def _ended(conn: sqlite3.Connection, message_id: str, last: int) -> bool:
         "SELECT record FROM buffer_events WHERE message_id = ? AND seq = ?", (message_id, last)
     ).fetchone()
     return row is not None and is_final_record(json.loads(row[0]))
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
@@ -209,6 +221,7 @@ class SqliteStore:
         self._limiter = trio.CapacityLimiter(1)
         self._wakeups = LocalWakeups()
         self._writes = 0
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> SqliteStore:
@@ -246,6 +259,7 @@ class SqliteStore:
 
         try:
             self._conn = await trio.to_thread.run_sync(connect, limiter=self._limiter)
+            self._identity = await trio.to_thread.run_sync(_file_identity, self.path)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database: {exc}") from exc
 
@@ -270,14 +284,36 @@ class SqliteStore:
 
         try:
             return await trio.to_thread.run_sync(call, limiter=self._limiter)
-        except sqlite3.OperationalError as exc:  # locked past busy_timeout, disk I/O, read-only
-            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            # locked past busy_timeout, disk full or I/O error, read-only or deleted file,
+            # corruption: the store is unavailable, never a crash of the request
+            raise StoreUnavailable(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
     def _after_write(self, conn: sqlite3.Connection, now: float) -> None:
-        """Amortised sweep of expired rows (called in the worker thread after a commit)."""
+        """Amortised sweep of expired rows (called in the worker thread after a commit).
+
+        Best effort: the caller's write has committed, so a failing sweep (busy past the
+        timeout, disk full) must neither report that write as failed nor skip the wake-up of
+        its readers. It is rolled back, logged in one line and retried at the next write."""
         self._writes += 1
         if self._writes % self._sweep_every:
             return
+        try:
+            # a sweep never waits long for the write lock: it holds this store's only
+            # connection (every other call of the worker queues behind it)
+            conn.execute(f"PRAGMA busy_timeout = {_SWEEP_BUSY_MS}")
+            try:
+                self._sweep(conn, now)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            self._writes -= max(1, self._sweep_every // 16)  # due again soon, not every write
+            log.warning("sqlite: sweep of expired rows failed, will retry: %s", exc)
+
+    @staticmethod
+    def _sweep(conn: sqlite3.Connection, now: float) -> None:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM rate_limits WHERE tat <= ?", (now,))
         conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
@@ -654,7 +690,14 @@ class SqliteStore:
             await trio.sleep(self._poll_interval)
 
     async def ping(self) -> None:
+        identity = self._identity
+
         def check(conn: sqlite3.Connection) -> None:
             conn.execute("SELECT 1").fetchone()
+            # A database file deleted (or replaced) under a running gateway keeps working
+            # through the open descriptor, and everything written from then on is lost at
+            # the next start: /health must say so while it can still be fixed.
+            if identity is not None and _file_identity(self.path) != identity:
+                raise sqlite3.OperationalError("the database file was deleted or replaced")
 
         await self._run(check)

@@ -4,6 +4,7 @@ broadcast in memory) and `BufferedTurn` (one read back from the store), both `Ev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -11,7 +12,12 @@ from typing import Protocol
 import trio
 
 from ..core.events import Error, TurnEvent, from_record, is_final, resume_point
-from ..store.base import Store
+from ..store.base import Store, StoreUnavailable
+
+log = logging.getLogger("quartproxy.turns")
+STORE_DOWN = Error(
+    "store_unavailable", "The service is temporarily unavailable; try again shortly."
+)
 
 
 class EventSource(Protocol):
@@ -102,7 +108,13 @@ class BufferedTurn:
 
     async def next_batch(self, after: int) -> list[tuple[int, TurnEvent]]:
         while True:
-            part = await self.store.buffer_read(self.message_id, after, self.clock())
+            try:
+                part = await self.store.buffer_read(self.message_id, after, self.clock())
+            except StoreUnavailable as exc:
+                # mid-stream: end this stream with the contract's code, under the id the
+                # client already has, so a later resume (Last-Event-ID) loses nothing
+                log.warning("resume of %s ended: store unavailable: %s", self.message_id, exc)
+                return [(after, STORE_DOWN)]
             if part is None:
                 return [(after + 1, Error("not_found", "This answer is no longer available."))]
             if part.events:

@@ -36,7 +36,7 @@ from ..core.events import (
 )
 from ..store.base import HistoryEntry, Store, StoreUnavailable
 from ..upstream import N8nClient
-from .live import BufferedTurn, EventSource, LiveTurn
+from .live import STORE_DOWN, BufferedTurn, EventSource, LiveTurn
 
 log = logging.getLogger("quartproxy.turns")
 
@@ -308,6 +308,12 @@ class TurnRunner:
                             HistoryEntry(turn.message_id, "assistant", text, self.clock())
                         )
                     await self._end(turn, [End(turn.message_id, text)], history)
+        except StoreUnavailable as exc:
+            # RATE_LIMIT_FAIL_MODE=closed and the store went away mid-answer: the contract's
+            # code and one line (no traceback: the cause is outside the process)
+            metrics.store_error("request")
+            log.warning("turn %s ended: store unavailable: %s", turn.message_id, exc)
+            await self._finish(turn, STORE_DOWN)
         except Exception:
             log.exception("turn %s failed", turn.message_id)
             await self._finish(turn, INTERNAL)

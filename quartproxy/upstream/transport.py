@@ -7,182 +7,50 @@ largest single cost of a chat turn, and its pool bookkeeping grows with the squa
 connections (encode/httpcore#1035), which this project first had to work around by sharding the
 pool (gone since this transport replaced httpcore; docs/benchmarks.md, "What was done").
 
-The pool: idle connections per origin on a LIFO stack (the warmest one is reused), a cap on
-all connections (idle + busy) enforced by a semaphore, an idle expiry below the 5 s keep-alive
-timeout of Node's HTTP server (n8n), and a check that an idle connection has not been closed
-by the peer before it is reused. A request that fails on a reused connection before any byte of
-the response came back is retried once on a new connection: the peer closed it while it was
-idle, so the request was never processed (the same rule browsers apply).
+The pool (idle stacks, the cap, expiry, hand-over to waiting requests) is pool.py.
+
+Re-sending (RFC 9110 §9.2.2, and the rule of Go's net/http): when a reused connection closes
+before any byte of the answer, nobody can tell whether the server closed it while idle (the
+request never arrived) or read the request and died running it. So a request is sent again,
+once, on a new connection only when that is safe:
+- its method is idempotent (or it carries an Idempotency-Key, as Go allows), or
+- it provably never reached the server: the connection refused the very first send(2) of the
+  request, so not one byte left this host. A write that fails later proves nothing (bytes the
+  kernel accepted may have arrived), and a TLS stream may have sent records before failing.
+The chat POST to n8n is neither: it is not re-sent, it fails as `upstream_error` (counted in
+quartproxy_n8n_resends_total{action="refused"}), and a workflow never runs twice. Stale
+connections are avoided before sending instead: the idle expiry below n8n's 5 s keep-alive
+and the readability check just before reuse.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import select
-import ssl
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import trio
 
+from .. import metrics
 from ..core.http1 import Head, ProtocolError, ResponseReader, encode_request
+from .pool import Connection, ConnectionPool, Origin
+
+__all__ = ["Connection", "PooledTransport"]
 
 log = logging.getLogger("quartproxy.upstream")
 
 READ_SIZE = 65536
-Origin = tuple[str, str, int]
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 §9.2.2
 
 
-@dataclass(eq=False)
-class Connection:
-    stream: trio.abc.Stream
-    origin: Origin
-    idle_since: float = field(default_factory=time.monotonic)
-
-    def peer_closed(self) -> bool:
-        """An idle connection that is readable has been closed by the peer (or carries bytes
-        nobody asked for): either way it must not carry another request."""
-        sock = _socket_of(self.stream)
-        if sock is None:
-            return False
-        poller = select.poll()  # not select.select: it fails on descriptors above 1023
-        poller.register(sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-
-    async def close(self) -> None:
-        await trio.aclose_forcefully(self.stream)
+def _replayable(request: httpx.Request) -> bool:
+    return request.method in IDEMPOTENT or any(
+        name in request.headers for name in ("idempotency-key", "x-idempotency-key")
+    )
 
 
-def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
-    if isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    return stream.socket if isinstance(stream, trio.SocketStream) else None
-
-
-class PooledTransport(httpx.AsyncBaseTransport):
-    def __init__(
-        self,
-        *,
-        max_connections: int = 1000,
-        keepalive_expiry: float = 4.0,
-        connect_timeout: float = 10.0,
-        pool_timeout: float = 60.0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.max_connections = max_connections
-        self.keepalive_expiry = keepalive_expiry
-        self.connect_timeout = connect_timeout
-        self.pool_timeout = pool_timeout
-        self._ssl_context = ssl_context
-        self._slots = trio.Semaphore(max_connections)
-        self._idle: dict[Origin, list[Connection]] = {}
-        self._closed = False
-
-    # -- pool ------------------------------------------------------------------------------
-
-    @property
-    def open_connections(self) -> int:
-        return self.max_connections - self._slots.value
-
-    @property
-    def idle_connections(self) -> int:
-        return sum(len(v) for v in self._idle.values())
-
-    async def _acquire(self, origin: Origin, wait: float) -> tuple[Connection, bool]:
-        """A connection to `origin`: (connection, reused)."""
-        idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if now - conn.idle_since < self.keepalive_expiry and not conn.peer_closed():
-                return conn, True
-            await self._discard(conn)
-        return await self._connect(origin, wait), False
-
-    async def _connect(self, origin: Origin, wait: float) -> Connection:
-        """A new connection, once one of `max_connections` is free (PoolTimeout after `wait`)."""
-        if self._closed:
-            raise httpx.PoolTimeout("the transport is closed")
-        if self._slots.value == 0:
-            # idle connections hold slots too: at the cap the longest idle one (another
-            # origin's: _acquire takes this origin's first) makes room instead of a wait that
-            # no released slot would ever end
-            idle = [conns for conns in self._idle.values() if conns]
-            if idle:
-                oldest = min(idle, key=lambda conns: conns[0].idle_since)
-                await self._discard(oldest.pop(0))
-        with trio.move_on_after(wait) as waiting:
-            await self._slots.acquire()
-        if waiting.cancelled_caught:
-            raise httpx.PoolTimeout("every upstream connection is busy")
-        try:
-            return Connection(await self._open_stream(origin), origin)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def _open_stream(self, origin: Origin) -> trio.abc.Stream:
-        scheme, host, port = origin
-        try:
-            with trio.fail_after(self.connect_timeout):
-                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
-                if scheme == "https":
-                    tls = trio.SSLStream(
-                        stream, self._tls(), server_hostname=host, https_compatible=True
-                    )
-                    try:
-                        await tls.do_handshake()
-                    except BaseException:
-                        await trio.aclose_forcefully(stream)
-                        raise
-                    stream = tls
-        except trio.TooSlowError:
-            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from None
-        except (OSError, trio.BrokenResourceError) as exc:
-            # trio wraps TLS failures in a BrokenResourceError with no text of its own: say why
-            why = exc.__cause__ or exc
-            raise httpx.ConnectError(
-                f"cannot connect to {host}:{port}: {str(why) or type(why).__name__}"
-            ) from None
-        return stream
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            # httpx's defaults: certifi's bundle unless SSL_CERT_FILE names another
-            import certifi
-
-            self._ssl_context = ssl.create_default_context(
-                cafile=os.environ.get("SSL_CERT_FILE") or certifi.where()
-            )
-        return self._ssl_context
-
-    def _release(self, conn: Connection, reusable: bool) -> bool:
-        """Give a finished connection back: to the idle stack if it can be reused (True),
-        else the caller must close it (its slot is freed here). While a request waits for a
-        slot the connection is not kept: that request waits on the semaphore, not on the idle
-        stack, and would never see it (PoolTimeout with a usable connection idle)."""
-        if reusable and not self._closed and not self._slots.statistics().tasks_waiting:
-            conn.idle_since = time.monotonic()
-            self._idle.setdefault(conn.origin, []).append(conn)
-            return True
-        self._slots.release()
-        return False
-
-    async def _discard(self, conn: Connection) -> None:
-        self._slots.release()
-        await conn.close()
-
-    async def aclose(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                await self._discard(conn)
-
-    # -- one exchange ----------------------------------------------------------------------
+class PooledTransport(ConnectionPool, httpx.AsyncBaseTransport):
+    """The pool (pool.py) as an httpx transport: one request/response exchange."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -198,18 +66,31 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except ValueError as exc:  # an httpx error, as h11 gave, not a bare ValueError
             raise httpx.LocalProtocolError(str(exc)) from None
         conn, reused = await self._acquire(origin, pool_timeout)
+        resent = False
         while True:
             reader = ResponseReader(head_request=request.method == "HEAD")
             try:
                 head = await _exchange(conn, wire, reader)
-            except _StaleConnection:
+            except _StaleConnection as stale:
                 await self._discard(conn)
-                if not reused:
+                if not reused or resent:
                     raise httpx.RemoteProtocolError(
                         "the upstream closed the connection without answering"
                     ) from None
+                if not (stale.nothing_sent or _replayable(request)):
+                    metrics.n8n_resend(False)
+                    log.warning(
+                        "upstream closed a reused connection before answering a %s; not "
+                        "re-sent: it may have been processed",
+                        request.method,
+                    )
+                    raise httpx.RemoteProtocolError(
+                        "the upstream closed the connection without answering"
+                    ) from None
+                metrics.n8n_resend(True)
                 log.info("upstream closed an idle connection as it was reused; retrying once")
-                conn, reused = await self._connect(origin, pool_timeout), False
+                conn, reused = await self._connect(origin, pool_timeout)
+                resent = True
                 continue
             except BaseException:
                 with trio.CancelScope(shield=True):
@@ -227,13 +108,31 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
 
 class _StaleConnection(Exception):
-    pass
+    """Closed before any byte of the answer; `nothing_sent`: not one byte of the request left."""
+
+    def __init__(self, nothing_sent: bool = False) -> None:
+        super().__init__()
+        self.nothing_sent = nothing_sent
+
+
+async def _send(stream: trio.abc.Stream, wire: bytes) -> None:
+    """send_all, but on plain TCP the first send(2) is made here: if it fails, the kernel
+    took no byte of the request, which proves the server never saw it (see the module doc)."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            sent = await stream.socket.send(wire)
+        except OSError as exc:
+            raise _StaleConnection(nothing_sent=True) from exc
+        if sent == len(wire):
+            return
+        wire = wire[sent:]
+    await stream.send_all(wire)
 
 
 async def _exchange(conn: Connection, wire: bytes, reader: ResponseReader) -> Head:
     got_any = False
     try:
-        await conn.stream.send_all(wire)
+        await _send(conn.stream, wire)
         while True:
             head = reader.head()
             if head is not None:

@@ -53,7 +53,7 @@ async def test_fail_closed_refuses_while_redis_is_down_and_recovers(
         assert health.json()["status"] == "degraded"
         assert health.json()["checks"]["store"]["status"] == "fail"
         assert health.json()["checks"]["n8n"]["status"] == "ok"
-        assert await chat(p, session, "hi") == (503, "internal")
+        assert await chat(p, session, "hi") == (503, "store_unavailable")
         r = await p.client.post("/api/v1/session/create", json={}, headers={"Origin": ORIGIN})
         assert r.status_code == 503
         assert "Retry-After" in r.headers

@@ -348,11 +348,10 @@ async def test_stray_bytes_on_an_idle_connection_make_it_unusable() -> None:
         assert up.accepted == 2
 
 
-@pytest.mark.parametrize("close", ["fin", "rst"])
-async def test_a_reused_connection_closed_without_an_answer_is_retried_once(close: str) -> None:
-    """The race the peer check cannot see: the server closes the connection right after
-    reading the request (its keep-alive timer fired). The request was never processed, so the
-    transport sends it again, once, on a new connection."""
+def closes_after_reading_the_second_request(close: str) -> Script:
+    """Connection 0 answers one request, reads the next and closes without answering (the
+    race the peer check cannot see: its keep-alive timer fired, or it died running it); every
+    other connection serves normally."""
 
     async def script(peer: Peer) -> None:
         if peer.number == 0:
@@ -364,19 +363,78 @@ async def test_a_reused_connection_closed_without_an_answer_is_retried_once(clos
         else:
             await peer.serve()
 
-    async with upstream(script) as up, pool() as transport:
+    return script
+
+
+def resends() -> dict[str, float]:
+    from quartproxy import metrics
+
+    return {a: metrics.N8N_RESENDS.labels(a)._value.get() for a in ("resent", "refused")}
+
+
+@pytest.mark.parametrize("close", ["fin", "rst"])
+async def test_an_idempotent_request_on_a_reused_connection_closed_unanswered_is_resent_once(
+    close: str,
+) -> None:
+    async with upstream(closes_after_reading_the_second_request(close)) as up, pool() as transport:
         await fetch(transport, f"{up.url}/one")
+        before = resends()
         with upstream_log() as log:
-            response = await fetch(transport, f"{up.url}/two", "POST", b"body")
+            response = await fetch(transport, f"{up.url}/two", "PUT", b"body")
         assert (response.status_code, response.content) == (200, b"ok")
         assert up.lines() == [
             (0, b"GET /one HTTP/1.1"),
-            (0, b"POST /two HTTP/1.1"),  # taken, never answered
-            (1, b"POST /two HTTP/1.1"),  # the one retry
+            (0, b"PUT /two HTTP/1.1"),  # taken, never answered
+            (1, b"PUT /two HTTP/1.1"),  # the one re-send: PUT is idempotent
         ]
         assert up.seen[2].body == b"body"
         assert sum("retrying" in line for line in log) == 1
+        assert resends()["resent"] - before["resent"] == 1
         assert (transport.open_connections, transport.idle_connections) == (1, 1)
+
+
+@pytest.mark.parametrize("close", ["fin", "rst"])
+async def test_a_post_the_server_may_have_read_is_never_resent(close: str) -> None:
+    """The workflow must run once: a POST whose bytes left this host on a reused connection
+    that then closed unanswered fails (the visitor gets upstream_error), counted and logged."""
+    async with upstream(closes_after_reading_the_second_request(close)) as up, pool() as transport:
+        await fetch(transport, f"{up.url}/one")
+        before = resends()
+        with upstream_log() as log, pytest.raises(httpx.RemoteProtocolError):
+            await fetch(transport, f"{up.url}/run", "POST", b"run the workflow")
+        posts = [line for _, line in up.lines() if line.startswith(b"POST")]
+        assert posts == [b"POST /run HTTP/1.1"]  # the server saw it once
+        assert up.accepted == 1
+        assert resends()["refused"] - before["refused"] == 1
+        assert sum("not re-sent" in line for line in log) == 1
+        assert transport.open_connections == 0
+
+
+async def test_a_post_that_provably_never_left_is_resent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one safe re-send of a POST: the reused connection refused the first send(2) (the
+    server's RST had arrived), so no byte of the request reached the server. The check
+    before reuse, which would have seen the RST, is switched off to open the race."""
+
+    async def script(peer: Peer) -> None:
+        if peer.number == 0:
+            await peer.request()
+            await peer.send(OK)
+            peer.reset_on_close()  # and close: an RST while the client's side is idle
+        else:
+            await peer.serve()
+
+    async with upstream(script) as up, pool() as transport:
+        await fetch(transport, f"{up.url}/one")
+        await up.server_closed[0].wait()
+        await until_idle_connection_readable(transport)
+        monkeypatch.setattr("quartproxy.upstream.transport.Connection.peer_closed", lambda _: False)
+        before = resends()
+        response = await fetch(transport, f"{up.url}/run", "POST", b"run the workflow")
+        assert response.content == b"ok"
+        assert up.lines() == [(0, b"GET /one HTTP/1.1"), (1, b"POST /run HTTP/1.1")]
+        assert resends()["resent"] - before["resent"] == 1
 
 
 async def test_a_retry_that_fails_the_same_way_is_an_error_not_another_retry() -> None:
@@ -497,11 +555,47 @@ async def test_a_waiting_request_gets_the_connection_a_finished_body_gives_back(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
             await trio.testing.wait_all_tasks_blocked()
-            assert transport._slots.statistics().tasks_waiting == 1  # for the one connection
+            assert transport.waiting == 1  # for the one connection
             held.release[0].set()
             assert await first.aread() == b"abcd"  # read to its end: the connection is free
         assert got[0].content == b"ok"  # and not PoolTimeout after its 20 s
         assert transport.open_connections == 1
+
+
+async def test_at_the_cap_under_load_connections_are_handed_on_not_reopened() -> None:
+    """Peak load at the cap: a freed connection goes to the request waiting for one, so the
+    number of TCP connects stays at the cap (it used to be one new connection per request)."""
+    async with upstream(serve) as up, pool(max_connections=3, pool_timeout=20) as transport:
+        answers: list[bytes] = []
+
+        async def one(i: int) -> None:
+            answers.append((await fetch(transport, f"{up.url}/{i}", "POST", b"x")).content)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(60):
+                nursery.start_soon(one, i)
+        assert answers == [b"ok"] * 60
+        assert len(up.seen) == 60  # every request ran once
+        assert up.accepted == 3
+        assert (transport.open_connections, transport.idle_connections) == (3, 3)
+
+
+async def test_a_cancelled_waiter_is_not_handed_the_freed_connection() -> None:
+    held = Held(1)
+    async with upstream(held) as up, pool(max_connections=1, pool_timeout=20) as transport:
+        first = await open_response(transport, up.url)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch, transport, up.url)
+            await trio.testing.wait_all_tasks_blocked()
+            assert transport.waiting == 1
+            nursery.cancel_scope.cancel()  # the visitor left while waiting for a connection
+        assert transport.waiting == 0
+        held.release[0].set()
+        assert await first.aread() == b"abcd"
+        # kept for the next request, not handed to the request that is gone
+        assert transport.open_connections == transport.idle_connections == 1
+        assert (await fetch(transport, up.url)).content == b"ok"
+        assert up.accepted == 1
 
 
 async def test_idle_connections_to_another_origin_give_way_at_the_cap() -> None:

@@ -112,3 +112,50 @@ def test_cli_reads_dotenv_and_never_falls_into_demo(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "SESSION_SECRET_KEY" in r.stderr
     assert "DEMO" not in r.stdout + r.stderr
+
+
+NUMERIC_SETTINGS = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_BODY_BYTES",
+    "N8N_MAX_CONNECTIONS",
+    "BOT_SCORE_THRESHOLD",
+    "MAX_METADATA_BYTES",
+    "SPAM_MAX_DUPLICATES",
+    "SPAM_MAX_LINKS",
+    "SPAM_MAX_CHAR_RUN",
+    "N8N_TIMEOUT_SECONDS",
+    "N8N_STREAM_IDLE_SECONDS",
+    "STREAM_BUFFER_SECONDS",
+    "SESSION_TTL_SECONDS",
+    "HEARTBEAT_SECONDS",
+    "WS_AUTH_SECONDS",
+    "HISTORY_RETENTION_DAYS",
+    "SPAM_DUPLICATE_WINDOW_SECONDS",
+    "RATE_LIMIT_IP",
+    "RATE_LIMIT_SESSION",
+    "RATE_LIMIT_ORIGIN",
+    "RATE_LIMIT_SESSION_CREATE",
+]
+
+
+@pytest.mark.parametrize("variable", NUMERIC_SETTINGS)
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "1e999", "NaN"])
+def test_numeric_settings_refuse_non_finite_values(variable: str, value: str) -> None:
+    """inf/nan used to pass (float('inf') >= any minimum) and fail later with OverflowError."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, variable: value})
+    assert caught.value.variable == variable
+    assert "\n" not in str(caught.value)
+
+
+def test_every_numeric_setting_is_checked_for_finiteness() -> None:
+    """The list above covers every int/float/Rate field of Settings (a new one must be added)."""
+    import dataclasses
+
+    from quartproxy.config import Settings
+
+    numeric = {
+        f.name.upper() for f in dataclasses.fields(Settings) if f.type in ("int", "float", "Rate")
+    }
+    not_from_env = {"HEALTH_CACHE_SECONDS"}  # fixed in code, not a setting
+    assert numeric - not_from_env == set(NUMERIC_SETTINGS)

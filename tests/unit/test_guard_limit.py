@@ -77,4 +77,19 @@ async def test_unreachable_store_fails_open_or_closed() -> None:
     await guard.limit(services(Down(), "open"), TIERS)
     with pytest.raises(ApiError) as caught:
         await guard.limit(services(Down(), "closed"), TIERS)
-    assert (caught.value.status, caught.value.code) == (503, "internal")
+    assert (caught.value.status, caught.value.code) == (503, "store_unavailable")
+
+
+async def test_failing_open_logs_one_line_per_interval_not_per_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An outage under load: thousands of requests fail open; the log says so once per
+    interval, not once per request."""
+    import logging
+
+    caplog.set_level(logging.WARNING, "quartproxy.guard")
+    guard.FAIL_OPEN_LOG.reset()
+    for _ in range(500):
+        await guard.limit(services(Down(), "open"), TIERS)
+    lines = [r for r in caplog.records if "failing open" in r.getMessage()]
+    assert len(lines) == 1

@@ -193,3 +193,56 @@ def test_a_lone_surrogate_fingerprint_hashes_and_mismatches() -> None:
         check_binding(claims, origin="https://a.example", fph=fingerprint_hash("\ud800", SECRET))
     with pytest.raises(ApiError):
         check_binding(claims, origin="https://\xfc.example", fph=fingerprint_hash("fp1", SECRET))
+
+
+def _signed(payload: object) -> str:
+    body = payload if isinstance(payload, bytes) else __import__("json").dumps(payload).encode()
+    return jwt.PyJWS().encode(body, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[1, 2]",
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "iat": 1, "typ": "qp-session"},  # no exp
+        {
+            "sid": "s",
+            "org": "o",
+            "fph": "",
+            "jti": "j",
+            "exp": "9999999999",
+            "iat": 1,
+            "typ": "qp-session",
+        },
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "exp": 9e9, "iat": 1, "typ": "qp-session"},
+        {"sid": "s", "org": "o", "fph": "", "jti": "j", "exp": True, "iat": 1, "typ": "qp-session"},
+        {"sid": "s", "org": "o", "fph": "", "exp": 9999999999, "iat": 1, "typ": "qp-session"},
+    ],
+)
+def test_correctly_signed_but_malformed_claims_are_refused(payload: object) -> None:
+    """The claim checks PyJWT.decode did (JSON object, required claims, integer exp/iat)
+    are ours now that tokens are decoded with the public PyJWS."""
+    with pytest.raises(ApiError) as e:
+        verify_session_token(SECRET, _signed(payload), now=NOW)
+    assert e.value.status == 401
+
+
+def test_tokens_module_uses_no_private_pyjwt_attribute() -> None:
+    """PyJWT._jws exists only from 2.11 while pyjwt>=2.8 is allowed: an older install failed
+    at import. Only PyJWT's public names may be used."""
+    import ast
+    from pathlib import Path
+
+    import quartproxy.core.tokens as tokens
+
+    tree = ast.parse(Path(tokens.__file__).read_text())
+    private = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert private == []
