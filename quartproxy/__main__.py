@@ -4,7 +4,8 @@ Hypercorn does not do: a graceful drain on SIGTERM that ends open answer streams
 event (server.py), metrics summed over several workers (a fresh PROMETHEUS_MULTIPROC_DIR), and
 access/error logs in the app's format (JSON in production). `DEBUG=true` adds reload on code
 changes. `python -m quartproxy demo` starts a self-contained demo with no n8n and no
-configuration."""
+configuration (`demo --tls`: over HTTPS and HTTP/2 with a throwaway certificate).
+`--certfile/--keyfile` make Hypercorn terminate TLS itself, with HTTP/2 by ALPN (docs/http2.md)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def hypercorn_config(bind: list[str] | None, workers: int | None):  # type: ignore[no-untyped-def]
+def hypercorn_config(  # type: ignore[no-untyped-def]
+    bind: list[str] | None,
+    workers: int | None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+):
     from hypercorn.config import Config
+
+    from .tls import ALPN
 
     toml = Path("hypercorn.toml")
     if not toml.is_file():
@@ -32,6 +40,9 @@ def hypercorn_config(bind: list[str] | None, workers: int | None):  # type: igno
         config.bind = bind
     if workers:
         config.workers = workers
+    if certfile and keyfile:  # TLS here: every `bind` is served over TLS, h2 by ALPN
+        config.certfile, config.keyfile = certfile, keyfile
+        config.alpn_protocols = list(ALPN)
     return config
 
 
@@ -64,7 +75,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
-    config = hypercorn_config(args.bind, args.workers)
+    from .tls import check_pair
+
+    if problem := check_pair(args.certfile, args.keyfile):
+        print(f"quartproxy: configuration error: {problem}", file=sys.stderr)
+        return 2
+    config = hypercorn_config(args.bind, args.workers, args.certfile, args.keyfile)
     config.application_path = "quartproxy:app"  # exactly what the hypercorn command serves
     if args.graceful_timeout is not None:
         config.graceful_timeout = args.graceful_timeout
@@ -103,11 +119,18 @@ def demo(args: argparse.Namespace) -> int:
     bind = args.bind[0] if args.bind else "127.0.0.1:8000"
     host, _, port = bind.rpartition(":")
     hosts = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
-    origins = [f"http://{h}:{port}" for h in sorted(hosts)]
+    scheme = "https" if args.tls else "http"
+    origins = [f"{scheme}://{h}:{port}" for h in sorted(hosts)]
     settings = demo_settings(origins, environment())
     setup_logging(settings)
-    config = hypercorn_config([bind], 1)
-    url = f"http://{bind}"
+    certfile = keyfile = None
+    if args.tls:
+        from .tls import throwaway_certificate
+
+        certfile, keyfile = throwaway_certificate(sorted(hosts))
+        atexit.register(shutil.rmtree, str(Path(certfile).parent), ignore_errors=True)
+    config = hypercorn_config([bind], 1, certfile, keyfile)
+    url = f"{scheme}://{bind}"
     print(
         "quartproxy DEMO MODE: built-in echo upstream (no n8n), ephemeral secrets, "
         "in-memory store.\n"
@@ -115,6 +138,13 @@ def demo(args: argparse.Namespace) -> int:
         f"  Allowed origins: {', '.join(origins)}",
         flush=True,
     )
+    if args.tls:
+        print(
+            "  TLS with a THROWAWAY self-signed certificate made just now (valid 1 day, deleted\n"
+            "  at exit; no browser trusts it: accept the warning once). HTTP/2 by ALPN.\n"
+            f"  Certificate: {certfile}",
+            flush=True,
+        )
     trio.run(hypercorn_serve, create_app(settings), config)
     return 0
 
@@ -128,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         "--graceful-timeout",
         type=float,
         help="seconds running answers get to finish on SIGTERM (default: hypercorn.toml)",
+    )
+    parser.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS and HTTP/2 here")
+    parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="demo only: HTTPS and HTTP/2 with a throwaway self-signed certificate",
     )
     args = parser.parse_args(argv)
     if args.command == "demo":

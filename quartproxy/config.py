@@ -69,6 +69,7 @@ class Settings:
     log_level: str = "INFO"
     debug: bool = False
     demo: bool = False
+    allow_h2c: bool = False  # HTTP/2 without TLS (http/h2c.py); off: it tunnels past a proxy
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -223,7 +224,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError("N8N_JWT_ALGORITHM", f"expected HS256, HS384 or HS512, got {alg!r}")
     kw["n8n_jwt_algorithm"] = alg
 
-    for name, attr in (("BOT_ENFORCE", "bot_enforce"), ("SPAM_ENFORCE", "spam_enforce")):
+    for name, attr in (
+        ("BOT_ENFORCE", "bot_enforce"),
+        ("SPAM_ENFORCE", "spam_enforce"),
+        ("ALLOW_H2C", "allow_h2c"),
+    ):
         value = get(name)
         if value is not None:
             kw[attr] = _bool(name, value)
