@@ -156,6 +156,20 @@ class RawH2:
         await self.flush()
         return sid
 
+    async def connect(self, protocol: str, path: str, headers: dict[str, str]) -> int:
+        """An extended CONNECT (RFC 8441): a WebSocket carried by one HTTP/2 stream."""
+        sid = self.conn.get_next_available_stream_id()
+        self.streams[sid] = Stream()
+        pseudo = [(":method", "CONNECT"), (":protocol", protocol), (":scheme", self.scheme)]
+        pseudo += [(":path", path), (":authority", "127.0.0.1")]
+        self.conn.send_headers(sid, pseudo + list(headers.items()))
+        await self.flush()
+        return sid
+
+    async def send(self, sid: int, data: bytes, end: bool = False) -> None:
+        self.conn.send_data(sid, data, end_stream=end)
+        await self.flush()
+
     async def open_window(self, sid: int) -> None:
         """The stalled reader reads again: acknowledge what it had received."""
         self.stalled.discard(sid)

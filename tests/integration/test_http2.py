@@ -242,3 +242,50 @@ async def test_http11_clients_still_negotiate_http11_over_tls(tls: Tls, fake_n8n
     ):
         r = await old.get("/health")
         assert (r.status_code, r.http_version) == (200, "HTTP/1.1")
+
+
+async def test_the_websocket_channel_runs_over_http2_extended_connect(
+    tls: Tls, fake_n8n: FakeN8n
+) -> None:
+    """RFC 8441: Hypercorn advertises SETTINGS_ENABLE_CONNECT_PROTOCOL, so a browser that
+    supports it (Chromium does) carries the WebSocket inside the h2 connection."""
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    async with running_tls_proxy(settings_for(fake_n8n.url), tls) as proxy:
+        s = await proxy.session()
+        with trio.fail_after(30):
+            async with raw_h2(proxy.url, tls) as conn:
+                headers = {k.lower(): v for k, v in BROWSER_HEADERS.items()}
+                headers.update({"origin": ORIGIN, "sec-websocket-version": "13"})
+                sid = await conn.connect("websocket", "/api/v1/chat/ws", headers)
+                ws = FrameProtocol(client=True, extensions=[])
+                messages: list[dict[str, object]] = []
+                fed = 0
+
+                async def until(kind: str) -> dict[str, object]:
+                    nonlocal fed
+                    stream = conn.streams[sid]
+                    while True:
+                        ws.receive_bytes(bytes(stream.data[fed:]))
+                        fed = len(stream.data)
+                        for frame in ws.received_frames():
+                            if frame.opcode is Opcode.TEXT:
+                                messages.append(json.loads(str(frame.payload)))
+                        for m in messages:
+                            if m["type"] == kind:
+                                return m
+                        assert not stream.ended.is_set(), (stream.headers, messages)
+                        await stream.changed.wait()
+
+                def frame(obj: dict[str, str]) -> bytes:
+                    return ws.send_data(json.dumps(obj), fin=True)
+
+                auth = {"type": "auth", "token": s["token"], "fingerprint": FINGERPRINT}
+                await conn.send(sid, frame(auth))
+                ready = await until("ready")
+                assert conn.streams[sid].status == 200
+                assert conn.conn.remote_settings.enable_connect_protocol == 1
+                assert ready["session_id"] == s["session_id"]
+                await conn.send(sid, frame({"type": "message", "message": "over h2"}))
+                end = await until("end")
+                assert end["text"] == "echo: over h2"
