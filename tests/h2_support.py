@@ -58,13 +58,24 @@ class Seen:
     """What the server saw: (client address, http_version, scheme) of every HTTP request."""
 
     requests: list[tuple[Any, str, str]] = field(default_factory=list)
+    counted: int = 0  # response body bytes the app has handed to Hypercorn, for requests
+    # carrying an `x-test-count` header
 
     def wrap(self, app: Any) -> Any:
         async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] in ("http", "websocket"):
                 client = tuple(scope.get("client") or ())
                 self.requests.append((client, scope.get("http_version", ""), scope["scheme"]))
-            await app(scope, receive, send)
+            if not any(name == b"x-test-count" for name, _ in scope.get("headers", [])):
+                await app(scope, receive, send)
+                return
+
+            async def counting(message: dict[str, Any]) -> None:
+                await send(message)
+                if message["type"] == "http.response.body":
+                    self.counted += len(message.get("body", b""))
+
+            await app(scope, receive, counting)
 
         return recording
 
@@ -199,7 +210,9 @@ class RawH2:
             stream = self.streams[event.stream_id]
             stream.data.extend(event.data or b"")
             length = event.flow_controlled_length or 0
-            if event.stream_id in self.stalled:
+            if not length:
+                pass
+            elif event.stream_id in self.stalled:
                 self.conn.increment_flow_control_window(length)  # connection level only
             else:
                 self.conn.acknowledge_received_data(length, event.stream_id)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from tests.h2_support import Seen, Tls, make_tls, raw_h2, running_tls_proxy
 from tests.support import (
@@ -154,22 +155,30 @@ async def test_a_reader_that_stops_reading_does_not_stall_the_other_streams(
     tls: Tls, fake_n8n: FakeN8n
 ) -> None:
     """Stream 1's window is never reopened (its reader stopped after 200 bytes); the other
-    streams of the same connection still get their whole answers. When stream 1 reads again,
-    its answer arrives complete: flow control paused it, nothing was lost."""
+    streams of the same connection still get their whole answers, and the server holds only a
+    bounded part of stream 1's answer in memory (http/h2_fixes.py: without it, Hypercorn
+    buffered the whole answer). When stream 1 reads again, its answer arrives complete: flow
+    control paused it, nothing was lost."""
+    seen = Seen()
     settings = settings_for(fake_n8n.url, **MANY)
-    async with running_tls_proxy(settings, tls) as proxy:
+    async with running_tls_proxy(settings, tls, seen=seen) as proxy:
         sessions = [await proxy.session() for _ in range(6)]
 
         def post(i: int, message: str) -> tuple[str, str, dict[str, str], bytes]:
             headers = {**proxy.auth(sessions[i]), **BROWSER_HEADERS}
             headers = {k.lower(): v for k, v in headers.items()}
             headers["content-type"] = "application/json"
+            if i == 0:
+                headers["x-test-count"] = "1"
             body = json.dumps({"message": message}).encode()
             return "POST", "/api/v1/chat/message", headers, body
 
+        syllables = [c + v for c in "bcdfghjklmnp" for v in "aeiou"]
+        words = [syllables[i % len(syllables)] for i in range(1330)]
+        long_message = " ".join(words)  # ~1330 delta events, ~110 KB of SSE
         with trio.fail_after(30):
             async with raw_h2(proxy.url, tls, window=200) as h2c:
-                slow = await h2c.request(*post(0, "long " + "word " * 400))
+                slow = await h2c.request(*post(0, long_message))
                 h2c.stalled.add(slow)
                 fast = [await h2c.request(*post(i, f"quick {i}")) for i in range(1, 6)]
                 for i, sid in enumerate(fast, start=1):
@@ -178,13 +187,18 @@ async def test_a_reader_that_stops_reading_does_not_stall_the_other_streams(
                     assert events[-1].event == "end"
                     assert events[-1].data["text"] == f"echo: quick {i}"
                 stuck = h2c.streams[slow]
+                assert stuck.status == 200, stuck.text
+                await fake_n8n.done[long_message].wait()  # the whole answer is in the proxy
+                await trio.testing.wait_all_tasks_blocked(0.2)  # and it has pushed what it can
                 assert len(stuck.data) <= 200 and not stuck.ended.is_set()
+                assert seen.counted < 64 * 1024, "the stalled stream's answer piled up in memory"
 
                 await h2c.open_window(slow)
                 await stuck.ended.wait()
                 events = parse_sse(stuck.text)
+                assert len(stuck.data) > 100_000
                 assert events[-1].event == "end"
-                assert events[-1].data["text"] == "echo: long " + " ".join(["word"] * 400)
+                assert events[-1].data["text"] == "echo: " + long_message
 
 
 async def test_a_waiting_stream_gets_heartbeats_over_http2(tls: Tls, fake_n8n: FakeN8n) -> None:
