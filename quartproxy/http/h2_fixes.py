@@ -1,4 +1,4 @@
-"""Two fixes to Hypercorn 0.18's HTTP/2 (library workarounds; `install()` applies both).
+"""Fixes to Hypercorn 0.18's HTTP/2 (library workarounds; `install()` applies them all).
 
 1. Backpressure for a stream whose flow-control window is shut
    (docs/upstream/hypercorn-h2-flow-control-backpressure.md).
@@ -9,6 +9,13 @@
    buffered for a client that had received 0 bytes. Over HTTP/1.1, TCP backpressure stops the
    app; over HTTP/2 each connection carries up to h2_max_concurrent_streams such streams. The
    fix resumes the writer only once the *buffer* has drained below the low-water mark.
+
+   Same report: when the connection closes, Hypercorn never releases the stream buffers, so a
+   `send` waiting for window (or for the buffer to drain at the end of a response) waits for
+   ever. With the final send shielded (http/keepalive.py) that was a task per stalled stream
+   leaked for the life of the worker, and a shutdown that never finished (measured: a client
+   that shuts a stream's window, waits for the answer's end, then disconnects). The fix closes
+   every stream buffer of a connection when the connection closes.
 
 2. GOAWAY before an idle HTTP/2 connection is closed
    (docs/upstream/hypercorn-h2-goaway-on-idle-close.md).
@@ -47,6 +54,20 @@ async def pop(self: hypercorn_h2.StreamBuffer, max_length: int) -> bytes:
     return data
 
 
+async def handle(self: hypercorn_h2.H2Protocol, event: Any) -> None:
+    """H2Protocol.handle, then, once the connection is closed, release every writer still
+    waiting on one of its stream buffers (push or drain): nothing will ever be sent."""
+    from hypercorn.events import Closed
+
+    await _original_handle(self, event)
+    if isinstance(event, Closed):
+        for buffer in list(self.stream_buffers.values()):
+            await buffer.close()
+
+
+_original_handle = hypercorn_h2.H2Protocol.handle
+
+
 async def send_goaway(server: Any) -> None:
     """GOAWAY on the HTTP/2 connection of this Hypercorn TCPServer, if it is one and is open."""
     import h2.exceptions
@@ -74,6 +95,7 @@ def install() -> None:
     from hypercorn.trio.tcp_server import TCPServer
 
     hypercorn_h2.StreamBuffer.pop = pop  # type: ignore[method-assign]
+    hypercorn_h2.H2Protocol.handle = handle  # type: ignore[method-assign]
     original = TCPServer._initiate_server_close
     if getattr(original, _MARK, False):
         return

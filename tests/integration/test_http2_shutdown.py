@@ -95,3 +95,36 @@ async def test_sigterm_over_http2_drains_the_streams_then_sends_goaway(
                 assert conn.goaway.error_code == 0  # NO_ERROR: a deliberate, graceful close
                 assert conn.goaway.last_stream_id == late
             assert await server.proc.wait() == 0
+
+
+async def test_a_stream_stalled_by_a_client_that_left_does_not_hold_up_shutdown(
+    tls: Tls, fake_n8n: FakeN8n
+) -> None:
+    """A client opens no window for its answer (HTTP/2 flow control), lets the answer finish,
+    and disconnects. The final write of that answer must end with the connection: before
+    http/h2_fixes.py it waited for ever (shielded), leaking the task, and SIGTERM never
+    finished."""
+    args = ["--certfile", tls.certfile, "--keyfile", tls.keyfile]
+    async with server_process(server_env(fake_n8n.url), graceful=2, args=args) as server:
+        with trio.fail_after(30):
+            async with httpx.AsyncClient(
+                base_url=server.url, http2=True, verify=tls.client_context(),
+                headers=BROWSER_HEADERS,
+            ) as client:  # fmt: skip
+                r = await client.post(
+                    "/api/v1/session/create", json={"fingerprint": FINGERPRINT},
+                    headers={"Origin": ORIGIN},
+                )  # fmt: skip
+                session = r.json()
+            async with raw_h2(server.url, tls, window=0) as conn:
+                sid = await conn.request(*turn(session, "never read"))
+                conn.stalled.add(sid)
+                await fake_n8n.done["never read"].wait()
+                while conn.streams[sid].status == 0:  # headers are not flow-controlled
+                    await conn.streams[sid].changed.wait()
+                assert conn.streams[sid].status == 200 and not conn.streams[sid].data
+            # the client has gone; the answer's last write can never happen
+        server.signal(signal.SIGTERM)
+        with trio.move_on_after(30):
+            await server.proc.wait()
+        assert server.proc.returncode == 0, "the worker never finished shutting down"
