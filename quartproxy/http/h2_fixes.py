@@ -28,6 +28,13 @@
    before that, so without this no HTTP/2 client ever saw a GOAWAY on SIGTERM. The fix wraps
    `TCPServer._initiate_server_close` (the one path of that idle close) to send
    GOAWAY(NO_ERROR, last processed stream) first, bounded in time, then close as before.
+
+3. `h2_max_header_list_size` enforced (docs/upstream/hypercorn-h2-settings-not-enforced.md).
+   Hypercorn advertises it in SETTINGS but h2's HPACK decoder keeps its own default (64 KiB):
+   h2 copies the setting to the decoder only when an acknowledged SETTINGS *changes* it, and
+   Hypercorn installs it as the initial value. The fix sets the decoder's limit as each
+   connection starts. (`h2_max_inbound_frame_size` is not applied either: frames stay at h2's
+   16 KiB, which is the value hypercorn.toml sets, so nothing to fix for us.)
 """
 
 from __future__ import annotations
@@ -66,6 +73,13 @@ async def handle(self: hypercorn_h2.H2Protocol, event: Any) -> None:
 
 
 _original_handle = hypercorn_h2.H2Protocol.handle
+_original_init = hypercorn_h2.H2Protocol.__init__
+
+
+def init(self: hypercorn_h2.H2Protocol, *args: Any, **kwargs: Any) -> None:
+    """H2Protocol.__init__, then the header-list limit it advertises is the one it enforces."""
+    _original_init(self, *args, **kwargs)
+    self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
 
 
 async def send_goaway(server: Any) -> None:
@@ -96,6 +110,7 @@ def install() -> None:
 
     hypercorn_h2.StreamBuffer.pop = pop  # type: ignore[method-assign]
     hypercorn_h2.H2Protocol.handle = handle  # type: ignore[method-assign]
+    hypercorn_h2.H2Protocol.__init__ = init  # type: ignore[method-assign]
     original = TCPServer._initiate_server_close
     if getattr(original, _MARK, False):
         return

@@ -29,7 +29,7 @@ from hyperframe.frame import (
     SettingsFrame,
 )
 
-from tests.h2_support import Tls, make_tls
+from tests.h2_support import Tls, make_tls, raw_h2
 from tests.ops_support import ServerProcess, server_env, server_process
 from tests.support import FakeN8n
 
@@ -63,7 +63,11 @@ async def attacker(url: str, tls: Tls) -> AsyncIterator[trio.SSLStream[trio.Sock
     sock = trio.SSLStream(tcp, tls.client_context(["h2"]), server_hostname=host)
     await sock.do_handshake()
     assert sock.selected_alpn_protocol() == "h2"
-    await sock.send_all(PREFACE + SettingsFrame(0).serialize())
+    # Our SETTINGS, and the ACK of the server's (sent as the connection opened): until it is
+    # acknowledged, h2 applies its defaults rather than the configured limits.
+    await sock.send_all(
+        PREFACE + SettingsFrame(0).serialize() + SettingsFrame(0, flags=["ACK"]).serialize()
+    )
     try:
         yield sock
     finally:
@@ -242,3 +246,22 @@ async def test_settings_and_ping_floods_stay_bounded(tls: Tls, fake_n8n: FakeN8n
     async with tls_server(tls, fake_n8n) as server:
         growth = await under_flood(server, tls, flood, cut=False)
         assert growth < RSS_BOUND_MIB
+
+
+async def test_a_header_list_over_the_configured_limit_is_refused(
+    tls: Tls, fake_n8n: FakeN8n
+) -> None:
+    """hypercorn.toml's h2_max_header_list_size (16 KiB) is what is enforced, not h2's own
+    64 KiB default (http/h2_fixes.py): 8 KB of headers are served, 24 KB close the connection
+    with ENHANCE_YOUR_CALM."""
+    async with tls_server(tls, fake_n8n) as server:
+        with trio.fail_after(30):
+            async with raw_h2(server.url, tls) as conn:
+                sid = await conn.request("GET", "/health", {"x-big": "a" * 8000})
+                await conn.streams[sid].ended.wait()
+                assert conn.streams[sid].status == 200
+            async with raw_h2(server.url, tls) as conn:
+                sid = await conn.request("GET", "/health", {"x-big": "a" * 24000})
+                await conn.closed.wait()
+                assert conn.streams[sid].status == 0  # never answered
+                assert conn.goaway is not None and conn.goaway.error_code == 11
