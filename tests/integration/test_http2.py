@@ -6,6 +6,11 @@ refused unless ALLOW_H2C."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -14,11 +19,13 @@ import trio
 import trio.testing
 
 from tests.h2_support import Seen, Tls, make_tls, raw_h2, running_tls_proxy
+from tests.ops_support import ROOT
 from tests.support import (
     BROWSER_HEADERS,
     FINGERPRINT,
     ORIGIN,
     FakeN8n,
+    free_port,
     parse_sse,
     running_proxy,
     settings_for,
@@ -303,3 +310,42 @@ async def test_the_websocket_channel_runs_over_http2_extended_connect(
                 await conn.send(sid, frame({"type": "message", "message": "over h2"}))
                 end = await until("end")
                 assert end["text"] == "echo: over h2"
+
+
+async def test_the_demo_serves_http2_with_a_labelled_throwaway_certificate() -> None:
+    """`python -m quartproxy demo --tls`: HTTPS and HTTP/2 in one command, the certificate made
+    at start, said to be throwaway, and deleted at exit. (The client skips verification on
+    purpose: nothing trusts a throwaway self-signed certificate.)"""
+    port = free_port()
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "quartproxy", "demo", "--tls", "--bind", f"127.0.0.1:{port}"],
+        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    output = b""
+    try:
+        with trio.fail_after(60):
+            assert proc.stdout is not None
+            while b"Running on https://" not in output:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, output.decode()
+                output += chunk
+            text = output.decode()
+            assert "THROWAWAY self-signed certificate" in text
+            (certfile,) = re.findall(r"Certificate: (\S+)", text)
+            assert await trio.Path(certfile).is_file()
+            async with httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{port}", http2=True, verify=False
+            ) as client:
+                health = await client.get("/health")
+                page = await client.get("/")
+            assert (health.status_code, health.http_version) == (200, H2)
+            assert page.status_code == 200 and "widget.js" in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        with trio.move_on_after(15):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert not await trio.Path(certfile).exists()  # deleted at exit
