@@ -196,6 +196,7 @@ class Stack:
         self.page_origin = page_origin
         self.env = env or {}
         self.tls = tls  # (certfile, keyfile): the proxy serves HTTPS and HTTP/2 itself
+        self.seen: list[tuple[str, str, str]] = []  # (scope type, http_version, path) at the proxy
         self.n8n = FakeN8n()
         self.relay = Relay()
         self.proxy_url = ""
@@ -240,7 +241,7 @@ class Stack:
                     **self.env,
                 }
                 self.proxy_url = await self._serve(
-                    nursery, create_app(load_settings(env)), tls=self.tls
+                    nursery, self._recording(create_app(load_settings(env))), tls=self.tls
                 )
                 port = int(self.proxy_url.rsplit(":", 1)[1])
                 relay_port = await nursery.start(self.relay.run, port)
@@ -253,6 +254,14 @@ class Stack:
             self._error = exc
             self._ready.set()
             raise
+
+    def _recording(self, app: Any) -> Any:
+        async def recording(scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+            if scope["type"] in ("http", "websocket"):
+                self.seen.append((scope["type"], scope.get("http_version", ""), scope["path"]))
+            await app(scope, receive, send)
+
+        return recording
 
     async def _serve(
         self, nursery: trio.Nursery, app: Any, tls: tuple[str, str] | None = None

@@ -7,6 +7,7 @@ because the gateway sends Timing-Allow-Origin to allowed origins)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,5 +83,31 @@ def test_ten_tabs_stream_at_once_over_one_http2_origin(
             assert {protocol for _, protocol in protocols} == {"h2"}, protocols
         sent = [r["chatInput"] for r in h2_stack.n8n.received if r.get("action") == "sendMessage"]
         assert sorted(sent) == sorted(f"question {i}" for i in range(TABS))
+    finally:
+        context.close()
+
+
+def test_the_websocket_fallback_rides_the_http2_connection(
+    browser: Any, site: PageServer, h2_stack: Stack
+) -> None:
+    """SSE swallowed by a middlebox: the widget falls back to its WebSocket, which Chromium
+    opens inside the HTTP/2 connection (RFC 8441 extended CONNECT) - no second connection."""
+    site.pages["/"] = embed_page(
+        f"{h2_stack.proxy_url}/static/widget.js",
+        {"proxy": h2_stack.proxy_url, "first-byte-timeout": "1500"},
+    )
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(site.origin + "/")
+        page.wait_for_function("() => !!(window.QuartProxyChat && window.QuartProxyChat.version)")
+        stalled: list[Any] = []
+        page.route(re.compile(r".*/api/v1/chat/message$"), lambda route: stalled.append(route))
+        launcher(page).click()
+        ask(page, "over the socket?")
+        expect(page.locator(BOT)).to_have_text("You said: over the socket?")
+        assert len(stalled) == 1
+        sockets = [(v, p) for t, v, p in h2_stack.seen if t == "websocket"]
+        assert sockets == [("2", "/api/v1/chat/ws")]
     finally:
         context.close()
