@@ -4,7 +4,8 @@ Hypercorn does not do: a graceful drain on SIGTERM that ends open answer streams
 event (server.py), metrics summed over several workers (a fresh PROMETHEUS_MULTIPROC_DIR), and
 access/error logs in the app's format (JSON in production). `DEBUG=true` adds reload on code
 changes. `python -m quartproxy demo` starts a self-contained demo with no n8n and no
-configuration."""
+configuration (`demo --tls`: over HTTPS and HTTP/2 with a throwaway certificate).
+`--certfile/--keyfile` make Hypercorn terminate TLS itself, with HTTP/2 by ALPN (docs/http2.md)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORIGINS = "QUARTPROXY_DEMO_ORIGINS"  # the demo command to its DEBUG workers (demo.py)
 
 
-def hypercorn_config(bind: list[str] | None, workers: int | None):  # type: ignore[no-untyped-def]
+def hypercorn_config(  # type: ignore[no-untyped-def]
+    bind: list[str] | None,
+    workers: int | None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+):
     from hypercorn.config import Config
+
+    from .tls import ALPN
 
     toml = Path("hypercorn.toml")
     if not toml.is_file():
@@ -37,6 +45,9 @@ def hypercorn_config(bind: list[str] | None, workers: int | None):  # type: igno
         config.bind = bind
     if workers:
         config.workers = workers
+    if certfile and keyfile:  # TLS here: every `bind` is served over TLS, h2 by ALPN
+        config.certfile, config.keyfile = certfile, keyfile
+        config.alpn_protocols = list(ALPN)
     return config
 
 
@@ -69,6 +80,11 @@ def serve(args: argparse.Namespace) -> int:
         print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    from .tls import check_pair
+
+    if problem := check_pair(args.certfile, args.keyfile):
+        print(f"quartproxy: configuration error: {problem}", file=sys.stderr)
+        return 2
     loader = partial(load_settings, environment())
     make_config = partial(serve_config, args, "quartproxy:app", loader)  # what hypercorn serves
     return start(make_config(), make_config, debug=settings.debug)
@@ -81,7 +97,9 @@ def serve_config(args: argparse.Namespace, application_path: str, settings):  # 
     from .logs import ACCESS_LOGGER, SERVER_LOGGER, AccessLogger
     from .server import apply_settings
 
-    config = hypercorn_config(args.bind, args.workers)
+    config = hypercorn_config(
+        args.bind, args.workers, getattr(args, "certfile", None), getattr(args, "keyfile", None)
+    )
     # A reload with broken settings: the worker says why when it builds the app.
     with contextlib.suppress(ConfigError):
         config = apply_settings(config, settings())
@@ -126,11 +144,18 @@ def demo(args: argparse.Namespace) -> int:
     bind = args.bind[0] if args.bind else "127.0.0.1:8000"
     host, _, port = bind.rpartition(":")
     hosts = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
-    origins = [f"http://{h}:{port}" for h in sorted(hosts)]
+    scheme = "https" if args.tls else "http"
+    origins = [f"{scheme}://{h}:{port}" for h in sorted(hosts)]
     env = environment()
     settings = demo_settings(origins, env)
     setup_logging(settings)
-    url = f"http://{bind}"
+    certfile = keyfile = None
+    if args.tls:
+        from .tls import throwaway_certificate
+
+        certfile, keyfile = throwaway_certificate(sorted(hosts))
+        atexit.register(shutil.rmtree, str(Path(certfile).parent), ignore_errors=True)
+    url = f"{scheme}://{bind}"
     print(
         "quartproxy DEMO MODE: built-in echo upstream (no n8n), ephemeral secrets, "
         "in-memory store.\n"
@@ -138,18 +163,27 @@ def demo(args: argparse.Namespace) -> int:
         f"  Allowed origins: {', '.join(origins)}",
         flush=True,
     )
+    if args.tls:
+        print(
+            "  TLS with a THROWAWAY self-signed certificate made just now (valid 1 day, deleted\n"
+            "  at exit; no browser trusts it: accept the warning once). HTTP/2 by ALPN.\n"
+            f"  Certificate: {certfile}",
+            flush=True,
+        )
     if _bool("DEBUG", env.get("DEBUG") or "false"):
         # The same reload as `serve`: a worker process builds the demo app (demo.py), and each
         # reload starts a fresh demo (new secrets, empty in-memory store).
         os.environ[DEMO_ORIGINS] = ",".join(origins)
-        demo_args = argparse.Namespace(bind=[bind], workers=1, graceful_timeout=None)
+        demo_args = argparse.Namespace(
+            bind=[bind], workers=1, graceful_timeout=None, certfile=certfile, keyfile=keyfile
+        )
         make_config = partial(
             serve_config, demo_args, "quartproxy.demo:worker_app()", lambda: settings
         )
         return start(make_config(), make_config, debug=True)
     from .server import apply_settings
 
-    config = apply_settings(hypercorn_config([bind], 1), settings)
+    config = apply_settings(hypercorn_config([bind], 1, certfile, keyfile), settings)
     trio.run(hypercorn_serve, create_app(settings), config)
     return 0
 
@@ -177,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         "--graceful-timeout",
         type=_seconds,
         help="seconds running answers get to finish on SIGTERM (default: hypercorn.toml)",
+    )
+    parser.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS and HTTP/2 here")
+    parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="demo only: HTTPS and HTTP/2 with a throwaway self-signed certificate",
     )
     args = parser.parse_args(argv)
     if args.command == "demo":

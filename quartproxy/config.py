@@ -152,6 +152,7 @@ class Settings:
     log_level: str = setting("INFO", parse=_level)
     debug: bool = setting(False)
     demo: bool = False
+    allow_h2c: bool = setting(False)  # HTTP/2 without TLS (http/h2c.py); it tunnels past a proxy
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

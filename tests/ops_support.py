@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,9 +137,11 @@ async def server_process(
     graceful: float = 30.0,
     cwd: Path | None = None,
     stock_hypercorn: bool = False,
+    args: Sequence[str] = (),
 ) -> AsyncIterator[ServerProcess]:
     """`python -m quartproxy` (or plain `python -m hypercorn` with `stock_hypercorn`) serving on
-    a socket bound here."""
+    a socket bound here. `args` are added to the command line (`--certfile`, `--keyfile`: the
+    url is then https)."""
     sock = listening_socket()
     fd = sock.fileno()
     port = sock.getsockname()[1]
@@ -172,6 +174,7 @@ async def server_process(
             "--graceful-timeout",
             str(graceful),
         ]
+    argv += list(args)
     proc = await trio.lowlevel.open_process(
         argv,
         env=env,
@@ -182,7 +185,8 @@ async def server_process(
         pass_fds=(fd,),
     )
     sock.close()  # the server holds it now; when it exits, connections are refused
-    server = ServerProcess(proc, f"http://127.0.0.1:{port}")
+    scheme = "https" if "--certfile" in args else "http"
+    server = ServerProcess(proc, f"{scheme}://127.0.0.1:{port}")
     assert proc.stdout is not None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server._read, proc.stdout)

@@ -186,9 +186,17 @@ class Stack:
     """Fake n8n + proxy + relay in a background trio thread. `proxy_url` is the proxy itself,
     `relay_url` the same proxy behind the cuttable relay."""
 
-    def __init__(self, page_origin: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        page_origin: str,
+        env: dict[str, str] | None = None,
+        *,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
         self.page_origin = page_origin
         self.env = env or {}
+        self.tls = tls  # (certfile, keyfile): the proxy serves HTTPS and HTTP/2 itself
+        self.seen: list[tuple[str, str, str]] = []  # (scope type, http_version, path) at the proxy
         self.n8n = FakeN8n()
         self.relay = Relay()
         self.proxy_url = ""
@@ -232,7 +240,9 @@ class Stack:
                     "LOG_LEVEL": "ERROR",
                     **self.env,
                 }
-                self.proxy_url = await self._serve(nursery, create_app(load_settings(env)))
+                self.proxy_url = await self._serve(
+                    nursery, self._recording(create_app(load_settings(env))), tls=self.tls
+                )
                 port = int(self.proxy_url.rsplit(":", 1)[1])
                 relay_port = await nursery.start(self.relay.run, port)
                 self.relay_url = f"http://127.0.0.1:{relay_port}"
@@ -245,9 +255,21 @@ class Stack:
             self._ready.set()
             raise
 
-    async def _serve(self, nursery: trio.Nursery, app: Any) -> str:
+    def _recording(self, app: Any) -> Any:
+        async def recording(scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+            if scope["type"] in ("http", "websocket"):
+                self.seen.append((scope["type"], scope.get("http_version", ""), scope["path"]))
+            await app(scope, receive, send)
+
+        return recording
+
+    async def _serve(
+        self, nursery: trio.Nursery, app: Any, tls: tuple[str, str] | None = None
+    ) -> str:
         config = Config()
         config.bind = ["127.0.0.1:0"]
+        if tls:
+            config.certfile, config.keyfile = tls
         config.accesslog = None
         config.errorlog = None
         config.graceful_timeout = 1

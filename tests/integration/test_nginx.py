@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -36,7 +37,26 @@ WS_HEADERS = [
 ]
 
 
-def nginx_conf(tmp: Path, listen_port: int, upstream: str) -> str:
+def shipped_tls_listen_flags() -> str:
+    """The flags of deploy/nginx.conf's TLS listen line ("ssl http2"): the test edge uses
+    exactly what ships."""
+    found = re.search(
+        r"^\s*listen 443 ([^;]+);", (ROOT / "deploy" / "nginx.conf").read_text(), re.M
+    )
+    assert found, "deploy/nginx.conf has no `listen 443 ...;` line"
+    return found.group(1)
+
+
+def nginx_conf(
+    tmp: Path, listen_port: int, upstream: str, tls: tuple[str, str] | None = None
+) -> str:
+    """`tls` (certfile, keyfile): the edge serves HTTPS with HTTP/2, as deploy/nginx.conf."""
+    listen = f"listen 127.0.0.1:{listen_port};"
+    if tls:
+        listen = (
+            f"listen 127.0.0.1:{listen_port} {shipped_tls_listen_flags()};\n"
+            f"        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};"
+        )
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"    {name}_temp_path {tmp / name};" for name in ("client_body", "proxy", "fastcgi")
@@ -55,19 +75,19 @@ http {{
         keepalive 8;
     }}
     server {{
-        listen 127.0.0.1:{listen_port};
+        {listen}
         include {SNIPPET};
     }}
 }}
 """
 
 
-def prepare(tmp: Path, port: int, upstream: str) -> list[str]:
+def prepare(tmp: Path, port: int, upstream: str, tls: tuple[str, str] | None = None) -> list[str]:
     """Write the config, check it with `nginx -t`; the command line to run it."""
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: run .ci/setup-nginx.sh")
     conf = tmp / "nginx.conf"
-    conf.write_text(nginx_conf(tmp, port, upstream))
+    conf.write_text(nginx_conf(tmp, port, upstream, tls))
     argv = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
     test = subprocess.run([*argv, "-t"], capture_output=True, text=True, check=False)
     assert test.returncode == 0, test.stderr
@@ -75,9 +95,11 @@ def prepare(tmp: Path, port: int, upstream: str) -> list[str]:
 
 
 @asynccontextmanager
-async def nginx_in_front(proxy_url: str, tmp: Path) -> AsyncIterator[str]:
+async def nginx_in_front(
+    proxy_url: str, tmp: Path, tls: tuple[str, str] | None = None
+) -> AsyncIterator[str]:
     sock = listening_socket()
-    argv = prepare(tmp, sock.getsockname()[1], proxy_url.removeprefix("http://"))
+    argv = prepare(tmp, sock.getsockname()[1], proxy_url.removeprefix("http://"), tls)
     port = sock.getsockname()[1]
     env = {**os.environ, "NGINX": f"{sock.fileno()};"}
     proc = await trio.lowlevel.open_process(
@@ -85,7 +107,7 @@ async def nginx_in_front(proxy_url: str, tmp: Path) -> AsyncIterator[str]:
     )
     sock.close()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         proc.terminate()
         with trio.CancelScope(shield=True):
