@@ -19,7 +19,7 @@ from . import lifecycle, metrics
 from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status
-from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
+from .http import chat, compat, cors, docs, headers, lean, ops, sessions, status, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.keepalive import shield_final_send
 from .leases import keep_leases
@@ -56,7 +56,7 @@ def create_app(
     app.asgi_app = shield_final_send(  # type: ignore[method-assign]
         app.asgi_app, lean.share_response_headers
     )
-    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, docs.bp):
+    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
         app.register_blueprint(bp)
     metrics.configure(settings.allowed_origins.exact)
 

@@ -10,6 +10,7 @@ from quart import Blueprint, Response, current_app, jsonify, request, send_from_
 
 from .. import metrics
 from ..errors import ApiError
+from ..services import Services
 from ..store.base import StoreUnavailable
 from .common import services
 
@@ -39,17 +40,26 @@ async def health() -> tuple[Response, int]:
     return jsonify(body), 503 if failing else 200
 
 
+def operator_access(svc: Services, *, required: bool) -> bool:
+    """Whether this request may see operator data (/metrics, /status): with METRICS_TOKEN set,
+    only `Authorization: Bearer <METRICS_TOKEN>` (constant-time compare); without it, anyone.
+    With `required`, a refusal raises 401 instead of returning False."""
+    token = svc.settings.metrics_token
+    if not token:
+        return True
+    scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    if required:
+        raise ApiError(401, "unauthorized", "A valid metrics token is required.")
+    return False
+
+
 @bp.get("/metrics")
 async def prometheus() -> Response:
-    """Prometheus text exposition, summed over all workers. With METRICS_TOKEN set, only for
-    `Authorization: Bearer <METRICS_TOKEN>`."""
-    token = services().settings.metrics_token
-    if token:
-        scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
-            raise ApiError(401, "unauthorized", "A valid metrics token is required.")
+    """Prometheus text exposition, summed over all workers, for operators only
+    (`operator_access`)."""
+    operator_access(services(), required=True)
     body = await trio.to_thread.run_sync(metrics.render)
     response = Response(body, status=200, content_type=metrics.CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
