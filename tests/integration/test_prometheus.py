@@ -138,6 +138,13 @@ async def test_every_shipped_expression_returns_series_from_a_real_prometheus(
             }
             assert {"origin", "bad_input", "auth", "rate_limit"} <= reasons
 
+            # /status reads the same sum over the workers as /metrics
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+                now = (await c.get("/status/data")).json()["now"]
+            assert now["workers"] == 2
+            assert now["turns_total"] >= 6
+            assert now["memory_bytes"] > 0
+
             with trio.fail_after(30):  # every rule evaluated at least once, without error
                 while True:
                     rules = await prom.rules()
