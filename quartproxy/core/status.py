@@ -116,13 +116,18 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def view(points: Sequence[Point], started: float) -> dict[str, object]:
-    """What the status page shows, JSON-ready. `started` is when sampling began."""
-    if not points:
+def view(
+    points: Sequence[Point], started: float, latest: Point | None = None
+) -> dict[str, object]:
+    """What the status page shows, JSON-ready. `points` are the evenly spaced readings of the
+    charts; `latest`, a reading taken just now (between two of them), only moves the current
+    figures (in a chart it would be one short, noisy interval). `started`: when sampling began."""
+    history = [*points, latest] if latest is not None else list(points)
+    if not history:
         return {"now": {}, "series": {}, "t": [], "uptime": 0.0}
-    last = points[-1]
-    minute = _since(points, RATE_WINDOW)
-    five = _since(points, QUANTILE_WINDOW)
+    last = history[-1]
+    minute = _since(history, RATE_WINDOW)
+    five = _since(history, QUANTILE_WINDOW)
     now: dict[str, object] = {
         key: last.values.get(key, 0.0) for key in GAUGES.values() if key in last.values
     }
@@ -146,7 +151,7 @@ def view(points: Sequence[Point], started: float) -> dict[str, object]:
     }
     times: list[float] = []
     for old, new in itertools.pairwise(points):
-        times.append(round(new.t - last.t, 1))  # seconds before the last point (<= 0)
+        times.append(round(new.t - last.t, 1))  # seconds before the latest reading (<= 0)
         series["turns_per_s"].append(_round(_rate(old, new, "turns")))
         series["failed_per_s"].append(_round(_rate(old, new, "failed")))
         series["rejections_per_s"].append(_round(_rate(old, new, "rejections")))

@@ -97,13 +97,11 @@ class Sampler:
 
     async def current(self) -> dict[str, object]:
         fresh = await trio.to_thread.run_sync(read)
-        points = list(self.points)
-        if not points or fresh.t - points[-1].t >= SAMPLE_SECONDS:
+        if not self.points or fresh.t - self.points[-1].t >= SAMPLE_SECONDS:
             self.points.append(fresh)
-            points.append(fresh)
-        else:
-            points.append(fresh)  # figures of now; the buffer keeps its even spacing
-        return figures.view(points, self.started)
+            return figures.view(self.points, self.started)
+        # figures of now; the charts keep their even spacing
+        return figures.view(self.points, self.started, fresh)
 
 
 def _sampler() -> Sampler:

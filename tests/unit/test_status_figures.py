@@ -71,3 +71,11 @@ def test_ttft_quantiles_and_chart_come_from_bucket_differences() -> None:
 
 def test_no_readings_no_figures() -> None:
     assert view([], started=0)["now"] == {}
+
+
+def test_a_reading_between_samples_moves_the_figures_not_the_charts() -> None:
+    ring = [reading(0, 0), reading(5, 5)]
+    out = view(ring, started=0, latest=reading(6, 50))
+    assert out["now"]["turns_total"] == 50  # type: ignore[index]
+    assert out["series"]["turns_per_s"] == [1.0]  # type: ignore[index]  (no 1-s spike)
+    assert out["t"] == [-1.0]
