@@ -20,7 +20,7 @@ from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
-from .http import chat, compat, cors, docs, headers, lean, ops, sessions, wrappers, ws
+from .http import chat, compat, cors, docs, headers, lean, ops, sessions, status, wrappers, ws
 from .http.common import bind_request_id, request_id
 from .http.h2_fixes import install as fix_hypercorn_h2
 from .http.h2c import refuse_cleartext_h2
@@ -66,7 +66,7 @@ def create_app(
     fix_hypercorn_h2()  # http/h2_fixes.py: h2 backpressure, GOAWAY on idle close
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
-    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, docs.bp):
+    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
     metrics.configure(settings.allowed_origins.exact)

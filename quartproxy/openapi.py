@@ -291,6 +291,31 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/status": {
+        "get": {
+            "summary": "Live status page of this instance (HTML, refreshes itself)",
+            "description": "Same access as /metrics; with METRICS_TOKEN, the token is also "
+            "accepted as the password of HTTP Basic auth (a 401 then asks the browser for it).",
+            "tags": ["operations"],
+            "security": [{"metrics": []}, {"metricsBasic": []}, {}],
+            "responses": {"200": {"description": "HTML"}, **_errors(401)},
+        }
+    },
+    "/status/data": {
+        "get": {
+            "summary": "The figures and last-minutes series the status page shows",
+            "tags": ["operations"],
+            "security": [{"metrics": []}, {"metricsBasic": []}, {}],
+            "responses": {
+                "200": {
+                    "description": "`now` (current figures), `series` (one list per chart), "
+                    "`t` (seconds before now of each series point), `uptime`",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(401),
+            },
+        }
+    },
     "/openapi.json": {
         "get": {
             "summary": "This document",
@@ -371,6 +396,11 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "securitySchemes": {
                 "session": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "metrics": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN"},
+                "metricsBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "METRICS_TOKEN as the password, any user name (/status)",
+                },
             },
             "parameters": {
                 "Fingerprint": {
