@@ -23,10 +23,14 @@ pytestmark = pytest.mark.faults
 FAST = {"N8N_TIMEOUT_SECONDS": "1.5", "N8N_STREAM_IDLE_SECONDS": "1.5"}
 
 
-async def history(gw: Gateway, session: dict[str, str]) -> list[tuple[str, str]]:
+async def history(gw: Gateway, session: dict[str, str]) -> list[tuple[str, ...]]:
+    """(role, text), plus "incomplete" for an answer cut short (docs/turn-leases.md)."""
     r = await gw.http.get(f"/api/v1/chat/history/{session['session_id']}", headers=auth(session))
     assert r.status_code == 200, r.text
-    return [(m["role"], m["text"]) for m in r.json()["messages"]]
+    return [
+        (m["role"], m["text"], "incomplete") if m.get("incomplete") else (m["role"], m["text"])
+        for m in r.json()["messages"]
+    ]
 
 
 async def replay(gw: Gateway, session: dict[str, str], message_id: str) -> list[str]:
@@ -70,9 +74,10 @@ async def test_a_failing_answer_ends_with_the_contract_error_once(
         assert [e["event"] for e in turn.events].count("error") == 1
         assert turn.text == partial
         assert n8n.runs(message) == 1  # never asked twice
-        # kept: the question in history (no assistant entry for a failed answer), and the
-        # partial answer with its error in the resume buffer
-        assert await history(gw, session) == [("user", message)]
+        # kept: the question and the part of the answer that arrived, marked incomplete, in
+        # history, and the partial answer with its error in the resume buffer
+        cut = [("assistant", partial, "incomplete")] if partial else []  # nothing came: none
+        assert await history(gw, session) == [("user", message), *cut]
         replayed = await replay(gw, session, turn.events[0]["data"]["message_id"])
         assert replayed[-1] == "error" and replayed.count("delta") == len(
             [e for e in turn.events if e["event"] == "delta"]
