@@ -23,6 +23,7 @@ from .core.origins import (
     parse_ipv6_prefix,
     parse_networks,
 )
+from .core.redis_url import parse_redis_url
 
 DeploymentMode = Literal["stateless", "sqlite", "production"]
 MIN_SECRET_BYTES = 32
@@ -173,8 +174,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
     kw["sqlite_path"] = get("SQLITE_PATH", "quartproxy.db")
     redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0") or ""
-    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL", "expected a redis://, rediss:// or unix:// URL")
+    try:
+        parse_redis_url(redis_url)
+    except ValueError as exc:
+        raise ConfigError("REDIS_URL", str(exc)) from None
     kw["redis_url"] = redis_url
 
     try:

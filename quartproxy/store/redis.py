@@ -46,15 +46,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import coredis
 import coredis.exceptions
-import coredis.retry
+from coredis.commands.script import Script
+from coredis.tokens import PureToken
 
 from ..core.limits import Decision, Rate, tolerance
 from ._wakeups import LocalWakeups
+from .redis_client import RedisKeys, open_client
 from .base import (
     ERASED_KEEP,
     FINAL_TYPES,
@@ -131,14 +133,15 @@ if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1])
 return 0
 """
 
+# KEYS: hist, erased (one session's slot). ARGV: the items. The index is written beside it.
 _HIST_APPEND = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 1, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 return 0
 """
 
-# Rewrites one session's list without entries older than ARGV[1]; keeps the index exact.
+# Rewrites one session's list without entries older than ARGV[1]. -> {removed, oldest kept c
+# (text) or false}; the caller moves the session in the index (another slot).
 _HIST_PURGE_ONE = """
 local before = tonumber(ARGV[1])
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -158,25 +161,20 @@ if removed > 0 then
   redis.call('DEL', KEYS[1])
   for i = 1, #kept do redis.call('RPUSH', KEYS[1], kept[i]) end
 end
-if oldest == nil then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-else
-  redis.call('ZADD', KEYS[2], string.format('%.17g', oldest), ARGV[2])
-end
-return removed
+if oldest == nil then return {removed, false} end
+return {removed, string.format('%.17g', oldest)}
 """
 
+# KEYS: sess, hist, busy, sbuf, erased (one session's slot). ARGV: the session's key prefix (its
+# buffers' keys are computed: same hash tag, so same slot), erased ttl.
 _DELETE_SESSION = """
 local p = ARGV[1]
-local sid = ARGV[2]
-local mids = redis.call('SMEMBERS', p .. 'sbuf:' .. sid)
+local mids = redis.call('SMEMBERS', KEYS[4])
 for _, mid in ipairs(mids) do
   redis.call('DEL', p .. 'buf:' .. mid, p .. 'bufm:' .. mid)
 end
-redis.call('DEL', p .. 'sess:' .. sid, p .. 'hist:' .. sid, p .. 'busy:' .. sid,
-           p .. 'sbuf:' .. sid)
-redis.call('ZREM', p .. 'hist-idx', sid)
-redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SET', KEYS[5], '1', 'EX', ARGV[2])
 return #mids
 """
 
@@ -209,8 +207,10 @@ if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KE
 return last
 """
 
-# The first and the last write of a turn (TurnRunner), each one script call.
-# KEYS: busy, bufm, buf, sbuf, erased, hist, hist-idx, wt:<owner>, workers.
+# The first and the last write of a turn (TurnRunner), each one script call on the session's
+# slot; the history index and the owner's turn list (other slots) are written in the same
+# pipeline (see RedisStore.begin_turn).
+# KEYS: busy, bufm, buf, sbuf, erased, hist.
 # ARGV: mid, sid, now, busy_ttl, buffer exp, buffer ttl_ms, oldest history c, #history,
 #       owner ('' for none), the history items, then seq, record of each event.
 _BUF_ADD = """
@@ -241,7 +241,6 @@ local function hist_add()
   local n = tonumber(ARGV[8])
   if n == 0 then return end
   for i = 10, 9 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
-  redis.call('ZADD', KEYS[7], 'LT', ARGV[7], ARGV[2])
 end
 """
 
@@ -255,11 +254,6 @@ if v[1] and tonumber(v[2]) > now then return -2 end
 local busy_ttl = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
-if ARGV[9] ~= '' then  -- the turn's owner: its lease exists even before its first renewal
-  redis.call('HSET', KEYS[8], ARGV[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[8], 86400000)
-  redis.call('ZADD', KEYS[9], 'NX', string.format('%.17g', now + busy_ttl), ARGV[9])
-end
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 local last0 = tonumber(redis.call('HGET', KEYS[2], 'last'))
 local last, added = buf_add(10 + tonumber(ARGV[8]), last0, 0)
@@ -275,7 +269,6 @@ _FINISH = (
     _BUF_ADD
     + """
 if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if ARGV[9] ~= '' then redis.call('HDEL', KEYS[8], ARGV[1]) end
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1, {}} end
 local first = 10 + tonumber(ARGV[8])
 if first > #ARGV then return {-1, {}} end
@@ -341,35 +334,37 @@ end
 return {m[1], out}
 """
 
-# KEYS: workers, wt:<wid>. ARGV: wid, lease exp, ttl_ms, prefix, then sid, mid of each turn.
-# -> the mids the worker no longer owns.
+# KEYS: workers, wt:<wid> (the `{w}` slot). ARGV: wid, lease exp, then the mid of each turn.
+# -> the mids the worker no longer owns. The busy flags are extended by _EXTEND, one call per
+# session (their own slots), in the same pipeline.
 _RENEW = """
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], 86400000)
 local lost = {}
-for i = 5, #ARGV, 2 do
-  local sid, mid = ARGV[i], ARGV[i + 1]
-  if redis.call('HEXISTS', KEYS[2], mid) == 0 then
-    lost[#lost + 1] = mid
-  else
-    local busy = ARGV[4] .. 'busy:' .. sid
-    if redis.call('HGET', busy, 'mid') == mid then
-      redis.call('HSET', busy, 'exp', ARGV[2])
-      redis.call('PEXPIRE', busy, ARGV[3])
-    end
-  end
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then lost[#lost + 1] = ARGV[i] end
 end
 return lost
 """
 
-# KEYS: workers. ARGV: now, limit, prefix. -> {wid, sid, mid, ...} of the turns of lapsed
+# KEYS: busy. ARGV: mid, exp, ttl_ms. The flag lasts until exp if it is still this message's.
+_EXTEND = """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 0
+"""
+
+# KEYS: workers. ARGV: now, limit, prefix of the wt keys (same `{w}` slot as KEYS[1], so
+# computing them is cluster-safe). -> {wid, sid, mid, ...} of the turns of lapsed
 # workers; lapsed workers without turns are removed.
 _LAPSED = """
 local out = {}
 local n = 0
 local limit = tonumber(ARGV[2])
 for _, wid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  local owned = redis.call('HGETALL', ARGV[3] .. 'wt:' .. wid)
+  local owned = redis.call('HGETALL', ARGV[3] .. wid)
   if #owned == 0 then
     redis.call('ZREM', KEYS[1], wid)
   else
@@ -388,9 +383,22 @@ return out
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
     coredis.exceptions.ReadOnlyError,
+    # a cluster between layouts (failover in progress) or a slot without a primary
+    coredis.exceptions.ClusterDownError,
+    coredis.exceptions.TryAgainError,
+    coredis.exceptions.ClusterError,
+    coredis.exceptions.PrimaryNotFoundError,
     TimeoutError,
     OSError,
 )
+
+
+_LT = PureToken.LT
+_NX = PureToken.NX
+_SID_CACHE = 65_536  # message -> session pairs kept in process
+# A message's pointer key (message id -> session id) is written once a day by a process that
+# appends to its buffer, and lives as long as the buffer once the answer has ended.
+_PTR_KEEP = ERASED_KEEP
 
 
 def _f(x: float) -> str:
@@ -425,45 +433,45 @@ class RedisStore:
     ) -> None:
         self.url = url
         self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self._block_ms = _ms(block_seconds)
-        common: dict[str, Any] = {
-            "decode_responses": True,
-            "connect_timeout": connect_timeout,
-            "retry_policy": coredis.retry.ConstantRetryPolicy(
-                (coredis.exceptions.ConnectionError,), retries=1, delay=0.01
-            ),
-        }
-        self._client: coredis.Redis[str] = coredis.Redis.from_url(
-            url, max_connections=max_connections, stream_timeout=stream_timeout, **common
-        )
+        self._pool_args = (max_connections, blocking_connections, connect_timeout, stream_timeout)
+        self._client: Any = None
         # XREAD BLOCK holds its connection for the whole wait: a pool of its own, so waiting
         # readers can never starve limit decisions of connections.
-        self._blocking: coredis.Redis[str] = coredis.Redis.from_url(
-            url, max_connections=blocking_connections, **common
-        )
-        self._gcra = self._client.register_script(_GCRA)
-        self._incr = self._client.register_script(_INCR)
-        self._acquire = self._client.register_script(_ACQUIRE)
-        self._release = self._client.register_script(_RELEASE)
-        self._hist_append = self._client.register_script(_HIST_APPEND)
-        self._hist_purge_one = self._client.register_script(_HIST_PURGE_ONE)
-        self._delete_session = self._client.register_script(_DELETE_SESSION)
-        self._buf_append = self._client.register_script(_BUF_APPEND)
-        self._buf_read = self._client.register_script(_BUF_READ)
-        self._begin = self._client.register_script(_BEGIN)
-        self._finish = self._client.register_script(_FINISH)
-        self._renew = self._client.register_script(_RENEW)
-        self._lapsed = self._client.register_script(_LAPSED)
+        self._blocking: Any = None
+        self._scripts: dict[str, Script[str]] = {}
+        # message id -> session id of the answers this process has seen (immutable pairs), so a
+        # buffer is found without asking the pointer key again; and when it wrote the pointer.
+        self._sids: OrderedDict[str, str] = OrderedDict()
+        self._pointed: OrderedDict[str, float] = OrderedDict()
         self._wakeups = LocalWakeups()
         self._stack: contextlib.AsyncExitStack | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> RedisStore:
+        max_conn, blocking, connect, stream = self._pool_args
         async with contextlib.AsyncExitStack() as stack:
             # Entering does not connect: a Redis that is down at start-up makes the store
             # degraded (ping fails), not the process dead.
-            await stack.enter_async_context(self._client)
-            await stack.enter_async_context(self._blocking)
+            self._client = await stack.enter_async_context(
+                open_client(
+                    self.url,
+                    max_connections=max_conn,
+                    stream_timeout=stream,
+                    connect_timeout=connect,
+                )
+            )
+            self._blocking = await stack.enter_async_context(
+                open_client(
+                    self.url,
+                    max_connections=blocking,
+                    stream_timeout=None,
+                    connect_timeout=connect,
+                )
+            )
+            for name, text in _SCRIPTS.items():
+                self._scripts[name] = self._client.register_script(text)
             self._stack = stack.pop_all()
         return self
 
@@ -483,8 +491,47 @@ class RedisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
 
-    def _k(self, kind: str, name: str) -> str:
-        return f"{self.prefix}{kind}:{name}"
+    def _run(self, name: str, keys: list[str], args: list[str | int], client: Any = None) -> Any:
+        return self._scripts[name](keys=keys, args=args, client=client)
+
+    def _pipeline(self) -> Any:
+        # Not a transaction: on one Redis one round trip in order; in a cluster one batch per
+        # node, nodes in the order of their first command. Each command is atomic on its own.
+        return self._client.pipeline(transaction=False)
+
+    def _remember(self, message_id: str, session_id: str) -> None:
+        self._sids[message_id] = session_id
+        self._sids.move_to_end(message_id)
+        while len(self._sids) > _SID_CACHE:
+            self._sids.popitem(last=False)
+
+    def _pointer_due(self, message_id: str, now: float) -> bool:
+        """Whether this process should (re)write the message's pointer key."""
+        at = self._pointed.get(message_id)
+        if at is not None and now - at < _PTR_KEEP / 2:
+            return False
+        self._pointed[message_id] = now
+        self._pointed.move_to_end(message_id)
+        while len(self._pointed) > _SID_CACHE:
+            self._pointed.popitem(last=False)
+        return True
+
+    @contextlib.contextmanager
+    def _pointer_unsure(self, message_id: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._pointed.pop(message_id, None)  # written or not: write it again next time
+            raise
+
+    async def _session_of(self, message_id: str) -> str | None:
+        sid = self._sids.get(message_id)
+        if sid is None:
+            with self._errors():
+                sid = await self._client.get(self.keys.pointer(message_id))
+            if sid is not None:
+                self._remember(message_id, sid)
+        return sid
 
     # -- rate limits and counters -------------------------------------------------------------
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
@@ -497,7 +544,7 @@ class RedisStore:
         for _, rate in hits:
             args += [_f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))]
         with self._errors():
-            reply: Any = await self._gcra(keys=[self._k("rl", key) for key, _ in hits], args=args)
+            reply: Any = await self._run("gcra", [self.keys.rl(key) for key, _ in hits], args)
         return [
             Decision(bool(int(allowed)), float(retry_after), int(remaining))
             for allowed, retry_after, remaining in reply
@@ -510,9 +557,10 @@ class RedisStore:
         if not counters:
             return []
         with self._errors():
-            reply: Any = await self._incr(
-                keys=[self._k("ct", key) for key, _ in counters],
-                args=[_f(now), *(_f(ttl) for _, ttl in counters)],
+            reply: Any = await self._run(
+                "incr",
+                [self.keys.ct(key) for key, _ in counters],
+                [_f(now), *(_f(ttl) for _, ttl in counters)],
             )
         return [int(n) for n in reply]
 
@@ -529,14 +577,14 @@ class RedisStore:
         )
         with self._errors():
             await self._client.set(
-                self._k("sess", record.session_id),
+                self.keys.s(record.session_id, "sess"),
                 data,
                 px=_ms(record.expires_at - record.created_at),
             )
 
     async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
         with self._errors():
-            raw = await self._client.get(self._k("sess", session_id))
+            raw = await self._client.get(self.keys.s(session_id, "sess"))
         if raw is None:
             return None
         d = json.loads(raw)
@@ -547,33 +595,39 @@ class RedisStore:
         )
 
     async def delete_session(self, session_id: str) -> None:
+        k = self.keys
         with self._errors():
-            await self._delete_session(keys=[], args=[self.prefix, session_id, int(ERASED_KEEP)])
+            async with self._pipeline() as pipe:
+                self._run(
+                    "delete_session",
+                    [k.s(session_id, n) for n in ("sess", "hist", "busy", "sbuf", "erased")],
+                    [k.session(session_id), int(ERASED_KEEP)],
+                    pipe,
+                )
+                pipe.zrem(k.hist_idx, [session_id])
         self._wakeups.session_deleted(session_id)
 
     # -- one answer in flight per session -----------------------------------------------------
     async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
         with self._errors():
-            ok: Any = await self._acquire(
-                keys=[self._k("busy", session_id)], args=[message_id, _f(now), _f(ttl)]
+            ok: Any = await self._run(
+                "acquire", [self.keys.s(session_id, "busy")], [message_id, _f(now), _f(ttl)]
             )
         return bool(int(ok))
 
     async def release_turn(self, session_id: str, message_id: str) -> None:
         with self._errors():
-            await self._release(keys=[self._k("busy", session_id)], args=[message_id])
+            await self._run("release", [self.keys.s(session_id, "busy")], [message_id])
 
-    def _turn_keys(self, session_id: str, message_id: str, owner: str) -> list[str]:
+    def _turn_keys(self, session_id: str, message_id: str) -> list[str]:
+        k = self.keys
         return [
-            self._k("busy", session_id),
-            self._k("bufm", message_id),
-            self._k("buf", message_id),
-            self._k("sbuf", session_id),
-            self._k("erased", session_id),
-            self._k("hist", session_id),
-            self.prefix + "hist-idx",
-            self._k("wt", owner),
-            self.prefix + "workers",
+            k.s(session_id, "busy"),
+            k.bufm(session_id, message_id),
+            k.buf(session_id, message_id),
+            k.s(session_id, "sbuf"),
+            k.s(session_id, "erased"),
+            k.s(session_id, "hist"),
         ]
 
     def _turn_args(
@@ -604,6 +658,13 @@ class RedisStore:
             args += [seq, json.dumps(record, separators=(",", ":"))]
         return args
 
+    def _index(self, pipe: Any, session_id: str, history: Sequence[HistoryEntry]) -> None:
+        # Queued before the write it indexes: a session in the index without old entries is
+        # harmless (the purge drops it), the converse would keep history past retention.
+        if history:
+            oldest = min(e.created_at for e in history)
+            pipe.zadd(self.keys.hist_idx, {session_id: oldest}, condition=None, comparison=_LT)
+
     async def begin_turn(
         self,
         session_id: str,
@@ -619,12 +680,25 @@ class RedisStore:
         args = self._turn_args(
             session_id, message_id, events, history, busy_ttl, buffer_ttl, now, owner
         )
-        keys = self._turn_keys(session_id, message_id, owner)
-        with self._errors():
-            last: Any = await self._begin(keys=keys, args=args)
-        if int(last) >= 0:
-            self._wakeups.appended(message_id, session_id, int(last), now + buffer_ttl, now)
-        return int(last) != -2
+        k = self.keys
+        self._remember(message_id, session_id)
+        with self._errors(), self._pointer_unsure(message_id):
+            async with self._pipeline() as pipe:
+                if self._pointer_due(message_id, now):
+                    pipe.set(k.pointer(message_id), session_id, px=_ms(_PTR_KEEP))
+                self._index(pipe, session_id, history)
+                if owner:
+                    # the turn's owner: its lease exists even before its first renewal
+                    pipe.hset(k.wt(owner), {message_id: session_id})
+                    pipe.pexpire(k.wt(owner), 86_400_000)
+                    pipe.zadd(k.workers, {owner: now + busy_ttl}, condition=_NX)
+                begun = self._run("begin", self._turn_keys(session_id, message_id), args, pipe)
+            last = int(await begun)
+            if last == -2 and owner:  # busy: the turn does not exist, nor does its ownership
+                await self._client.hdel(k.wt(owner), [message_id])
+        if last >= 0:
+            self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
+        return last != -2
 
     async def finish_turn(
         self,
@@ -638,9 +712,17 @@ class RedisStore:
         owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
         args = self._turn_args(session_id, message_id, events, history, 0.0, buffer_ttl, now, owner)
-        keys = self._turn_keys(session_id, message_id, owner)
+        k = self.keys
+        self._remember(message_id, session_id)
         with self._errors():
-            reply: Any = await self._finish(keys=keys, args=args)
+            async with self._pipeline() as pipe:
+                self._index(pipe, session_id, history)
+                finished = self._run("finish", self._turn_keys(session_id, message_id), args, pipe)
+                if owner:
+                    pipe.hdel(k.wt(owner), [message_id])
+                if events:  # the pointer lives as long as the buffer after its last event
+                    pipe.set(k.pointer(message_id), session_id, px=_ms(buffer_ttl))
+            reply: Any = await finished
         last, flat = int(reply[0]), reply[1]
         if last >= 0:
             self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
@@ -652,19 +734,31 @@ class RedisStore:
     async def renew_worker(
         self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
     ) -> list[str]:
-        args: list[str | int] = [worker_id, _f(now + ttl), _ms(ttl), self.prefix]
-        for session_id, message_id in turns:
-            args += [session_id, message_id]
+        """The lease and the worker's turn list are one script (the `{w}` slot); each busy flag
+        is extended by a script of its own session's slot, in the same pipeline: atomic per
+        session, not across sessions (a flag extended for a turn found lost in the same call is
+        a flag its orphan sweep releases)."""
+        k = self.keys
+        exp = _f(now + ttl)
         with self._errors():
-            lost: Any = await self._renew(
-                keys=[self.prefix + "workers", self._k("wt", worker_id)], args=args
-            )
+            async with self._pipeline() as pipe:
+                renewed = self._run(
+                    "renew",
+                    [k.workers, k.wt(worker_id)],
+                    [worker_id, exp, *(mid for _, mid in turns)],
+                    pipe,
+                )
+                for session_id, message_id in turns:
+                    self._run(
+                        "extend", [k.s(session_id, "busy")], [message_id, exp, _ms(ttl)], pipe
+                    )
+            lost: Any = await renewed
         return [str(mid) for mid in lost]
 
     async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
         with self._errors():
-            flat: Any = await self._lapsed(
-                keys=[self.prefix + "workers"], args=[_f(now), limit, self.prefix]
+            flat: Any = await self._run(
+                "lapsed", [self.keys.workers], [_f(now), limit, self.keys.wt_prefix]
             )
         return [
             OwnedTurn(str(flat[i]), str(flat[i + 1]), str(flat[i + 2]))
@@ -675,32 +769,37 @@ class RedisStore:
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
         if not entries:
             return
-        items = [_history_item(e) for e in entries]
-        oldest = min(e.created_at for e in entries)
+        k = self.keys
         with self._errors():
-            await self._hist_append(
-                keys=[
-                    self._k("hist", session_id),
-                    self.prefix + "hist-idx",
-                    self._k("erased", session_id),
-                ],
-                args=[session_id, _f(oldest), *items],
-            )
+            async with self._pipeline() as pipe:
+                self._index(pipe, session_id, entries)
+                self._run(
+                    "hist_append",
+                    [k.s(session_id, "hist"), k.s(session_id, "erased")],
+                    [_history_item(e) for e in entries],
+                    pipe,
+                )
 
     async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
         if limit <= 0:
             return []
         with self._errors():
-            raws = await self._client.lrange(self._k("hist", session_id), -limit, -1)
+            raws = await self._client.lrange(self.keys.s(session_id, "hist"), -limit, -1)
         out = []
         for raw in raws:
             d = json.loads(raw)
             out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"], bool(d.get("i"))))
         return out
 
+    async def _purge_one(self, session_id: str, before: float) -> tuple[int, str | None]:
+        reply: Any = await self._run(
+            "hist_purge_one", [self.keys.s(session_id, "hist")], [_f(before)]
+        )
+        return int(reply[0]), (str(reply[1]) if reply[1] else None)
+
     async def purge_history(self, before: float) -> int:
         removed = 0
-        index = self.prefix + "hist-idx"
+        index = self.keys.hist_idx
         with self._errors():
             while True:
                 # Each visited session leaves the range (removed, or its score moves to an entry
@@ -712,11 +811,19 @@ class RedisStore:
                 )
                 if not sids:
                     return removed
-                for sid in sids:
-                    n: Any = await self._hist_purge_one(
-                        keys=[self._k("hist", str(sid)), index], args=[_f(before), str(sid)]
-                    )
-                    removed += int(n)
+                for sid in map(str, sids):
+                    n, oldest = await self._purge_one(sid, before)
+                    removed += n
+                    if oldest is not None:
+                        await self._client.zadd(index, {sid: float(oldest)})
+                        continue
+                    # The list and the index are in different slots: an entry appended between
+                    # the purge and this removal is looked for again and re-indexed.
+                    await self._client.zrem(index, [sid])
+                    n, oldest = await self._purge_one(sid, before)
+                    removed += n
+                    if oldest is not None:
+                        await self._client.zadd(index, {sid: float(oldest)}, comparison=_LT)
 
     # -- answer buffers (resume) --------------------------------------------------------------
     async def buffer_append(
@@ -733,25 +840,38 @@ class RedisStore:
         args: list[str | int] = [session_id, _f(now + ttl), _ms(ttl), message_id, fin]
         for seq, record in events:
             args += [seq, json.dumps(record, separators=(",", ":"))]
-        with self._errors():
-            last: Any = await self._buf_append(
-                keys=[
-                    self._k("bufm", message_id),
-                    self._k("buf", message_id),
-                    self._k("sbuf", session_id),
-                    self._k("erased", session_id),
-                ],
-                args=args,
-            )
+        k = self.keys
+        self._remember(message_id, session_id)
+        with self._errors(), self._pointer_unsure(message_id):
+            async with self._pipeline() as pipe:
+                if self._pointer_due(message_id, now):
+                    pipe.set(k.pointer(message_id), session_id, px=_ms(max(ttl, _PTR_KEEP)))
+                appended = self._run(
+                    "buf_append",
+                    [
+                        k.bufm(session_id, message_id),
+                        k.buf(session_id, message_id),
+                        k.s(session_id, "sbuf"),
+                        k.s(session_id, "erased"),
+                    ],
+                    args,
+                    pipe,
+                )
+            last: Any = await appended
         if int(last) >= 0:
             self._wakeups.appended(message_id, session_id, int(last), now + ttl, now)
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         first = f"{after + 1}-0" if after >= -1 else "-"
+        session_id = await self._session_of(message_id)
+        if session_id is None:
+            return None
+        k = self.keys
         with self._errors():
-            reply: Any = await self._buf_read(
-                keys=[self._k("bufm", message_id), self._k("buf", message_id)],
-                args=[_f(now), first],
+            reply: Any = await self._run(
+                "buf_read",
+                [k.bufm(session_id, message_id), k.buf(session_id, message_id)],
+                [_f(now), first],
             )
         if not reply:
             return None
@@ -764,15 +884,36 @@ class RedisStore:
         if local is not None:
             await local.wait()
             return
+        session_id = await self._session_of(message_id)
+        if session_id is None:
+            return  # no such buffer: the caller's next read says so
         # Written by another worker: block on the stream from the last id seen. XREAD BLOCK
         # returns as soon as an entry after that id exists (including one appended between the
         # caller's read and this call), or after block_seconds (spurious, allowed).
         last_id = f"{after}-1" if after >= 0 else "0-0"
         with self._errors():
             await self._blocking.xread(
-                {self._k("buf", message_id): last_id}, count=1, block=self._block_ms
+                {self.keys.buf(session_id, message_id): last_id}, count=1, block=self._block_ms
             )
 
     async def ping(self) -> None:
         with self._errors():
             await self._client.ping()
+
+
+_SCRIPTS = {
+    "gcra": _GCRA,
+    "incr": _INCR,
+    "acquire": _ACQUIRE,
+    "release": _RELEASE,
+    "hist_append": _HIST_APPEND,
+    "hist_purge_one": _HIST_PURGE_ONE,
+    "delete_session": _DELETE_SESSION,
+    "buf_append": _BUF_APPEND,
+    "buf_read": _BUF_READ,
+    "begin": _BEGIN,
+    "finish": _FINISH,
+    "renew": _RENEW,
+    "extend": _EXTEND,
+    "lapsed": _LAPSED,
+}
