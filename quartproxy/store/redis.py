@@ -56,7 +56,6 @@ from coredis.tokens import PureToken
 
 from ..core.limits import Decision, Rate, tolerance
 from ._wakeups import LocalWakeups
-from .redis_client import RedisKeys, open_client
 from .base import (
     ERASED_KEEP,
     FINAL_TYPES,
@@ -66,6 +65,7 @@ from .base import (
     SessionRecord,
     StoreUnavailable,
 )
+from .redis_client import RedisKeys, open_client
 
 # KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
 # -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.

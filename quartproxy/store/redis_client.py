@@ -25,6 +25,11 @@ from coredis.connection import TCPLocation
 from ..core.redis_url import RedisTarget, parse_redis_url
 
 
+# The constructors' overloads are keyed on a literal decode_responses; ours comes in **kwargs.
+_CLUSTER: Any = coredis.RedisCluster
+_SENTINEL: Any = coredis.Sentinel
+
+
 class RedisKeys:
     def __init__(self, prefix: str) -> None:
         if "{" in prefix or "}" in prefix:
@@ -88,7 +93,7 @@ async def open_client(
         async with client:
             yield client
     elif target.kind == "cluster":
-        cluster: coredis.RedisCluster[str] = coredis.RedisCluster(
+        cluster = _CLUSTER(
             startup_nodes=[TCPLocation(h, p) for h, p in target.nodes],
             max_connections=max_connections,
             # MOVED/ASK and a changed layout are the cluster client's own business; a dead
@@ -109,7 +114,7 @@ async def open_client(
         sentinel_kwargs.update(target.sentinel_auth)
         if stream_timeout is not None:
             sentinel_kwargs["stream_timeout"] = stream_timeout
-        sentinel: coredis.Sentinel[str] = coredis.Sentinel(
+        sentinel = _SENTINEL(
             [TCPLocation(h, p) for h, p in target.nodes],
             sentinel_kwargs=sentinel_kwargs,
             retry_policy=retry,
