@@ -245,19 +245,22 @@ end
 """
 
 # -> -2 busy (nothing written), -1 acquired (nothing appended: erased), else the last seq added.
+# Idempotent: run again for the flag's own message (a retry after a lost reply), it appends
+# only the events not stored yet, and the history only with them.
 _BEGIN = (
     _BUF_ADD
     + """
 local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
 local now = tonumber(ARGV[3])
-if v[1] and tonumber(v[2]) > now then return -2 end
+local again = v[1] == ARGV[1]
+if v[1] and tonumber(v[2]) > now and not again then return -2 end
 local busy_ttl = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
 if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 local last0 = tonumber(redis.call('HGET', KEYS[2], 'last'))
 local last, added = buf_add(10 + tonumber(ARGV[8]), last0, 0)
-hist_add()
+if added or not again then hist_add() end
 if added then return last end
 return -1
 """
@@ -430,8 +433,10 @@ class RedisStore:
         block_seconds: float = 4.0,
         connect_timeout: float = 2.0,
         stream_timeout: float = 5.0,
+        failover_wait: float = 8.0,
     ) -> None:
         self.url = url
+        self.failover_wait = failover_wait  # cluster/Sentinel: see redis_client.open_client
         self.prefix = prefix
         self.keys = RedisKeys(prefix)
         self._block_ms = _ms(block_seconds)
@@ -460,6 +465,7 @@ class RedisStore:
                     max_connections=max_conn,
                     stream_timeout=stream,
                     connect_timeout=connect,
+                    failover_wait=self.failover_wait,
                 )
             )
             self._blocking = await stack.enter_async_context(
@@ -468,6 +474,7 @@ class RedisStore:
                     max_connections=blocking,
                     stream_timeout=None,
                     connect_timeout=connect,
+                    failover_wait=self.failover_wait,
                 )
             )
             for name, text in _SCRIPTS.items():

@@ -24,7 +24,6 @@ from coredis.connection import TCPLocation
 
 from ..core.redis_url import RedisTarget, parse_redis_url
 
-
 # The constructors' overloads are keyed on a literal decode_responses; ours comes in **kwargs.
 _CLUSTER: Any = coredis.RedisCluster
 _SENTINEL: Any = coredis.Sentinel
@@ -65,6 +64,22 @@ class RedisKeys:
         return self.wt_prefix + worker_id
 
 
+def _failover_retry(wait: float) -> coredis.retry.RetryPolicy:
+    return coredis.retry.ConstantRetryPolicy(
+        (
+            coredis.exceptions.ConnectionError,
+            coredis.exceptions.ClusterDownError,
+            coredis.exceptions.TryAgainError,
+            coredis.exceptions.ReadOnlyError,  # a demoted primary, until the pool moves on
+            coredis.exceptions.PrimaryNotFoundError,
+            TimeoutError,
+        ),
+        retries=None,
+        deadline=wait,
+        delay=0.25,
+    )
+
+
 def _tls(target: RedisTarget) -> dict[str, Any]:
     if not target.tls:
         return {}
@@ -75,9 +90,19 @@ def _tls(target: RedisTarget) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def open_client(
-    url: str, *, max_connections: int, stream_timeout: float | None, connect_timeout: float
+    url: str,
+    *,
+    max_connections: int,
+    stream_timeout: float | None,
+    connect_timeout: float,
+    failover_wait: float = 8.0,
 ) -> AsyncIterator[coredis.Redis[str] | coredis.RedisCluster[str]]:
-    """One entered client for `url` (its own connection pool)."""
+    """One entered client for `url` (its own connection pool). In a cluster or behind Sentinel
+    a command that fails because its primary is gone is tried again (every 0.25 s) for up to
+    `failover_wait` seconds — the time a replica takes to be promoted — before the error
+    reaches the store (StoreUnavailable). A retried write whose first reply was lost may run
+    twice: the turn scripts are idempotent (seqs, the turn's own busy flag); a limit charge
+    counts twice (a stricter limit, never a looser one)."""
     target = parse_redis_url(url)
     retry = coredis.retry.ConstantRetryPolicy(
         (coredis.exceptions.ConnectionError,), retries=1, delay=0.01
@@ -97,12 +122,8 @@ async def open_client(
             startup_nodes=[TCPLocation(h, p) for h, p in target.nodes],
             max_connections=max_connections,
             # MOVED/ASK and a changed layout are the cluster client's own business; a dead
-            # node's connection error is retried after the layout is asked again.
-            retry_policy=coredis.retry.ConstantRetryPolicy(
-                (coredis.exceptions.ConnectionError, coredis.exceptions.ClusterDownError),
-                retries=2,
-                delay=0.2,
-            ),
+            # primary's slots fail until its replica is promoted: retried up to failover_wait.
+            retry_policy=_failover_retry(failover_wait),
             **auth,
             **_tls(target),
             **common,
@@ -117,7 +138,7 @@ async def open_client(
         sentinel = _SENTINEL(
             [TCPLocation(h, p) for h, p in target.nodes],
             sentinel_kwargs=sentinel_kwargs,
-            retry_policy=retry,
+            retry_policy=_failover_retry(failover_wait),
             db=target.db,
             **auth,
             **_tls(target),
