@@ -44,17 +44,19 @@ fail open or closed (RATE_LIMIT_FAIL_MODE).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import coredis.exceptions
-from coredis.commands.script import Script
+import trio
 from coredis.tokens import PureToken
 
 from ..core.limits import Decision, Rate, tolerance
+from ..core.redis_url import parse_redis_url
 from ._wakeups import LocalWakeups
 from .base import (
     ERASED_KEEP,
@@ -65,7 +67,7 @@ from .base import (
     SessionRecord,
     StoreUnavailable,
 )
-from .redis_client import RedisKeys, open_client
+from .redis_client import RedisKeys, open_client, refresh_layout
 
 # KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
 # -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.
@@ -383,6 +385,17 @@ end
 return out
 """
 
+# A primary gone (a failover under way): a batch is sent again (RedisStore._pipeline).
+_FAILOVER: tuple[type[BaseException], ...] = (
+    coredis.exceptions.ConnectionError,
+    coredis.exceptions.ClusterDownError,
+    coredis.exceptions.TryAgainError,
+    coredis.exceptions.ReadOnlyError,
+    coredis.exceptions.PrimaryNotFoundError,
+    TimeoutError,
+    OSError,
+)
+
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
     coredis.exceptions.ReadOnlyError,
@@ -404,6 +417,9 @@ _SID_CACHE = 65_536  # message -> session pairs kept in process
 _PTR_KEEP = ERASED_KEEP
 
 
+_CAUGHT: tuple[type[BaseException], ...] = (coredis.exceptions.RedisError, *_UNAVAILABLE)
+
+
 def _f(x: float) -> str:
     return repr(float(x))  # shortest exact round-trip text
 
@@ -417,6 +433,22 @@ def _history_item(e: HistoryEntry) -> str:
     if e.incomplete:
         item["i"] = 1
     return json.dumps(item)
+
+
+class _Batch:
+    """Commands to send together (see RedisStore._pipeline); each result is the one item of the
+    list its queueing call returns, once the batch has run."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, tuple[Any, ...], dict[str, Any], list[Any]]] = []
+
+    def add(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        out: list[Any] = []
+        self.queued.append((method, args, kwargs, out))
+        return out
+
+    def script(self, name: str, keys: list[str], args: list[str | int]) -> list[Any]:
+        return self.add("", name, keys, args)
 
 
 class RedisStore:
@@ -439,13 +471,13 @@ class RedisStore:
         self.failover_wait = failover_wait  # cluster/Sentinel: see redis_client.open_client
         self.prefix = prefix
         self.keys = RedisKeys(prefix)
+        self._kind = parse_redis_url(url).kind
         self._block_ms = _ms(block_seconds)
         self._pool_args = (max_connections, blocking_connections, connect_timeout, stream_timeout)
         self._client: Any = None
         # XREAD BLOCK holds its connection for the whole wait: a pool of its own, so waiting
         # readers can never starve limit decisions of connections.
         self._blocking: Any = None
-        self._scripts: dict[str, Script[str]] = {}
         # message id -> session id of the answers this process has seen (immutable pairs), so a
         # buffer is found without asking the pointer key again; and when it wrote the pointer.
         self._sids: OrderedDict[str, str] = OrderedDict()
@@ -477,8 +509,6 @@ class RedisStore:
                     failover_wait=self.failover_wait,
                 )
             )
-            for name, text in _SCRIPTS.items():
-                self._scripts[name] = self._client.register_script(text)
             self._stack = stack.pop_all()
         return self
 
@@ -498,13 +528,63 @@ class RedisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
 
-    def _run(self, name: str, keys: list[str], args: list[str | int], client: Any = None) -> Any:
-        return self._scripts[name](keys=keys, args=args, client=client)
+    async def _run(self, name: str, keys: list[str], args: list[str | int]) -> Any:
+        text, sha = _SCRIPTS[name]
+        try:
+            return await self._client.evalsha(sha, keys=keys, args=args)
+        except coredis.exceptions.NoScriptError:
+            # this node has not seen it (first use, restart, a promoted replica): EVAL caches it
+            return await self._client.eval(text, keys=keys, args=args)
 
-    def _pipeline(self) -> Any:
-        # Not a transaction: on one Redis one round trip in order; in a cluster one batch per
-        # node, nodes in the order of their first command. Each command is atomic on its own.
-        return self._client.pipeline(transaction=False)
+    @contextlib.asynccontextmanager
+    async def _pipeline(self) -> AsyncIterator[_Batch]:
+        """Commands sent together. Not a transaction: on one Redis one round trip, in order; in
+        a cluster one batch per node, nodes in the order of their first command. Each command
+        is atomic on its own. Scripts go as EVALSHA (coredis' own pipeline script loading asks
+        every node and fails while one is down, so it is not used). In a cluster or behind
+        Sentinel a batch that fails because a primary is gone is sent again, whole, until
+        `failover_wait` has passed (coredis retries single commands, not pipelines): every
+        batch the store sends is idempotent, but for append_history's entries."""
+        batch = _Batch()
+        yield batch
+        deadline = trio.current_time() + self.failover_wait
+        while True:
+            try:
+                await self._send(batch)
+                return
+            except _FAILOVER:
+                if self._kind == "single" or trio.current_time() >= deadline:
+                    raise
+            await trio.sleep(0.25)  # a retry interval while a replica is promoted
+            if self._kind == "cluster":
+                await refresh_layout(self._client)
+
+    async def _send(self, batch: _Batch) -> None:
+        reqs = []
+        async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
+            for method, args, kwargs, _ in batch.queued:
+                if method:
+                    reqs.append(getattr(pipe, method)(*args, **kwargs))
+                else:
+                    name, keys, argv = args
+                    reqs.append(pipe.evalsha(_SCRIPTS[name][1], keys=keys, args=argv))
+        results: list[Any] = []
+        for req, (method, args, _, _) in zip(reqs, batch.queued, strict=True):
+            try:
+                result = await req
+            except _CAUGHT as exc:
+                result = exc
+            if isinstance(result, coredis.exceptions.NoScriptError) and not method:
+                try:
+                    result = await self._run(*args)
+                except _CAUGHT as exc:
+                    result = exc
+            results.append(result)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        for (_, _, _, out), result in zip(batch.queued, results, strict=True):
+            out[:] = [result]
 
     def _remember(self, message_id: str, session_id: str) -> None:
         self._sids[message_id] = session_id
@@ -605,13 +685,12 @@ class RedisStore:
         k = self.keys
         with self._errors():
             async with self._pipeline() as pipe:
-                self._run(
+                pipe.script(
                     "delete_session",
                     [k.s(session_id, n) for n in ("sess", "hist", "busy", "sbuf", "erased")],
                     [k.session(session_id), int(ERASED_KEEP)],
-                    pipe,
                 )
-                pipe.zrem(k.hist_idx, [session_id])
+                pipe.add("zrem", k.hist_idx, [session_id])
         self._wakeups.session_deleted(session_id)
 
     # -- one answer in flight per session -----------------------------------------------------
@@ -665,12 +744,12 @@ class RedisStore:
             args += [seq, json.dumps(record, separators=(",", ":"))]
         return args
 
-    def _index(self, pipe: Any, session_id: str, history: Sequence[HistoryEntry]) -> None:
+    def _index(self, pipe: _Batch, session_id: str, history: Sequence[HistoryEntry]) -> None:
         # Queued before the write it indexes: a session in the index without old entries is
         # harmless (the purge drops it), the converse would keep history past retention.
         if history:
             oldest = min(e.created_at for e in history)
-            pipe.zadd(self.keys.hist_idx, {session_id: oldest}, condition=None, comparison=_LT)
+            pipe.add("zadd", self.keys.hist_idx, {session_id: oldest}, comparison=_LT)
 
     async def begin_turn(
         self,
@@ -692,15 +771,15 @@ class RedisStore:
         with self._errors(), self._pointer_unsure(message_id):
             async with self._pipeline() as pipe:
                 if self._pointer_due(message_id, now):
-                    pipe.set(k.pointer(message_id), session_id, px=_ms(_PTR_KEEP))
+                    pipe.add("set", k.pointer(message_id), session_id, px=_ms(_PTR_KEEP))
                 self._index(pipe, session_id, history)
                 if owner:
                     # the turn's owner: its lease exists even before its first renewal
-                    pipe.hset(k.wt(owner), {message_id: session_id})
-                    pipe.pexpire(k.wt(owner), 86_400_000)
-                    pipe.zadd(k.workers, {owner: now + busy_ttl}, condition=_NX)
-                begun = self._run("begin", self._turn_keys(session_id, message_id), args, pipe)
-            last = int(await begun)
+                    pipe.add("hset", k.wt(owner), {message_id: session_id})
+                    pipe.add("pexpire", k.wt(owner), 86_400_000)
+                    pipe.add("zadd", k.workers, {owner: now + busy_ttl}, condition=_NX)
+                begun = pipe.script("begin", self._turn_keys(session_id, message_id), args)
+            last = int(begun[0])
             if last == -2 and owner:  # busy: the turn does not exist, nor does its ownership
                 await self._client.hdel(k.wt(owner), [message_id])
         if last >= 0:
@@ -724,12 +803,12 @@ class RedisStore:
         with self._errors():
             async with self._pipeline() as pipe:
                 self._index(pipe, session_id, history)
-                finished = self._run("finish", self._turn_keys(session_id, message_id), args, pipe)
+                finished = pipe.script("finish", self._turn_keys(session_id, message_id), args)
                 if owner:
-                    pipe.hdel(k.wt(owner), [message_id])
+                    pipe.add("hdel", k.wt(owner), [message_id])
                 if events:  # the pointer lives as long as the buffer after its last event
-                    pipe.set(k.pointer(message_id), session_id, px=_ms(buffer_ttl))
-            reply: Any = await finished
+                    pipe.add("set", k.pointer(message_id), session_id, px=_ms(buffer_ttl))
+            reply: Any = finished[0]
         last, flat = int(reply[0]), reply[1]
         if last >= 0:
             self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
@@ -749,17 +828,14 @@ class RedisStore:
         exp = _f(now + ttl)
         with self._errors():
             async with self._pipeline() as pipe:
-                renewed = self._run(
+                renewed = pipe.script(
                     "renew",
                     [k.workers, k.wt(worker_id)],
                     [worker_id, exp, *(mid for _, mid in turns)],
-                    pipe,
                 )
                 for session_id, message_id in turns:
-                    self._run(
-                        "extend", [k.s(session_id, "busy")], [message_id, exp, _ms(ttl)], pipe
-                    )
-            lost: Any = await renewed
+                    pipe.script("extend", [k.s(session_id, "busy")], [message_id, exp, _ms(ttl)])
+            lost: Any = renewed[0]
         return [str(mid) for mid in lost]
 
     async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
@@ -780,11 +856,10 @@ class RedisStore:
         with self._errors():
             async with self._pipeline() as pipe:
                 self._index(pipe, session_id, entries)
-                self._run(
+                pipe.script(
                     "hist_append",
                     [k.s(session_id, "hist"), k.s(session_id, "erased")],
                     [_history_item(e) for e in entries],
-                    pipe,
                 )
 
     async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
@@ -852,8 +927,9 @@ class RedisStore:
         with self._errors(), self._pointer_unsure(message_id):
             async with self._pipeline() as pipe:
                 if self._pointer_due(message_id, now):
-                    pipe.set(k.pointer(message_id), session_id, px=_ms(max(ttl, _PTR_KEEP)))
-                appended = self._run(
+                    ptr = k.pointer(message_id)
+                    pipe.add("set", ptr, session_id, px=_ms(max(ttl, _PTR_KEEP)))
+                appended = pipe.script(
                     "buf_append",
                     [
                         k.bufm(session_id, message_id),
@@ -862,9 +938,8 @@ class RedisStore:
                         k.s(session_id, "erased"),
                     ],
                     args,
-                    pipe,
                 )
-            last: Any = await appended
+            last: Any = appended[0]
         if int(last) >= 0:
             self._wakeups.appended(message_id, session_id, int(last), now + ttl, now)
 
@@ -908,19 +983,22 @@ class RedisStore:
             await self._client.ping()
 
 
-_SCRIPTS = {
-    "gcra": _GCRA,
-    "incr": _INCR,
-    "acquire": _ACQUIRE,
-    "release": _RELEASE,
-    "hist_append": _HIST_APPEND,
-    "hist_purge_one": _HIST_PURGE_ONE,
-    "delete_session": _DELETE_SESSION,
-    "buf_append": _BUF_APPEND,
-    "buf_read": _BUF_READ,
-    "begin": _BEGIN,
-    "finish": _FINISH,
-    "renew": _RENEW,
-    "extend": _EXTEND,
-    "lapsed": _LAPSED,
+_SCRIPTS = {  # name -> (text, sha1)
+    name: (text, hashlib.sha1(text.encode()).hexdigest())
+    for name, text in {
+        "gcra": _GCRA,
+        "incr": _INCR,
+        "acquire": _ACQUIRE,
+        "release": _RELEASE,
+        "hist_append": _HIST_APPEND,
+        "hist_purge_one": _HIST_PURGE_ONE,
+        "delete_session": _DELETE_SESSION,
+        "buf_append": _BUF_APPEND,
+        "buf_read": _BUF_READ,
+        "begin": _BEGIN,
+        "finish": _FINISH,
+        "renew": _RENEW,
+        "extend": _EXTEND,
+        "lapsed": _LAPSED,
+    }.items()
 }

@@ -148,3 +148,13 @@ async def open_client(
             primary = sentinel.primary_for(target.service, max_connections=max_connections)
             async with primary:
                 yield primary
+
+
+async def refresh_layout(client: Any) -> None:
+    """Ask a cluster for its slots again. coredis refreshes its layout after errors reported by
+    single commands, but a pipeline whose node refuses connections raises without reporting
+    (coredis 6.x, ClusterPipeline._send_cluster_commands), so its retries would go to the dead
+    node until some other command reported enough errors. Best effort: nodes may be down."""
+    layout = client.connection_pool.cluster_layout
+    with contextlib.suppress(coredis.exceptions.RedisError, OSError, TimeoutError):
+        await layout.initialize()
