@@ -211,6 +211,12 @@ class RedisCluster:
             if n.proc is not None
         )
 
+    def flush(self) -> None:
+        """Empty every primary (the gateway's keys have no per-test prefix)."""
+        for n in self.live():
+            if cli(n.port, "ROLE").startswith("master"):
+                cli(n.port, "FLUSHALL")
+
     def live(self) -> list[RedisServer]:
         return [n for n in self.nodes if n.proc is not None]
 

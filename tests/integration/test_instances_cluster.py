@@ -1,0 +1,131 @@
+"""Several gateway instances on one Redis Cluster (3 primaries, 3 replicas; tests/redis_server.py):
+two `python -m quartproxy` processes on their own ports stand in for two hosts.
+
+- a visitor whose stream breaks resumes on the other instance and gets the whole answer; both
+  instances show the same history;
+- a 50-request burst spread over both instances meets the limits exactly: session creation
+  (one tier) and chat messages (ip, session and origin tiers, one script on the `{rl}` slot);
+- `kill -9` of the instance running an answer: a client resuming on the other gets the final
+  error event (worker leases on the `{w}` slot, busy flags on the sessions' slots).
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tests.integration.test_modes import auth, client, new_session
+from tests.integration.test_turn_leases import (
+    check_orphan_ended,
+    history,
+    lease_env,
+    resume_to_the_end,
+    start_held_answer,
+)
+from tests.ops_support import server_env, server_process
+from tests.redis_server import RedisCluster
+from tests.support import FINGERPRINT, ORIGIN, FakeN8n
+
+pytestmark = [pytest.mark.cluster, pytest.mark.redis]
+
+
+def cluster_env(fake_n8n: FakeN8n, cluster: RedisCluster, **extra: str) -> dict[str, str]:
+    cluster.flush()  # limits and sessions of the tests before are not this test's
+    return server_env(fake_n8n.url, DEPLOYMENT_MODE="production", REDIS_URL=cluster.url, **extra)
+
+
+async def test_a_broken_stream_resumes_on_the_other_instance(
+    fake_n8n: FakeN8n, redis_cluster: RedisCluster
+) -> None:
+    env = cluster_env(fake_n8n, redis_cluster)
+    async with server_process(env) as a, server_process(env) as b:
+        session = await new_session(a.url)
+        async with trio.open_nursery() as visitor:
+            mid, _ = await start_held_answer(a.url, session, "resume-b", visitor)
+            visitor.cancel_scope.cancel()  # the visitor's connection to instance a breaks
+        fake_n8n.gates["resume-b"].set()  # the answer goes on on instance a
+        with trio.fail_after(30):
+            got = await resume_to_the_end(b.url, session, mid, 1)  # seen: start, "before "
+        assert [(e["event"], e["data"].get("text")) for e in got] == [
+            ("delta", "after"),
+            ("end", "before after"),
+        ]
+        assert got[-1]["id"] == f"{mid}:3"
+        for url in (a.url, b.url):  # one conversation, whichever instance is asked
+            assert [(m["role"], m["text"]) for m in await history(url, session)] == [
+                ("user", "gate:resume-b"),
+                ("assistant", "before after"),
+            ]
+
+
+async def test_a_burst_over_two_instances_meets_the_limits_exactly(
+    fake_n8n: FakeN8n, redis_cluster: RedisCluster
+) -> None:
+    env = cluster_env(
+        fake_n8n,
+        redis_cluster,
+        RATE_LIMIT_SESSION_CREATE="7/hour",
+        RATE_LIMIT_IP="9/hour",
+        RATE_LIMIT_SESSION="1000/hour",
+        RATE_LIMIT_ORIGIN="1000/hour",
+    )
+    async with server_process(env) as a, server_process(env) as b:
+        urls = [a.url, b.url]
+        created: list[int] = []
+        sessions: list[dict[str, str]] = []
+
+        async def create(i: int) -> None:
+            async with client(urls[i % 2]) as c:
+                r = await c.post(
+                    "/api/v1/session/create",
+                    json={"fingerprint": FINGERPRINT},
+                    headers={"Origin": ORIGIN},
+                )
+            created.append(r.status_code)
+            if r.status_code == 201:
+                sessions.append(dict(r.json()))
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for i in range(50):
+                    nursery.start_soon(create, i)
+        assert sorted(created) == [201] * 7 + [429] * 43
+
+        sent: list[int] = []
+
+        async def message(i: int) -> None:
+            session = sessions[i % len(sessions)]
+            async with client(urls[i % 2]) as c:
+                r = await c.post(
+                    "/api/v1/chat/message", json={"message": f"m{i}"}, headers=auth(session)
+                )
+                await r.aread()
+            sent.append(r.status_code)
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for i in range(50):
+                    nursery.start_soon(message, i)
+        # the ip tier lets 9 through, whichever instance they reached (some of the 9 may
+        # meet their session busy with another of them: 409, charged all the same)
+        assert sent.count(429) == 41
+        assert set(sent) <= {200, 409, 429}
+
+
+async def test_kill_9_of_an_instance_ends_its_answer_on_the_other(
+    fake_n8n: FakeN8n, redis_cluster: RedisCluster
+) -> None:
+    redis_cluster.flush()
+    env = lease_env(fake_n8n, DEPLOYMENT_MODE="production", REDIS_URL=redis_cluster.url)
+    async with (
+        server_process(env) as doomed,
+        server_process(env) as survivor,
+        trio.open_nursery() as nursery,
+    ):
+        session = await new_session(doomed.url)
+        mid, _ = await start_held_answer(doomed.url, session, "doomed-c", nursery)
+        doomed.proc.kill()  # SIGKILL: no drain, no final event, no release
+        with trio.fail_after(30):
+            await doomed.proc.wait()
+        await check_orphan_ended(survivor, session, mid, "doomed-c")
+        fake_n8n.gates["doomed-c"].set()
