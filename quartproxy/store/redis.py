@@ -90,11 +90,10 @@ _FAILOVER: tuple[type[BaseException], ...] = (
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
     coredis.exceptions.ReadOnlyError,
-    # a cluster between layouts (failover in progress) or a slot without a primary
-    coredis.exceptions.ClusterDownError,
-    coredis.exceptions.TryAgainError,
-    coredis.exceptions.ClusterError,
-    coredis.exceptions.PrimaryNotFoundError,
+    # a cluster between layouts (failover in progress, nodes disagreeing, a slot without a
+    # primary) or Sentinel without a primary to name
+    coredis.exceptions.RedisClusterError,
+    coredis.exceptions.SentinelError,
     TimeoutError,
     OSError,
 )
@@ -673,7 +672,10 @@ class RedisStore:
     async def ping(self) -> None:
         """In a cluster every primary must answer. Bounded: a failover under way shows as a
         failed check at once (/health degraded), not as a health check waiting it out."""
-        with self._errors(), trio.move_on_after(self._pool_args[2]) as bound:
-            await self._client.ping()
+        with trio.move_on_after(self._pool_args[2]) as bound:
+            try:
+                await self._client.ping()
+            except Exception as exc:  # a health check: whatever fails, the store is not there
+                raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
         if bound.cancelled_caught:
             raise StoreUnavailable(f"Redis: no answer to PING within {self._pool_args[2]:g} s")

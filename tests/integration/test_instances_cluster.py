@@ -6,15 +6,21 @@ two `python -m quartproxy` processes on their own ports stand in for two hosts.
 - a 50-request burst spread over both instances meets the limits exactly: session creation
   (one tier) and chat messages (ip, session and origin tiers, one script on the `{rl}` slot);
 - `kill -9` of the instance running an answer: a client resuming on the other gets the final
-  error event (worker leases on the `{w}` slot, busy flags on the sessions' slots).
+  error event (worker leases on the `{w}` slot, busy flags on the sessions' slots);
+- the primary of a session's slot killed mid-answer: the rest of the answer is written once
+  the replica is promoted and reaches the visitor whole, /health says degraded meanwhile and
+  ok after, the retries are counted.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 import trio
 
-from tests.integration.test_modes import auth, client, new_session
+from tests.integration.test_modes import SseReader, auth, client, new_session
 from tests.integration.test_turn_leases import (
     check_orphan_ended,
     history,
@@ -23,8 +29,9 @@ from tests.integration.test_turn_leases import (
     start_held_answer,
 )
 from tests.ops_support import server_env, server_process
-from tests.redis_server import RedisCluster
+from tests.redis_server import RedisCluster, poll
 from tests.support import FINGERPRINT, ORIGIN, FakeN8n
+from tests.unit.test_store_cluster import _replicated
 
 pytestmark = [pytest.mark.cluster, pytest.mark.redis]
 
@@ -129,3 +136,65 @@ async def test_kill_9_of_an_instance_ends_its_answer_on_the_other(
             await doomed.proc.wait()
         await check_orphan_ended(survivor, session, mid, "doomed-c")
         fake_n8n.gates["doomed-c"].set()
+
+
+async def test_a_primary_killed_mid_answer_the_answer_finishes_and_health_recovers(
+    fake_n8n: FakeN8n, redis_cluster: RedisCluster
+) -> None:
+    env = cluster_env(fake_n8n, redis_cluster)
+    async with server_process(env) as a, server_process(env) as b:
+        session = await new_session(a.url)
+        primary = redis_cluster.primary_of(f"qp:{{s:{session['session_id']}}}:busy")
+        got: list[dict[str, Any]] = []
+        ready, done = trio.Event(), trio.Event()
+        health: list[int] = []
+
+        async def visitor() -> None:
+            async with (
+                client(a.url) as c,
+                c.stream(
+                    "POST", "/api/v1/chat/message", json={"message": "gate:failover"},
+                    headers=auth(session),
+                ) as r,
+            ):  # fmt: skip
+                reader = SseReader(r.aiter_lines())
+                while not got or got[-1]["event"] not in ("end", "error"):
+                    got.append(await reader.next())
+                    if len(got) == 2:
+                        ready.set()
+            done.set()
+
+        async def watch_health() -> None:
+            async with client(b.url) as c:
+                while not done.is_set() or health[-1:] != [200]:
+                    health.append((await c.get("/health")).status_code)
+                    await trio.sleep(0.1)  # polling interval
+
+        try:
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(visitor)
+                    await ready.wait()  # start, "before " seen and stored
+                    poll(lambda: _replicated(primary.port), "the replica to catch up")
+                    assert primary.proc is not None
+                    primary.proc.kill()  # the primary of this session's slot dies
+                    primary.proc.wait()
+                    primary.proc = None
+                    nursery.start_soon(watch_health)
+                    fake_n8n.gates["failover"].set()  # the rest of the answer comes now
+        finally:
+            if primary.proc is None:
+                primary.start()
+                poll(redis_cluster.healthy, "the cluster to heal")
+        # the answer was written across the failover and reached the visitor whole
+        assert [e["event"] for e in got] == ["start", "delta", "delta", "end"]
+        assert got[-1]["data"]["text"] == "before after"
+        assert 503 in health and health[-1] == 200  # degraded while it lasted, then ok
+        assert [(m["role"], m["text"]) for m in await history(b.url, session)] == [
+            ("user", "gate:failover"),
+            ("assistant", "before after"),
+        ]
+        async with client(a.url) as c:
+            metrics = (await c.get("/metrics")).text
+        retries = re.search(r"^quartproxy_store_failover_retries_total (\S+)$", metrics, re.M)
+        assert retries is not None and float(retries.group(1)) >= 1, metrics[-2000:]
