@@ -45,6 +45,9 @@ class Settings:
     deployment_mode: DeploymentMode = "stateless"
     sqlite_path: str = "quartproxy.db"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    # Cluster/Sentinel: how long a Redis write waits for a dead primary's replacement before
+    # it fails (StoreUnavailable); above the cluster's cluster-node-timeout + an election.
+    redis_failover_wait_seconds: float = 10.0
     trusted_proxies: tuple[IPNetwork, ...] = ()
     rate_limit_ipv6_prefix: int = DEFAULT_IPV6_PREFIX  # IPv6 clients share a budget per /N
     max_message_chars: int = 4000
@@ -212,6 +215,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "SESSION_TTL_SECONDS": ("session_ttl_seconds", 60),
         "HEARTBEAT_SECONDS": ("heartbeat_seconds", 0.05),
         "TURN_LEASE_SECONDS": ("turn_lease_seconds", 0.3),
+        "REDIS_FAILOVER_WAIT_SECONDS": ("redis_failover_wait_seconds", 0),
         "WS_AUTH_SECONDS": ("ws_auth_seconds", 0.05),
         "HISTORY_RETENTION_DAYS": ("history_retention_days", 0),
         "SPAM_DUPLICATE_WINDOW_SECONDS": ("spam_duplicate_window_seconds", 1),

@@ -155,7 +155,7 @@ class RedisStore:
         block_seconds: float = 4.0,
         connect_timeout: float = 2.0,
         stream_timeout: float = 5.0,
-        failover_wait: float = 8.0,
+        failover_wait: float = 10.0,
     ) -> None:
         self.url = url
         self.failover_wait = failover_wait  # cluster/Sentinel: see redis_client.open_client

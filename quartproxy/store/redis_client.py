@@ -95,7 +95,7 @@ async def open_client(
     max_connections: int,
     stream_timeout: float | None,
     connect_timeout: float,
-    failover_wait: float = 8.0,
+    failover_wait: float = 10.0,
 ) -> AsyncIterator[coredis.Redis[str] | coredis.RedisCluster[str]]:
     """One entered client for `url` (its own connection pool). In a cluster or behind Sentinel
     a command that fails because its primary is gone is tried again (every 0.25 s) for up to
