@@ -47,6 +47,48 @@ def _monitor_counts(paths: list[Path]) -> tuple[collections.Counter[str], collec
     return sent, inner
 
 
+def _usec(ports: list[int]) -> float:
+    """Microseconds of command execution summed over the primaries since CONFIG RESETSTAT (the
+    commands inside scripts are within their EVALSHA's time)."""
+    total = 0.0
+    for port in ports:
+        for line in cli(port, "INFO", "commandstats").splitlines():
+            if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")) or (
+                line.startswith("cmdstat_") and "|" not in line.split(":")[0]
+            ):
+                fields = dict(f.split("=") for f in line.split(":", 1)[1].split(","))
+                name = line.split(":")[0].removeprefix("cmdstat_")
+                if name in ("config", "info", "role", "monitor") or name in _SCRIPTED:
+                    continue
+                total += float(fields["usec"])
+    return total
+
+
+# commands that run inside scripts: their time is already in the script's
+_SCRIPTED = frozenset(
+    [
+        "xadd",
+        "pexpire",
+        "hset",
+        "hmget",
+        "pttl",
+        "sadd",
+        "exists",
+        "hget",
+        "rpush",
+        "del",
+        "hdel",
+        "xrange",
+        "xrevrange",
+        "lrange",
+        "smembers",
+        "hgetall",
+        "zrangebyscore",
+        "zrem",
+    ]
+)
+
+
 def _memory(ports: list[int]) -> collections.Counter[str]:
     """Bytes by key kind ("sess", "hist", "buf", "bufm", "sid", "rl", ...) over all primaries."""
     by_kind: collections.Counter[str] = collections.Counter()
@@ -84,6 +126,13 @@ async def measure(url: str, ports: list[int], turns: int, words: int) -> dict[st
                 assert r.status_code == 200 and "event: end" in r.text, r.text[-500:]
 
             await turn(-1)  # warm-up: scripts cached, pointers known
+            # pass 1, without MONITOR: Redis CPU time spent in commands (INFO commandstats)
+            for port in ports:
+                cli(port, "CONFIG", "RESETSTAT")
+            for i in range(turns):
+                await turn(1000 + i)
+            usec = _usec(_primaries(ports))
+            # pass 2: what is sent, with MONITOR on every primary
             logs = []
             monitors = []
             for port in _primaries(ports):
@@ -116,13 +165,14 @@ async def measure(url: str, ports: list[int], turns: int, words: int) -> dict[st
             sent, inner = _monitor_counts(logs)
             mem = _memory(ports)
     out: dict[str, float] = {
+        "Redis CPU per turn, µs (commands' own time, all primaries)": usec / turns,
         "commands sent per turn": sum(sent.values()) / turns,
         "commands run inside scripts per turn": sum(inner.values()) / turns,
     }
     for name, n in sorted(sent.items()):
         if name != "echo":
             out[f"sent: {name}"] = n / turns
-    stored = turns + 1
+    stored = 2 * turns + 1  # both passes and the warm-up
     out["bytes: session record"] = mem["sess"]
     out["bytes: history per turn (question + answer)"] = mem["hist"] / stored
     out["bytes: answer buffer (stream + meta + pointer) per answer"] = (
