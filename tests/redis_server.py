@@ -59,7 +59,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         head = [exe]
         if self.sentinel:
-            conf = self.workdir / "sentinel.conf"
+            conf = self.workdir / "sentinel.cfg"
             conf.write_text(self.sentinel_conf)
             head = [exe, str(conf), "--sentinel"]
         self.proc = subprocess.Popen(
@@ -175,7 +175,7 @@ class RedisCluster:
                     "--cluster-port",
                     str(free_port()),
                     "--cluster-config-file",
-                    "nodes.conf",
+                    "cluster-nodes.cfg",
                     "--cluster-node-timeout",
                     "1500",
                     # a replica may be promoted whatever its lag (tests kill primaries at will)
