@@ -676,6 +676,8 @@ class RedisStore:
             try:
                 await self._client.ping()
             except Exception as exc:  # a health check: whatever fails, the store is not there
+                if self._kind == "cluster":  # the next check asks the nodes a fresh layout has
+                    await refresh_layout(self._client)
                 raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
         if bound.cancelled_caught:
             raise StoreUnavailable(f"Redis: no answer to PING within {self._pool_args[2]:g} s")
