@@ -166,7 +166,7 @@ async def test_a_primary_killed_mid_answer_the_answer_finishes_and_health_recove
             done.set()
 
         async def watch_health() -> None:
-            async with client(b.url) as c:
+            async with client(a.url) as c:
                 while not done.is_set() or health[-1:] != [200]:
                     health.append((await c.get("/health")).status_code)
                     await trio.sleep(0.1)  # polling interval
@@ -176,12 +176,14 @@ async def test_a_primary_killed_mid_answer_the_answer_finishes_and_health_recove
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(visitor)
                     await ready.wait()  # start, "before " seen and stored
+                    nursery.start_soon(watch_health)
+                    while not health:  # noqa: ASYNC110 (a list filled by watch_health)
+                        await trio.sleep(0.05)  # polling interval
                     poll(lambda: _replicated(primary.port), "the replica to catch up")
                     assert primary.proc is not None
                     primary.proc.kill()  # the primary of this session's slot dies
                     primary.proc.wait()
                     primary.proc = None
-                    nursery.start_soon(watch_health)
                     fake_n8n.gates["failover"].set()  # the rest of the answer comes now
         finally:
             if primary.proc is None:
@@ -190,7 +192,8 @@ async def test_a_primary_killed_mid_answer_the_answer_finishes_and_health_recove
         # the answer was written across the failover and reached the visitor whole
         assert [e["event"] for e in got] == ["start", "delta", "delta", "end"], got
         assert got[-1]["data"]["text"] == "before after"
-        assert 503 in health and health[-1] == 200, health  # degraded while it lasted, then ok
+        # ok before, degraded while it lasted, then ok
+        assert health[0] == 200 and 503 in health and health[-1] == 200, health
         assert [(m["role"], m["text"]) for m in await history(b.url, session)] == [
             ("user", "gate:failover"),
             ("assistant", "before after"),
