@@ -136,10 +136,13 @@ async def server_process(
     graceful: float = 30.0,
     cwd: Path | None = None,
     stock_hypercorn: bool = False,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """`python -m quartproxy` (or plain `python -m hypercorn` with `stock_hypercorn`) serving on
-    a socket bound here."""
-    sock = listening_socket()
+    a socket bound here, or on `sock`, which the caller keeps open: connections arriving while
+    no process serves it wait in its backlog for the next one (a restart on the same port)."""
+    own = sock is None
+    sock = sock or listening_socket()
     fd = sock.fileno()
     port = sock.getsockname()[1]
     if stock_hypercorn:
@@ -180,7 +183,8 @@ async def server_process(
         stderr=subprocess.STDOUT,
         pass_fds=(fd,),
     )
-    sock.close()  # the server holds it now; when it exits, connections are refused
+    if own:
+        sock.close()  # the server holds it now; when it exits, connections are refused
     server = ServerProcess(proc, f"http://127.0.0.1:{port}")
     assert proc.stdout is not None
     async with trio.open_nursery() as nursery:

@@ -9,18 +9,24 @@ two `python -m quartproxy` processes on their own ports stand in for two hosts.
   error event (worker leases on the `{w}` slot, busy flags on the sessions' slots);
 - the primary of a session's slot killed mid-answer: the rest of the answer is written once
   the replica is promoted and reaches the visitor whole, /health says degraded meanwhile and
-  ok after, the retries are counted.
+  ok after, the retries are counted;
+- a rolling restart of both instances behind nginx (docs/topologies.md's procedure) while
+  visitors chat: every message is answered whole.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
 from tests.integration.test_modes import SseReader, auth, client, new_session
+from tests.integration.test_nginx import nginx_conf, nginx_in_front
 from tests.integration.test_turn_leases import (
     check_orphan_ended,
     history,
@@ -28,9 +34,9 @@ from tests.integration.test_turn_leases import (
     resume_to_the_end,
     start_held_answer,
 )
-from tests.ops_support import server_env, server_process
+from tests.ops_support import listening_socket, server_env, server_process
 from tests.redis_server import RedisCluster, poll
-from tests.support import FINGERPRINT, ORIGIN, FakeN8n
+from tests.support import FINGERPRINT, ORIGIN, FakeN8n, parse_sse
 from tests.unit.test_store_cluster import _replicated
 
 pytestmark = [pytest.mark.cluster, pytest.mark.redis]
@@ -202,3 +208,100 @@ async def test_a_primary_killed_mid_answer_the_answer_finishes_and_health_recove
             metrics = (await c.get("/metrics")).text
         retries = re.search(r"^quartproxy_store_failover_retries_total (\S+)$", metrics, re.M)
         assert retries is not None and float(retries.group(1)) >= 1, metrics[-2000:]
+
+
+async def _reload_nginx(tmp: Path, front: str, servers: list[str]) -> None:
+    """Rewrite the test nginx's upstream and reload it (SIGHUP), as an operator would; returns
+    once the old worker process has exited (its requests all done)."""
+    log = tmp / "error.log"
+    before = log.read_text().count(" exited with code")
+    port = int(front.rsplit(":", 1)[1])
+    (tmp / "nginx.conf").write_text(nginx_conf(tmp, port, ";\n        server ".join(servers)))
+    os.kill(int((tmp / "nginx.pid").read_text()), signal.SIGHUP)
+    # the old worker has finished the requests it took under the old upstream list (async: the
+    # visitors of this test must go on reading for it to finish)
+    with trio.fail_after(60):
+        while log.read_text().count(" exited with code") <= before:  # noqa: ASYNC110
+            await trio.sleep(0.05)  # polling interval
+
+
+@pytest.mark.nginx
+async def test_a_rolling_restart_behind_nginx_loses_no_answer(
+    fake_n8n: FakeN8n, redis_cluster: RedisCluster, tmp_path: Path
+) -> None:
+    """The shipped nginx snippet over two instances, restarted one at a time as
+    docs/topologies.md says: mark the instance `down` in the upstream and reload nginx, SIGTERM
+    it (the drain finishes its answers), start the new process, put it back. Visitors keep
+    chatting through nginx all along: every message gets its whole answer, none is refused."""
+    high = {f"RATE_LIMIT_{t}": "100000/minute" for t in ("IP", "SESSION", "ORIGIN")}
+    env = cluster_env(fake_n8n, redis_cluster, **high)
+    socks = [listening_socket(), listening_socket()]
+    addrs = [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
+    answered: list[int] = []
+    stop = trio.Event()
+
+    async def visitor(front: str, k: int) -> None:
+        session = await new_session(front)
+        i = 0
+        while not stop.is_set() or i < 3:
+            text = f"v{k} m{i}"
+            async with client(front) as c:
+                r = await c.post(
+                    "/api/v1/chat/message", json={"message": text}, headers=auth(session)
+                )
+                await r.aread()
+            assert r.status_code == 200, (r.status_code, r.text[-300:])
+            last = parse_sse(r.text)[-1]
+            assert (last.event, last.data["text"]) == ("end", f"echo: {text}"), r.text
+            answered.append(k)
+            i += 1
+
+    restart = [trio.Event(), trio.Event()]
+    started = [0, 0]  # processes that came up on each socket
+    done = trio.Event()
+
+    async def keep(index: int) -> None:
+        """Instance `index`: one process, then on `restart[index]` a SIGTERM (the drain) and
+        a new process on the same socket, which runs until `done`."""
+        for generation in (0, 1):
+            async with server_process(env, sock=socks[index]) as srv:
+                await srv.wait_log(lambda line: "Running on" in str(line.get("msg", "")))
+                started[index] += 1
+                await (restart[index] if generation == 0 else done).wait()
+                if generation == 0:
+                    srv.signal(signal.SIGTERM)
+                    with trio.fail_after(60):
+                        await srv.proc.wait()
+
+    async def until(condition: Any) -> None:
+        while not condition():  # noqa: ASYNC110 (progress of other tasks, no event)
+            await trio.sleep(0.05)  # polling interval
+
+    try:
+        with trio.fail_after(150):
+            async with trio.open_nursery() as instances:
+                for index in (0, 1):
+                    instances.start_soon(keep, index)
+                await until(lambda: started == [1, 1])
+                async with (
+                    nginx_in_front(";\n        server ".join(addrs), tmp_path) as front,
+                    trio.open_nursery() as visitors,
+                ):
+                    for k in range(4):
+                        visitors.start_soon(visitor, front, k)
+                    for index in (0, 1):
+                        before = len(answered)
+                        await until(lambda b=before: len(answered) >= b + 4)
+                        out = [a + (" down" if i == index else "") for i, a in enumerate(addrs)]
+                        await _reload_nginx(tmp_path, front, out)
+                        restart[index].set()
+                        await until(lambda i=index: started[i] == 2)
+                        await _reload_nginx(tmp_path, front, addrs)
+                    before = len(answered)
+                    await until(lambda: len(answered) >= before + 8)
+                    stop.set()
+                done.set()
+    finally:
+        for sock in socks:
+            sock.close()
+    assert sorted(set(answered)) == [0, 1, 2, 3] and len(answered) >= 16
