@@ -251,6 +251,10 @@ class RedisStore:
                 await refresh_layout(self._client)
 
     async def _send(self, batch: _Batch) -> None:
+        if len(batch.queued) == 1 and not batch.queued[0][0]:  # one script: no pipeline
+            _, args, _, out = batch.queued[0]
+            out[:] = [await self._run(*args)]
+            return
         reqs = []
         async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
             for method, args, kwargs, _ in batch.queued:
