@@ -132,6 +132,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="qp-bench-"))
         self.results: list[dict[str, Any]] = []
         self.redis: subprocess.Popen[bytes] | None = None
+        self.cluster: Any = None  # tests.redis_server.RedisCluster, for the stores part
         self.fake: Proc | None = None
         self.fake_port = 0
 
@@ -357,6 +358,13 @@ class Bench:
             url = self.start_redis()
             if url:
                 modes.append(("redis", {"DEPLOYMENT_MODE": "production", "REDIS_URL": url}))
+                # the same load on a 3+3 Redis Cluster on this machine (docs/topologies.md)
+                from tests.redis_server import RedisCluster
+
+                self.cluster = RedisCluster(Path(tempfile.mkdtemp(prefix="bench-cluster-")))
+                self.cluster.start()
+                cluster = {"DEPLOYMENT_MODE": "production", "REDIS_URL": self.cluster.url}
+                modes.append(("redis_cluster", cluster))
         else:
             self.skip("limiter_redis", "store/redis.py not in this build")
         for name, env in modes:
@@ -456,6 +464,8 @@ class Bench:
             if self.redis:
                 self.redis.terminate()
                 self.redis.wait()
+            if self.cluster:
+                self.cluster.stop()
         self.write()
 
     def write(self) -> None:

@@ -35,6 +35,7 @@ from .core.origins import (
     parse_ipv6_prefix,
     parse_networks,
 )
+from .core.redis_url import parse_redis_url
 
 DeploymentMode = Literal["stateless", "sqlite", "production"]
 MIN_SECRET_BYTES = 32
@@ -75,8 +76,12 @@ def _http_url(name: str, value: str) -> str:
 
 
 def _redis_url(name: str, value: str) -> str:
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(name, "expected a redis://, rediss:// or unix:// URL")
+    """One Redis, a Cluster or a Sentinel primary (core/redis_url.py); the error never
+    repeats the URL, which may hold a password."""
+    try:
+        parse_redis_url(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
     return value
 
 
@@ -113,6 +118,9 @@ class Settings:
     deployment_mode: DeploymentMode = setting("stateless")
     sqlite_path: str = setting("quartproxy.db")
     redis_url: str = setting("redis://127.0.0.1:6379/0", parse=_redis_url, secret=True)
+    # Cluster/Sentinel: how long a Redis write waits for a dead primary's replacement before
+    # it fails (StoreUnavailable); above the cluster's cluster-node-timeout + an election.
+    redis_failover_wait_seconds: float = setting(10.0)
     trusted_proxies: tuple[IPNetwork, ...] = setting((), parse=lambda _, v: parse_networks(v))
     # IPv6 clients share a budget per /N
     rate_limit_ipv6_prefix: int = setting(

@@ -152,6 +152,12 @@ ORPHANS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+STORE_FAILOVER_RETRIES = Counter(
+    "quartproxy_store_failover_retries",
+    "Redis writes sent again because the primary of their keys was gone (Redis Cluster or "
+    "Sentinel failover under way); a rise followed by silence is a failover survived.",
+    registry=REGISTRY,
+)
 
 OUTCOMES = frozenset(
     {
@@ -385,6 +391,10 @@ def orphan_finished(result: str) -> None:
     """One orphaned turn finished by this worker's sweep. A plain Counter: in multiprocess mode
     each worker writes its own file and /metrics sums them, dead workers' counts included."""
     ORPHANS.labels(_bounded(result, frozenset({"ended", "released"}))).inc()
+
+
+def store_failover_retry() -> None:
+    STORE_FAILOVER_RETRIES.inc()
 
 
 def worker_started() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.redis_server import redis_cluster, redis_sentinel  # noqa: F401 (once per run)
 from tests.support import FakeN8n, Proxy, running_proxy, served, settings_for
 
 

@@ -138,11 +138,14 @@ async def server_process(
     cwd: Path | None = None,
     stock_hypercorn: bool = False,
     args: Sequence[str] = (),
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """`python -m quartproxy` (or plain `python -m hypercorn` with `stock_hypercorn`) serving on
-    a socket bound here. `args` are added to the command line (`--certfile`, `--keyfile`: the
-    url is then https)."""
-    sock = listening_socket()
+    a socket bound here, or on `sock`, which the caller keeps open: connections arriving while
+    no process serves it wait in its backlog for the next one (a restart on the same port).
+    `args` are added to the command line (`--certfile`, `--keyfile`: the url is then https)."""
+    own = sock is None
+    sock = sock or listening_socket()
     fd = sock.fileno()
     port = sock.getsockname()[1]
     if stock_hypercorn:
@@ -184,7 +187,8 @@ async def server_process(
         stderr=subprocess.STDOUT,
         pass_fds=(fd,),
     )
-    sock.close()  # the server holds it now; when it exits, connections are refused
+    if own:
+        sock.close()  # the server holds it now; when it exits, connections are refused
     scheme = "https" if "--certfile" in args else "http"
     server = ServerProcess(proc, f"{scheme}://127.0.0.1:{port}")
     assert proc.stdout is not None

@@ -116,9 +116,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def view(
-    points: Sequence[Point], started: float, latest: Point | None = None
-) -> dict[str, object]:
+def view(points: Sequence[Point], started: float, latest: Point | None = None) -> dict[str, object]:
     """What the status page shows, JSON-ready. `points` are the evenly spaced readings of the
     charts; `latest`, a reading taken just now (between two of them), only moves the current
     figures (in a chart it would be one short, noisy interval). `started`: when sampling began."""

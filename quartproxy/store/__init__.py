@@ -59,7 +59,9 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
     elif mode == "production":
         from .redis import RedisStore
 
-        async with RedisStore(settings.redis_url) as redis_store:
+        async with RedisStore(
+            settings.redis_url, failover_wait=settings.redis_failover_wait_seconds
+        ) as redis_store:
             yield redis_store
     else:  # pragma: no cover - Settings validates the mode
         raise ValueError(f"unknown deployment mode {mode!r}")

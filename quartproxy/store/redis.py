@@ -6,24 +6,29 @@ must be entered (`async with RedisStore(url) as store`) by a long-lived task —
 hands it over through `task_status.started`, and leaves it when `after_serving` sets an event
 (entering in `before_serving` and leaving in `after_serving` misnests the nurseries).
 
-Keys (all under `prefix`, default "qp:"; single Redis / Sentinel, not Redis Cluster: some
-scripts touch keys they compute):
-- `rl:<key>` string: the GCRA theoretical arrival time, decided by ONE Lua script (atomic
-  across workers and instances) that charges all the tiers of a request in one round trip.
-- `ct:<key>` hash {n, exp}: fixed-window counters (Lua, several per round trip).
-- `sess:<sid>` string (JSON SessionRecord); `busy:<sid>` hash {mid, exp} (Lua compare-and-set).
-- `hist:<sid>` list of JSON entries, oldest first; `hist-idx` sorted set sid -> oldest
-  created_at, so the retention purge visits only sessions that have old entries.
-- `buf:<mid>` stream of answer events (entry id `<seq>-1`, fields s=seq, r=JSON record), all
-  the events of one upstream read added by one script call,
-  `bufm:<mid>` hash {sid, exp, last}, `sbuf:<sid>` set of the session's message ids (erasure).
-- `erased:<sid>` (a day): a deleted session; history and buffer appends for it are dropped, so
-  an answer still running on another worker cannot write it back.
-- A turn's first write (busy flag, Start event, question) and last write (final event, answer,
-  release) are one script each (`begin_turn`, `finish_turn`).
-- `workers` sorted set worker id -> lease expiry; `wt:<wid>` hash message id -> session id: the
-  running turns of that worker (core.leases, docs/turn-leases.md). `bufm:<mid>` field `fin`
-  marks a buffer that holds its final event: nothing more is appended to it.
+Keys (all under `prefix`, default "qp:"), with the hash tags that make every script run on one
+Redis Cluster slot (RedisKeys in store/redis_client.py; one Redis and Sentinel use the same):
+- `{rl}:rl:<key>` string: the GCRA theoretical arrival time, decided by ONE Lua script that
+  charges all the tiers of a request in one round trip; `{rl}:ct:<key>` hash {n, exp}:
+  fixed-window counters. All limit keys share the `{rl}` slot, so the tiers of one request
+  (ip, session, origin) stay one atomic script, exact across workers and instances; in a
+  cluster that slot's primary takes every limit decision (one script per request).
+- Per session, tag `{s:<sid>}`: `:sess` (JSON SessionRecord), `:busy` hash {mid, exp}
+  (compare-and-set), `:hist` list of JSON entries oldest first, `:buf:<mid>` stream of answer
+  events (entry id `<seq>-1`, fields s=seq, r=JSON record), `:bufm:<mid>` hash {sid, exp, last,
+  fin}, `:sbuf` set of the session's message ids (erasure), `:erased` (a day: appends for a
+  deleted session are dropped, so an answer still running elsewhere cannot write it back).
+  A turn's first write (busy flag, Start event, question) and last write (final event,
+  answer, release) are one script each on that slot (`begin_turn`, `finish_turn`).
+- `{m:<mid>}:sid` string: which session an answer belongs to, for readers that know only the
+  message id (resume); written by the batch of the turn's first write, cached in process.
+- `{h}:hist-idx` sorted set sid -> oldest created_at, so the retention purge visits only
+  sessions that have old entries; written before the history it indexes (same batch).
+- `{w}:workers` sorted set worker id -> lease expiry; `{w}:wt:<wid>` hash message id ->
+  session id: the running turns of that worker (core.leases, docs/turn-leases.md).
+- Writes to several slots (a turn's index, pointer and owner entries beside its session's
+  script) go as one pipeline (`_pipeline`): one round trip on one Redis, one per node in a
+  cluster; atomic per command, not across them (docs/topologies.md says what that means).
 
 Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
 live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"
@@ -39,7 +44,9 @@ seconds shifts its own limit decisions by d.
 
 Errors: connection refused/reset/timeouts and every error reply (OOM, READONLY, script errors)
 become StoreUnavailable; callers decide whether to fail open or closed (RATE_LIMIT_FAIL_MODE),
-and the app answers what is left with `503 store_unavailable`.
+and the app answers what is left with `503 store_unavailable`. In a cluster or behind Sentinel
+a write whose primary is gone is sent again until `failover_wait` (redis_client.open_client,
+_pipeline).
 """
 
 from __future__ import annotations
@@ -47,14 +54,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-import coredis
 import coredis.exceptions
-import coredis.retry
+import trio
+from coredis.tokens import PureToken
 
+from .. import metrics
 from ..core.limits import Decision, Rate, tolerance
+from ..core.redis_url import parse_redis_url
 from ._wakeups import LocalWakeups
 from .base import (
     ERASED_KEEP,
@@ -65,337 +75,44 @@ from .base import (
     SessionRecord,
     StoreUnavailable,
 )
+from .redis_client import RedisKeys, open_client, refresh_layout
+from .redis_scripts import SCRIPTS as _SCRIPTS
 
-# KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
-# -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.
-# %.17g round-trips a double exactly, so the Lua arithmetic equals core.limits.gcra bit for bit.
-_GCRA = """
-local now = tonumber(ARGV[1])
-local out = {}
-for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 4
-  local interval = tonumber(ARGV[a])
-  local burst = tonumber(ARGV[a + 1])
-  local count = tonumber(ARGV[a + 2])
-  local tolerance = tonumber(ARGV[a + 3])
-  local tat = tonumber(redis.call('GET', KEYS[i]))
-  local base = now
-  if tat ~= nil and tat >= now then base = tat end
-  local new_tat = base + interval
-  local allow_at = new_tat - burst
-  if allow_at > now + tolerance then
-    out[#out + 1] = {0, string.format('%.17g', allow_at - now), 0}
-    return out
-  end
-  local remaining = math.floor((now - allow_at + tolerance) / interval)
-  if remaining > count - 1 then remaining = count - 1 end
-  if remaining < 0 then remaining = 0 end
-  local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
-  redis.call('SET', KEYS[i], string.format('%.17g', new_tat), 'PX', ttl)
-  out[#out + 1] = {1, '0', remaining}
-end
-return out
-"""
-
-# KEYS: one ct key per counter. ARGV: now, then the ttl of each counter. -> the new values.
-_INCR = """
-local now = tonumber(ARGV[1])
-local out = {}
-for i = 1, #KEYS do
-  local v = redis.call('HMGET', KEYS[i], 'n', 'exp')
-  local n = tonumber(v[1])
-  local exp = tonumber(v[2])
-  if n == nil or exp == nil or exp <= now then
-    n = 0
-    exp = now + tonumber(ARGV[i + 1])
-  end
-  n = n + 1
-  redis.call('HSET', KEYS[i], 'n', n, 'exp', string.format('%.17g', exp))
-  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil((exp - now) * 1000)))
-  out[i] = n
-end
-return out
-"""
-
-_ACQUIRE = """
-local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
-local now = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-if v[1] and tonumber(v[2]) > now then return 0 end
-redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + ttl))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(ttl * 1000)))
-return 1
-"""
-
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_HIST_APPEND = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[1])
-return 0
-"""
-
-# Rewrites one session's list without entries older than ARGV[1]; keeps the index exact.
-_HIST_PURGE_ONE = """
-local before = tonumber(ARGV[1])
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local kept = {}
-local removed = 0
-local oldest = nil
-for _, raw in ipairs(items) do
-  local c = tonumber(cjson.decode(raw)['c'])
-  if c < before then
-    removed = removed + 1
-  else
-    kept[#kept + 1] = raw
-    if oldest == nil or c < oldest then oldest = c end
-  end
-end
-if removed > 0 then
-  redis.call('DEL', KEYS[1])
-  for i = 1, #kept do redis.call('RPUSH', KEYS[1], kept[i]) end
-end
-if oldest == nil then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-else
-  redis.call('ZADD', KEYS[2], string.format('%.17g', oldest), ARGV[2])
-end
-return removed
-"""
-
-_DELETE_SESSION = """
-local p = ARGV[1]
-local sid = ARGV[2]
-local mids = redis.call('SMEMBERS', p .. 'sbuf:' .. sid)
-for _, mid in ipairs(mids) do
-  redis.call('DEL', p .. 'buf:' .. mid, p .. 'bufm:' .. mid)
-end
-redis.call('DEL', p .. 'sess:' .. sid, p .. 'hist:' .. sid, p .. 'busy:' .. sid,
-           p .. 'sbuf:' .. sid)
-redis.call('ZREM', p .. 'hist-idx', sid)
-redis.call('SET', p .. 'erased:' .. sid, '1', 'EX', ARGV[3])
-return #mids
-"""
-
-# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, fin (1: the last event is final),
-# then seq, record of each event.
-# -> the last seq added, -1 when nothing was (erased session, ended answer, or only replays).
-# Mirrors core.turn_buffer.appendable; the fin flag caches core.events.is_final_record.
-_BUF_APPEND = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
-local m = redis.call('HMGET', KEYS[1], 'last', 'fin')
-if m[2] == '1' then return -1 end
-local last = tonumber(m[1])
-local added = nil
-for i = 6, #ARGV, 2 do
-  local seq = tonumber(ARGV[i])
-  if last == nil or seq > last then
-    redis.call('XADD', KEYS[2], ARGV[i] .. '-1', 's', ARGV[i], 'r', ARGV[i + 1])
-    last = seq
-    added = ARGV[i]
-  end
-end
-if added == nil then return -1 end
-redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'exp', ARGV[2], 'last', added)
-if ARGV[5] == '1' and tonumber(added) == tonumber(ARGV[#ARGV - 1]) then
-  redis.call('HSET', KEYS[1], 'fin', '1')
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
-return last
-"""
-
-# The first and the last write of a turn (TurnRunner), each one script call.
-# KEYS: busy, bufm, buf, sbuf, erased, hist, hist-idx, wt:<owner>, workers.
-# ARGV: mid, sid, now, busy_ttl, buffer exp, buffer ttl_ms, oldest history c, #history,
-#       owner ('' for none), the history items, then seq, record of each event.
-_BUF_ADD = """
-local function buf_add(first, last, shift)
-  -- the events ARGV[first..] (seq, record pairs), their seqs moved by `shift`, that are
-  -- above `last` (the others are replays); -> the new last, whether any was added
-  local added = false
-  for i = first, #ARGV, 2 do
-    local seq = tonumber(ARGV[i]) + shift
-    if last == nil or seq > last then
-      redis.call('XADD', KEYS[3], seq .. '-1', 's', seq, 'r', ARGV[i + 1])
-      last = seq
-      added = true
-    end
-  end
-  if added then
-    redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'exp', ARGV[5], 'last', last)
-    redis.call('PEXPIRE', KEYS[2], ARGV[6])
-    redis.call('PEXPIRE', KEYS[3], ARGV[6])
-    redis.call('SADD', KEYS[4], ARGV[1])
-    if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[6]) then
-      redis.call('PEXPIRE', KEYS[4], ARGV[6])
-    end
-  end
-  return last, added
-end
-local function hist_add()
-  local n = tonumber(ARGV[8])
-  if n == 0 then return end
-  for i = 10, 9 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
-  redis.call('ZADD', KEYS[7], 'LT', ARGV[7], ARGV[2])
-end
-"""
-
-# -> -2 busy (nothing written), -1 acquired (nothing appended: erased), else the last seq added.
-_BEGIN = (
-    _BUF_ADD
-    + """
-local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
-local now = tonumber(ARGV[3])
-if v[1] and tonumber(v[2]) > now then return -2 end
-local busy_ttl = tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
-if ARGV[9] ~= '' then  -- the turn's owner: its lease exists even before its first renewal
-  redis.call('HSET', KEYS[8], ARGV[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[8], 86400000)
-  redis.call('ZADD', KEYS[9], 'NX', string.format('%.17g', now + busy_ttl), ARGV[9])
-end
-if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
-local last0 = tonumber(redis.call('HGET', KEYS[2], 'last'))
-local last, added = buf_add(10 + tonumber(ARGV[8]), last0, 0)
-hist_add()
-if added then return last end
-return -1
-"""
+# A primary gone (a failover under way): a batch is sent again (RedisStore._pipeline).
+_FAILOVER: tuple[type[BaseException], ...] = (
+    coredis.exceptions.ConnectionError,
+    coredis.exceptions.ClusterDownError,
+    coredis.exceptions.TryAgainError,
+    coredis.exceptions.ReadOnlyError,
+    coredis.exceptions.PrimaryNotFoundError,
+    TimeoutError,
+    OSError,
 )
-
-# -> {last seq added or -1, {seq, record, ...} of the buffer from the first given seq on when
-#    it already held some (see Store.finish_turn), else {}}.
-# Mirrors core.turn_buffer.finish_outcome (tests/unit/test_store_differential.py compares).
-_FINISH = (
-    _BUF_ADD
-    + """
-if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if ARGV[9] ~= '' then redis.call('HDEL', KEYS[8], ARGV[1]) end
-if redis.call('EXISTS', KEYS[5]) == 1 then return {-1, {}} end
-local first = 10 + tonumber(ARGV[8])
-if first > #ARGV then return {-1, {}} end
-local m = redis.call('HMGET', KEYS[2], 'last', 'fin')
-local last = tonumber(m[1])
-local seq0 = tonumber(ARGV[first])
-if last ~= nil and last < seq0 and m[2] == '1' then
-  -- ended by another worker (an orphan): keep that end
-  local e = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
-  local f = e[2]
-  local seq, rec
-  for i = 1, #f, 2 do
-    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
-  end
-  return {-1, {seq, rec}}
-end
-if last == nil or last < seq0 then
-  local new_last, added = buf_add(first, last, 0)
-  if added then redis.call('HSET', KEYS[2], 'fin', '1') end
-  hist_add()
-  if added then return {new_last, {}} end
-  return {-1, {}}
-end
-local known = {}
-for _, e in ipairs(redis.call('XRANGE', KEYS[3], seq0 .. '-0', '+')) do
-  local f = e[2]
-  local seq, rec
-  for i = 1, #f, 2 do
-    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
-  end
-  known[#known + 1] = seq
-  known[#known + 1] = rec
-  local kind = cjson.decode(rec)['type']
-  if kind == 'end' or kind == 'error' then return {-1, known} end
-end
--- none of them is final: the given events go after the buffer's last one
-local shift = last + 1 - seq0
-for i = first, #ARGV, 2 do
-  known[#known + 1] = tostring(tonumber(ARGV[i]) + shift)
-  known[#known + 1] = ARGV[i + 1]
-end
-local new_last = buf_add(first, last, shift)
-redis.call('HSET', KEYS[2], 'fin', '1')
-hist_add()
-return {new_last, known}
-"""
-)
-
-# KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
-_BUF_READ = """
-local m = redis.call('HMGET', KEYS[1], 'sid', 'exp')
-if not m[1] or tonumber(m[2]) <= tonumber(ARGV[1]) then return false end
-local out = {}
-for _, e in ipairs(redis.call('XRANGE', KEYS[2], ARGV[2], '+')) do
-  local f = e[2]
-  local seq, rec
-  for i = 1, #f, 2 do
-    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
-  end
-  out[#out + 1] = seq
-  out[#out + 1] = rec
-end
-return {m[1], out}
-"""
-
-# KEYS: workers, wt:<wid>. ARGV: wid, lease exp, ttl_ms, prefix, then sid, mid of each turn.
-# -> the mids the worker no longer owns.
-_RENEW = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], 86400000)
-local lost = {}
-for i = 5, #ARGV, 2 do
-  local sid, mid = ARGV[i], ARGV[i + 1]
-  if redis.call('HEXISTS', KEYS[2], mid) == 0 then
-    lost[#lost + 1] = mid
-  else
-    local busy = ARGV[4] .. 'busy:' .. sid
-    if redis.call('HGET', busy, 'mid') == mid then
-      redis.call('HSET', busy, 'exp', ARGV[2])
-      redis.call('PEXPIRE', busy, ARGV[3])
-    end
-  end
-end
-return lost
-"""
-
-# KEYS: workers. ARGV: now, limit, prefix. -> {wid, sid, mid, ...} of the turns of lapsed
-# workers; lapsed workers without turns are removed.
-_LAPSED = """
-local out = {}
-local n = 0
-local limit = tonumber(ARGV[2])
-for _, wid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  local owned = redis.call('HGETALL', ARGV[3] .. 'wt:' .. wid)
-  if #owned == 0 then
-    redis.call('ZREM', KEYS[1], wid)
-  else
-    for i = 1, #owned, 2 do
-      if n >= limit then return out end
-      out[#out + 1] = wid
-      out[#out + 1] = owned[i + 1]
-      out[#out + 1] = owned[i]
-      n = n + 1
-    end
-  end
-end
-return out
-"""
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # includes BusyLoadingError and ProtocolError
+    coredis.exceptions.ReadOnlyError,
+    # a cluster between layouts (failover in progress, nodes disagreeing, a slot without a
+    # primary) or Sentinel without a primary to name
+    coredis.exceptions.RedisClusterError,
+    coredis.exceptions.SentinelError,
     # every error reply: OOM under maxmemory/noeviction, READONLY, a failing script, MISCONF
     # (a failed background save): the store cannot do what was asked
     coredis.exceptions.RedisError,
     TimeoutError,
     OSError,
 )
+
+
+_LT = PureToken.LT
+_NX = PureToken.NX
+_SID_CACHE = 65_536  # message -> session pairs kept in process
+# A message's pointer key (message id -> session id) is written once a day by a process that
+# appends to its buffer, and lives as long as the buffer once the answer has ended.
+_PTR_KEEP = ERASED_KEEP
+
+
+_CAUGHT: tuple[type[BaseException], ...] = (coredis.exceptions.RedisError, *_UNAVAILABLE)
 
 
 def _f(x: float) -> str:
@@ -413,6 +130,22 @@ def _history_item(e: HistoryEntry) -> str:
     return json.dumps(item)
 
 
+class _Batch:
+    """Commands to send together (see RedisStore._pipeline); each result is the one item of the
+    list its queueing call returns, once the batch has run."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, tuple[Any, ...], dict[str, Any], list[Any]]] = []
+
+    def add(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        out: list[Any] = []
+        self.queued.append((method, args, kwargs, out))
+        return out
+
+    def script(self, name: str, keys: list[str], args: list[str | int]) -> list[Any]:
+        return self.add("", name, keys, args)
+
+
 class RedisStore:
     name = "redis"
     keeps_history = True
@@ -427,48 +160,50 @@ class RedisStore:
         block_seconds: float = 4.0,
         connect_timeout: float = 2.0,
         stream_timeout: float = 5.0,
+        failover_wait: float = 10.0,
     ) -> None:
         self.url = url
+        self.failover_wait = failover_wait  # cluster/Sentinel: see redis_client.open_client
         self.prefix = prefix
+        self.keys = RedisKeys(prefix)
+        self._kind = parse_redis_url(url).kind
         self._block_ms = _ms(block_seconds)
-        common: dict[str, Any] = {
-            "decode_responses": True,
-            "connect_timeout": connect_timeout,
-            "retry_policy": coredis.retry.ConstantRetryPolicy(
-                (coredis.exceptions.ConnectionError,), retries=1, delay=0.01
-            ),
-        }
-        self._client: coredis.Redis[str] = coredis.Redis.from_url(
-            url, max_connections=max_connections, stream_timeout=stream_timeout, **common
-        )
+        self._pool_args = (max_connections, blocking_connections, connect_timeout, stream_timeout)
+        self._client: Any = None
         # XREAD BLOCK holds its connection for the whole wait: a pool of its own, so waiting
         # readers can never starve limit decisions of connections.
-        self._blocking: coredis.Redis[str] = coredis.Redis.from_url(
-            url, max_connections=blocking_connections, **common
-        )
-        self._gcra = self._client.register_script(_GCRA)
-        self._incr = self._client.register_script(_INCR)
-        self._acquire = self._client.register_script(_ACQUIRE)
-        self._release = self._client.register_script(_RELEASE)
-        self._hist_append = self._client.register_script(_HIST_APPEND)
-        self._hist_purge_one = self._client.register_script(_HIST_PURGE_ONE)
-        self._delete_session = self._client.register_script(_DELETE_SESSION)
-        self._buf_append = self._client.register_script(_BUF_APPEND)
-        self._buf_read = self._client.register_script(_BUF_READ)
-        self._begin = self._client.register_script(_BEGIN)
-        self._finish = self._client.register_script(_FINISH)
-        self._renew = self._client.register_script(_RENEW)
-        self._lapsed = self._client.register_script(_LAPSED)
+        self._blocking: Any = None
+        # message id -> session id of the answers this process has seen (immutable pairs), so a
+        # buffer is found without asking the pointer key again; and when it wrote the pointer.
+        self._sids: OrderedDict[str, str] = OrderedDict()
+        self._pointed: OrderedDict[str, float] = OrderedDict()
         self._wakeups = LocalWakeups()
         self._stack: contextlib.AsyncExitStack | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> RedisStore:
+        max_conn, blocking, connect, stream = self._pool_args
         async with contextlib.AsyncExitStack() as stack:
             # Entering does not connect: a Redis that is down at start-up makes the store
             # degraded (ping fails), not the process dead.
-            await stack.enter_async_context(self._client)
-            await stack.enter_async_context(self._blocking)
+            self._client = await stack.enter_async_context(
+                open_client(
+                    self.url,
+                    max_connections=max_conn,
+                    stream_timeout=stream,
+                    connect_timeout=connect,
+                    failover_wait=self.failover_wait,
+                )
+            )
+            self._blocking = await stack.enter_async_context(
+                open_client(
+                    self.url,
+                    max_connections=blocking,
+                    stream_timeout=None,
+                    connect_timeout=connect,
+                    failover_wait=self.failover_wait,
+                )
+            )
             self._stack = stack.pop_all()
         return self
 
@@ -488,8 +223,102 @@ class RedisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
 
-    def _k(self, kind: str, name: str) -> str:
-        return f"{self.prefix}{kind}:{name}"
+    async def _run(self, name: str, keys: list[str], args: list[str | int]) -> Any:
+        text, sha = _SCRIPTS[name]
+        try:
+            return await self._client.evalsha(sha, keys=keys, args=args)
+        except coredis.exceptions.NoScriptError:
+            # this node has not seen it (first use, restart, a promoted replica): EVAL caches it
+            return await self._client.eval(text, keys=keys, args=args)
+
+    @contextlib.asynccontextmanager
+    async def _pipeline(self) -> AsyncIterator[_Batch]:
+        """Commands sent together. Not a transaction: on one Redis one round trip, in order; in
+        a cluster one batch per node, nodes in the order of their first command. Each command
+        is atomic on its own. Scripts go as EVALSHA (coredis' own pipeline script loading asks
+        every node and fails while one is down, so it is not used). In a cluster or behind
+        Sentinel a batch that fails because a primary is gone is sent again, whole, until
+        `failover_wait` has passed (coredis retries single commands, not pipelines): every
+        batch the store sends is idempotent, but for append_history's entries."""
+        batch = _Batch()
+        yield batch
+        deadline = trio.current_time() + self.failover_wait
+        while True:
+            try:
+                await self._send(batch)
+                return
+            except _FAILOVER:
+                if self._kind == "single" or trio.current_time() >= deadline:
+                    raise
+            metrics.store_failover_retry()
+            await trio.sleep(0.25)  # a retry interval while a replica is promoted
+            if self._kind == "cluster":
+                await refresh_layout(self._client)
+
+    async def _send(self, batch: _Batch) -> None:
+        if len(batch.queued) == 1 and not batch.queued[0][0]:  # one script: no pipeline
+            _, args, _, out = batch.queued[0]
+            out[:] = [await self._run(*args)]
+            return
+        reqs = []
+        async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
+            for method, args, kwargs, _ in batch.queued:
+                if method:
+                    reqs.append(getattr(pipe, method)(*args, **kwargs))
+                else:
+                    name, keys, argv = args
+                    reqs.append(pipe.evalsha(_SCRIPTS[name][1], keys=keys, args=argv))
+        results: list[Any] = []
+        for req, (method, args, _, _) in zip(reqs, batch.queued, strict=True):
+            try:
+                result = await req
+            except _CAUGHT as exc:
+                result = exc
+            if isinstance(result, coredis.exceptions.NoScriptError) and not method:
+                try:
+                    result = await self._run(*args)
+                except _CAUGHT as exc:
+                    result = exc
+            results.append(result)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        for (_, _, _, out), result in zip(batch.queued, results, strict=True):
+            out[:] = [result]
+
+    def _remember(self, message_id: str, session_id: str) -> None:
+        self._sids[message_id] = session_id
+        self._sids.move_to_end(message_id)
+        while len(self._sids) > _SID_CACHE:
+            self._sids.popitem(last=False)
+
+    def _pointer_due(self, message_id: str, now: float) -> bool:
+        """Whether this process should (re)write the message's pointer key."""
+        at = self._pointed.get(message_id)
+        if at is not None and now - at < _PTR_KEEP / 2:
+            return False
+        self._pointed[message_id] = now
+        self._pointed.move_to_end(message_id)
+        while len(self._pointed) > _SID_CACHE:
+            self._pointed.popitem(last=False)
+        return True
+
+    @contextlib.contextmanager
+    def _pointer_unsure(self, message_id: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._pointed.pop(message_id, None)  # written or not: write it again next time
+            raise
+
+    async def _session_of(self, message_id: str) -> str | None:
+        sid = self._sids.get(message_id)
+        if sid is None:
+            with self._errors():
+                sid = await self._client.get(self.keys.pointer(message_id))
+            if sid is not None:
+                self._remember(message_id, sid)
+        return sid
 
     # -- rate limits and counters -------------------------------------------------------------
     async def hit(self, key: str, rate: Rate, now: float) -> Decision:
@@ -502,7 +331,7 @@ class RedisStore:
         for _, rate in hits:
             args += [_f(rate.interval), _f(rate.period), rate.count, _f(tolerance(rate))]
         with self._errors():
-            reply: Any = await self._gcra(keys=[self._k("rl", key) for key, _ in hits], args=args)
+            reply: Any = await self._run("gcra", [self.keys.rl(key) for key, _ in hits], args)
         return [
             Decision(bool(int(allowed)), float(retry_after), int(remaining))
             for allowed, retry_after, remaining in reply
@@ -515,9 +344,10 @@ class RedisStore:
         if not counters:
             return []
         with self._errors():
-            reply: Any = await self._incr(
-                keys=[self._k("ct", key) for key, _ in counters],
-                args=[_f(now), *(_f(ttl) for _, ttl in counters)],
+            reply: Any = await self._run(
+                "incr",
+                [self.keys.ct(key) for key, _ in counters],
+                [_f(now), *(_f(ttl) for _, ttl in counters)],
             )
         return [int(n) for n in reply]
 
@@ -534,14 +364,14 @@ class RedisStore:
         )
         with self._errors():
             await self._client.set(
-                self._k("sess", record.session_id),
+                self.keys.s(record.session_id, "sess"),
                 data,
                 px=_ms(record.expires_at - record.created_at),
             )
 
     async def get_session(self, session_id: str, now: float) -> SessionRecord | None:
         with self._errors():
-            raw = await self._client.get(self._k("sess", session_id))
+            raw = await self._client.get(self.keys.s(session_id, "sess"))
         if raw is None:
             return None
         d = json.loads(raw)
@@ -552,33 +382,38 @@ class RedisStore:
         )
 
     async def delete_session(self, session_id: str) -> None:
+        k = self.keys
         with self._errors():
-            await self._delete_session(keys=[], args=[self.prefix, session_id, int(ERASED_KEEP)])
+            async with self._pipeline() as pipe:
+                pipe.script(
+                    "delete_session",
+                    [k.s(session_id, n) for n in ("sess", "hist", "busy", "sbuf", "erased")],
+                    [k.session(session_id), int(ERASED_KEEP)],
+                )
+                pipe.add("zrem", k.hist_idx, [session_id])
         self._wakeups.session_deleted(session_id)
 
     # -- one answer in flight per session -----------------------------------------------------
     async def acquire_turn(self, session_id: str, message_id: str, ttl: float, now: float) -> bool:
         with self._errors():
-            ok: Any = await self._acquire(
-                keys=[self._k("busy", session_id)], args=[message_id, _f(now), _f(ttl)]
+            ok: Any = await self._run(
+                "acquire", [self.keys.s(session_id, "busy")], [message_id, _f(now), _f(ttl)]
             )
         return bool(int(ok))
 
     async def release_turn(self, session_id: str, message_id: str) -> None:
         with self._errors():
-            await self._release(keys=[self._k("busy", session_id)], args=[message_id])
+            await self._run("release", [self.keys.s(session_id, "busy")], [message_id])
 
-    def _turn_keys(self, session_id: str, message_id: str, owner: str) -> list[str]:
+    def _turn_keys(self, session_id: str, message_id: str) -> list[str]:
+        k = self.keys
         return [
-            self._k("busy", session_id),
-            self._k("bufm", message_id),
-            self._k("buf", message_id),
-            self._k("sbuf", session_id),
-            self._k("erased", session_id),
-            self._k("hist", session_id),
-            self.prefix + "hist-idx",
-            self._k("wt", owner),
-            self.prefix + "workers",
+            k.s(session_id, "busy"),
+            k.bufm(session_id, message_id),
+            k.buf(session_id, message_id),
+            k.s(session_id, "sbuf"),
+            k.s(session_id, "erased"),
+            k.s(session_id, "hist"),
         ]
 
     def _turn_args(
@@ -609,6 +444,13 @@ class RedisStore:
             args += [seq, json.dumps(record, separators=(",", ":"))]
         return args
 
+    def _index(self, pipe: _Batch, session_id: str, history: Sequence[HistoryEntry]) -> None:
+        # Queued before the write it indexes: a session in the index without old entries is
+        # harmless (the purge drops it), the converse would keep history past retention.
+        if history:
+            oldest = min(e.created_at for e in history)
+            pipe.add("zadd", self.keys.hist_idx, {session_id: oldest}, comparison=_LT)
+
     async def begin_turn(
         self,
         session_id: str,
@@ -624,12 +466,25 @@ class RedisStore:
         args = self._turn_args(
             session_id, message_id, events, history, busy_ttl, buffer_ttl, now, owner
         )
-        keys = self._turn_keys(session_id, message_id, owner)
-        with self._errors():
-            last: Any = await self._begin(keys=keys, args=args)
-        if int(last) >= 0:
-            self._wakeups.appended(message_id, session_id, int(last), now + buffer_ttl, now)
-        return int(last) != -2
+        k = self.keys
+        self._remember(message_id, session_id)
+        with self._errors(), self._pointer_unsure(message_id):
+            async with self._pipeline() as pipe:
+                if self._pointer_due(message_id, now):
+                    pipe.add("set", k.pointer(message_id), session_id, px=_ms(_PTR_KEEP))
+                self._index(pipe, session_id, history)
+                if owner:
+                    # the turn's owner: its lease exists even before its first renewal
+                    pipe.add("hset", k.wt(owner), {message_id: session_id})
+                    pipe.add("pexpire", k.wt(owner), 86_400_000)
+                    pipe.add("zadd", k.workers, {owner: now + busy_ttl}, condition=_NX)
+                begun = pipe.script("begin", self._turn_keys(session_id, message_id), args)
+            last = int(begun[0])
+            if last == -2 and owner:  # busy: the turn does not exist, nor does its ownership
+                await self._client.hdel(k.wt(owner), [message_id])
+        if last >= 0:
+            self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
+        return last != -2
 
     async def finish_turn(
         self,
@@ -643,9 +498,17 @@ class RedisStore:
         owner: str = "",
     ) -> list[tuple[int, dict[str, Any]]] | None:
         args = self._turn_args(session_id, message_id, events, history, 0.0, buffer_ttl, now, owner)
-        keys = self._turn_keys(session_id, message_id, owner)
+        k = self.keys
+        self._remember(message_id, session_id)
         with self._errors():
-            reply: Any = await self._finish(keys=keys, args=args)
+            async with self._pipeline() as pipe:
+                self._index(pipe, session_id, history)
+                finished = pipe.script("finish", self._turn_keys(session_id, message_id), args)
+                if owner:
+                    pipe.add("hdel", k.wt(owner), [message_id])
+                if events:  # the pointer lives as long as the buffer after its last event
+                    pipe.add("set", k.pointer(message_id), session_id, px=_ms(buffer_ttl))
+            reply: Any = finished[0]
         last, flat = int(reply[0]), reply[1]
         if last >= 0:
             self._wakeups.appended(message_id, session_id, last, now + buffer_ttl, now)
@@ -657,19 +520,28 @@ class RedisStore:
     async def renew_worker(
         self, worker_id: str, turns: Sequence[tuple[str, str]], ttl: float, now: float
     ) -> list[str]:
-        args: list[str | int] = [worker_id, _f(now + ttl), _ms(ttl), self.prefix]
-        for session_id, message_id in turns:
-            args += [session_id, message_id]
+        """The lease and the worker's turn list are one script (the `{w}` slot); each busy flag
+        is extended by a script of its own session's slot, in the same pipeline: atomic per
+        session, not across sessions (a flag extended for a turn found lost in the same call is
+        a flag its orphan sweep releases)."""
+        k = self.keys
+        exp = _f(now + ttl)
         with self._errors():
-            lost: Any = await self._renew(
-                keys=[self.prefix + "workers", self._k("wt", worker_id)], args=args
-            )
+            async with self._pipeline() as pipe:
+                renewed = pipe.script(
+                    "renew",
+                    [k.workers, k.wt(worker_id)],
+                    [worker_id, exp, *(mid for _, mid in turns)],
+                )
+                for session_id, message_id in turns:
+                    pipe.script("extend", [k.s(session_id, "busy")], [message_id, exp, _ms(ttl)])
+            lost: Any = renewed[0]
         return [str(mid) for mid in lost]
 
     async def lapsed_turns(self, now: float, limit: int = 100) -> list[OwnedTurn]:
         with self._errors():
-            flat: Any = await self._lapsed(
-                keys=[self.prefix + "workers"], args=[_f(now), limit, self.prefix]
+            flat: Any = await self._run(
+                "lapsed", [self.keys.workers], [_f(now), limit, self.keys.wt_prefix]
             )
         return [
             OwnedTurn(str(flat[i]), str(flat[i + 1]), str(flat[i + 2]))
@@ -680,32 +552,36 @@ class RedisStore:
     async def append_history(self, session_id: str, entries: Sequence[HistoryEntry]) -> None:
         if not entries:
             return
-        items = [_history_item(e) for e in entries]
-        oldest = min(e.created_at for e in entries)
+        k = self.keys
         with self._errors():
-            await self._hist_append(
-                keys=[
-                    self._k("hist", session_id),
-                    self.prefix + "hist-idx",
-                    self._k("erased", session_id),
-                ],
-                args=[session_id, _f(oldest), *items],
-            )
+            async with self._pipeline() as pipe:
+                self._index(pipe, session_id, entries)
+                pipe.script(
+                    "hist_append",
+                    [k.s(session_id, "hist"), k.s(session_id, "erased")],
+                    [_history_item(e) for e in entries],
+                )
 
     async def history(self, session_id: str, limit: int = 200) -> list[HistoryEntry]:
         if limit <= 0:
             return []
         with self._errors():
-            raws = await self._client.lrange(self._k("hist", session_id), -limit, -1)
+            raws = await self._client.lrange(self.keys.s(session_id, "hist"), -limit, -1)
         out = []
         for raw in raws:
             d = json.loads(raw)
             out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"], bool(d.get("i"))))
         return out
 
+    async def _purge_one(self, session_id: str, before: float) -> tuple[int, str | None]:
+        reply: Any = await self._run(
+            "hist_purge_one", [self.keys.s(session_id, "hist")], [_f(before)]
+        )
+        return int(reply[0]), (str(reply[1]) if reply[1] else None)
+
     async def purge_history(self, before: float) -> int:
         removed = 0
-        index = self.prefix + "hist-idx"
+        index = self.keys.hist_idx
         with self._errors():
             while True:
                 # Each visited session leaves the range (removed, or its score moves to an entry
@@ -717,11 +593,19 @@ class RedisStore:
                 )
                 if not sids:
                     return removed
-                for sid in sids:
-                    n: Any = await self._hist_purge_one(
-                        keys=[self._k("hist", str(sid)), index], args=[_f(before), str(sid)]
-                    )
-                    removed += int(n)
+                for sid in map(str, sids):
+                    n, oldest = await self._purge_one(sid, before)
+                    removed += n
+                    if oldest is not None:
+                        await self._client.zadd(index, {sid: float(oldest)})
+                        continue
+                    # The list and the index are in different slots: an entry appended between
+                    # the purge and this removal is looked for again and re-indexed.
+                    await self._client.zrem(index, [sid])
+                    n, oldest = await self._purge_one(sid, before)
+                    removed += n
+                    if oldest is not None:
+                        await self._client.zadd(index, {sid: float(oldest)}, comparison=_LT)
 
     # -- answer buffers (resume) --------------------------------------------------------------
     async def buffer_append(
@@ -738,25 +622,38 @@ class RedisStore:
         args: list[str | int] = [session_id, _f(now + ttl), _ms(ttl), message_id, fin]
         for seq, record in events:
             args += [seq, json.dumps(record, separators=(",", ":"))]
-        with self._errors():
-            last: Any = await self._buf_append(
-                keys=[
-                    self._k("bufm", message_id),
-                    self._k("buf", message_id),
-                    self._k("sbuf", session_id),
-                    self._k("erased", session_id),
-                ],
-                args=args,
-            )
+        k = self.keys
+        self._remember(message_id, session_id)
+        with self._errors(), self._pointer_unsure(message_id):
+            async with self._pipeline() as pipe:
+                if self._pointer_due(message_id, now):
+                    ptr = k.pointer(message_id)
+                    pipe.add("set", ptr, session_id, px=_ms(max(ttl, _PTR_KEEP)))
+                appended = pipe.script(
+                    "buf_append",
+                    [
+                        k.bufm(session_id, message_id),
+                        k.buf(session_id, message_id),
+                        k.s(session_id, "sbuf"),
+                        k.s(session_id, "erased"),
+                    ],
+                    args,
+                )
+            last: Any = appended[0]
         if int(last) >= 0:
             self._wakeups.appended(message_id, session_id, int(last), now + ttl, now)
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         first = f"{after + 1}-0" if after >= -1 else "-"
+        session_id = await self._session_of(message_id)
+        if session_id is None:
+            return None
+        k = self.keys
         with self._errors():
-            reply: Any = await self._buf_read(
-                keys=[self._k("bufm", message_id), self._k("buf", message_id)],
-                args=[_f(now), first],
+            reply: Any = await self._run(
+                "buf_read",
+                [k.bufm(session_id, message_id), k.buf(session_id, message_id)],
+                [_f(now), first],
             )
         if not reply:
             return None
@@ -769,15 +666,27 @@ class RedisStore:
         if local is not None:
             await local.wait()
             return
+        session_id = await self._session_of(message_id)
+        if session_id is None:
+            return  # no such buffer: the caller's next read says so
         # Written by another worker: block on the stream from the last id seen. XREAD BLOCK
         # returns as soon as an entry after that id exists (including one appended between the
         # caller's read and this call), or after block_seconds (spurious, allowed).
         last_id = f"{after}-1" if after >= 0 else "0-0"
         with self._errors():
             await self._blocking.xread(
-                {self._k("buf", message_id): last_id}, count=1, block=self._block_ms
+                {self.keys.buf(session_id, message_id): last_id}, count=1, block=self._block_ms
             )
 
     async def ping(self) -> None:
-        with self._errors():
-            await self._client.ping()
+        """In a cluster every primary must answer. Bounded: a failover under way shows as a
+        failed check at once (/health degraded), not as a health check waiting it out."""
+        with trio.move_on_after(self._pool_args[2]) as bound:
+            try:
+                await self._client.ping()
+            except Exception as exc:  # a health check: whatever fails, the store is not there
+                if self._kind == "cluster":  # the next check asks the nodes a fresh layout has
+                    await refresh_layout(self._client)
+                raise StoreUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
+        if bound.cancelled_caught:
+            raise StoreUnavailable(f"Redis: no answer to PING within {self._pool_args[2]:g} s")

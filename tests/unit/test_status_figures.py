@@ -23,9 +23,7 @@ def reading(t: float, turns_ok: float, turns_failed: float = 0, **extra: float) 
         ("quartproxy_rejections_total", {"reason": "origin", "tier": "", "origin": "x"}, 0),
     ]
     for le, count in extra.get("buckets", ()):  # type: ignore[attr-defined]
-        samples.append(
-            ("quartproxy_chat_time_to_first_token_seconds_bucket", {"le": le}, count)
-        )
+        samples.append(("quartproxy_chat_time_to_first_token_seconds_bucket", {"le": le}, count))
     return point(t, samples)
 
 

@@ -1,4 +1,5 @@
-"""One contract, three backends: memory, SQLite (real files) and Redis (a real redis-server).
+"""One contract, three backends: memory, SQLite (real files) and Redis (a real redis-server; and,
+marked `cluster`, a real 3+3 Redis Cluster and a Sentinel-managed primary: tests/redis_server.py).
 
 `open_backend()` opens a store on the test's backend; for SQLite and Redis a second call opens a
 second, independent client on the SAME data (another file handle / another connection pool), so
@@ -22,13 +23,23 @@ from quartproxy.core.limits import Rate, gcra
 from quartproxy.store import HistoryEntry, MemoryStore, SessionRecord, Store
 from quartproxy.store.redis import RedisStore
 from quartproxy.store.sqlite import SqliteStore
-from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
+from tests.redis_server import (  # noqa: F401 (fixtures)
+    redis_server,
+)
 
 OpenBackend = Callable[[], contextlib.AbstractAsyncContextManager[Store]]
 NOW = 1_700_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        "redis",
+        pytest.param("redis-cluster", marks=pytest.mark.cluster),
+        pytest.param("redis-sentinel", marks=pytest.mark.cluster),
+    ]
+)
 def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> OpenBackend:
     if request.param == "memory":
         shared = MemoryStore()
@@ -47,12 +58,15 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> OpenBackend:
                 yield s
 
         return sqlite
-    server: RedisServer = request.getfixturevalue("redis_server")
+    fixture = {"redis": "redis_server", "redis-cluster": "redis_cluster"}.get(
+        request.param, "redis_sentinel"
+    )
+    url: str = request.getfixturevalue(fixture).url
     prefix = f"t{uuid.uuid4().hex[:12]}:"  # each test its own key space on the shared server
 
     @contextlib.asynccontextmanager
     async def redis() -> AsyncIterator[Store]:
-        async with RedisStore(server.url, prefix=prefix, block_seconds=30) as s:
+        async with RedisStore(url, prefix=prefix, block_seconds=30) as s:
             yield s
 
     return redis

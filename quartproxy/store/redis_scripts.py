@@ -1,0 +1,348 @@
+"""The Lua scripts of the Redis store (store/redis.py), each run by EVALSHA on one hash slot.
+
+Every script touches only the keys it is given, or keys it computes that carry the same hash
+tag (same slot): so each runs atomically on one Redis Cluster node. Keys and their tags:
+store/redis_client.py (RedisKeys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# KEYS: one rl key per tier. ARGV: now, then interval, burst, count, tolerance of each tier.
+# -> {allowed, retry_after, remaining} per tier charged, stopping after the first refusal.
+# %.17g round-trips a double exactly, so the Lua arithmetic equals core.limits.gcra bit for bit.
+_GCRA = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 4
+  local interval = tonumber(ARGV[a])
+  local burst = tonumber(ARGV[a + 1])
+  local count = tonumber(ARGV[a + 2])
+  local tolerance = tonumber(ARGV[a + 3])
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  local base = now
+  if tat ~= nil and tat >= now then base = tat end
+  local new_tat = base + interval
+  local allow_at = new_tat - burst
+  if allow_at > now + tolerance then
+    out[#out + 1] = {0, string.format('%.17g', allow_at - now), 0}
+    return out
+  end
+  local remaining = math.floor((now - allow_at + tolerance) / interval)
+  if remaining > count - 1 then remaining = count - 1 end
+  if remaining < 0 then remaining = 0 end
+  local ttl = math.max(1, math.ceil((new_tat - now) * 1000))
+  redis.call('SET', KEYS[i], string.format('%.17g', new_tat), 'PX', ttl)
+  out[#out + 1] = {1, '0', remaining}
+end
+return out
+"""
+
+# KEYS: one ct key per counter. ARGV: now, then the ttl of each counter. -> the new values.
+_INCR = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'n', 'exp')
+  local n = tonumber(v[1])
+  local exp = tonumber(v[2])
+  if n == nil or exp == nil or exp <= now then
+    n = 0
+    exp = now + tonumber(ARGV[i + 1])
+  end
+  n = n + 1
+  redis.call('HSET', KEYS[i], 'n', n, 'exp', string.format('%.17g', exp))
+  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil((exp - now) * 1000)))
+  out[i] = n
+end
+return out
+"""
+
+_ACQUIRE = """
+local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+if v[1] and tonumber(v[2]) > now then return 0 end
+redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + ttl))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(ttl * 1000)))
+return 1
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: hist, erased (one session's slot). ARGV: the items. The index is written beside it.
+_HIST_APPEND = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 1, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+return 0
+"""
+
+# Rewrites one session's list without entries older than ARGV[1]. -> {removed, oldest kept c
+# (text) or false}; the caller moves the session in the index (another slot).
+_HIST_PURGE_ONE = """
+local before = tonumber(ARGV[1])
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local kept = {}
+local removed = 0
+local oldest = nil
+for _, raw in ipairs(items) do
+  local c = tonumber(cjson.decode(raw)['c'])
+  if c < before then
+    removed = removed + 1
+  else
+    kept[#kept + 1] = raw
+    if oldest == nil or c < oldest then oldest = c end
+  end
+end
+if removed > 0 then
+  redis.call('DEL', KEYS[1])
+  for i = 1, #kept do redis.call('RPUSH', KEYS[1], kept[i]) end
+end
+if oldest == nil then return {removed, false} end
+return {removed, string.format('%.17g', oldest)}
+"""
+
+# KEYS: sess, hist, busy, sbuf, erased (one session's slot). ARGV: the session's key prefix (its
+# buffers' keys are computed: same hash tag, so same slot), erased ttl.
+_DELETE_SESSION = """
+local p = ARGV[1]
+local mids = redis.call('SMEMBERS', KEYS[4])
+for _, mid in ipairs(mids) do
+  redis.call('DEL', p .. 'buf:' .. mid, p .. 'bufm:' .. mid)
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SET', KEYS[5], '1', 'EX', ARGV[2])
+return #mids
+"""
+
+# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, fin (1: the last event is final),
+# then seq, record of each event.
+# -> the last seq added, -1 when nothing was (erased session, ended answer, or only replays).
+# Mirrors core.turn_buffer.appendable; the fin flag caches core.events.is_final_record.
+_BUF_APPEND = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local m = redis.call('HMGET', KEYS[1], 'last', 'fin')
+if m[2] == '1' then return -1 end
+local last = tonumber(m[1])
+local added = nil
+for i = 6, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if last == nil or seq > last then
+    redis.call('XADD', KEYS[2], ARGV[i] .. '-1', 's', ARGV[i], 'r', ARGV[i + 1])
+    last = seq
+    added = ARGV[i]
+  end
+end
+if added == nil then return -1 end
+redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'exp', ARGV[2], 'last', added)
+if ARGV[5] == '1' and tonumber(added) == tonumber(ARGV[#ARGV - 1]) then
+  redis.call('HSET', KEYS[1], 'fin', '1')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return last
+"""
+
+# The first and the last write of a turn (TurnRunner), each one script call on the session's
+# slot; the history index and the owner's turn list (other slots) are written in the same
+# pipeline (see RedisStore.begin_turn).
+# KEYS: busy, bufm, buf, sbuf, erased, hist.
+# ARGV: mid, sid, now, busy_ttl, buffer exp, buffer ttl_ms, oldest history c, #history,
+#       owner ('' for none), the history items, then seq, record of each event.
+_BUF_ADD = """
+local function buf_add(first, last, shift)
+  -- the events ARGV[first..] (seq, record pairs), their seqs moved by `shift`, that are
+  -- above `last` (the others are replays); -> the new last, whether any was added
+  local added = false
+  for i = first, #ARGV, 2 do
+    local seq = tonumber(ARGV[i]) + shift
+    if last == nil or seq > last then
+      redis.call('XADD', KEYS[3], seq .. '-1', 's', seq, 'r', ARGV[i + 1])
+      last = seq
+      added = true
+    end
+  end
+  if added then
+    redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'exp', ARGV[5], 'last', last)
+    redis.call('PEXPIRE', KEYS[2], ARGV[6])
+    redis.call('PEXPIRE', KEYS[3], ARGV[6])
+    redis.call('SADD', KEYS[4], ARGV[1])
+    if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[6]) then
+      redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    end
+  end
+  return last, added
+end
+local function hist_add()
+  local n = tonumber(ARGV[8])
+  if n == 0 then return end
+  for i = 10, 9 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
+end
+"""
+
+# -> -2 busy (nothing written), -1 acquired (nothing appended: erased), else the last seq added.
+# Idempotent: run again for the flag's own message (a retry after a lost reply), it appends
+# only the events not stored yet, and the history only with them.
+_BEGIN = (
+    _BUF_ADD
+    + """
+local v = redis.call('HMGET', KEYS[1], 'mid', 'exp')
+local now = tonumber(ARGV[3])
+local again = v[1] == ARGV[1]
+if v[1] and tonumber(v[2]) > now and not again then return -2 end
+local busy_ttl = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'mid', ARGV[1], 'exp', string.format('%.17g', now + busy_ttl))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(busy_ttl * 1000)))
+if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
+local last0 = tonumber(redis.call('HGET', KEYS[2], 'last'))
+local last, added = buf_add(10 + tonumber(ARGV[8]), last0, 0)
+if added or not again then hist_add() end
+if added then return last end
+return -1
+"""
+)
+
+# -> {last seq added or -1, {seq, record, ...} of the buffer from the first given seq on when
+#    it already held some (see Store.finish_turn), else {}}.
+# Mirrors core.turn_buffer.finish_outcome (tests/unit/test_store_differential.py compares).
+_FINISH = (
+    _BUF_ADD
+    + """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-1, {}} end
+local first = 10 + tonumber(ARGV[8])
+if first > #ARGV then return {-1, {}} end
+local m = redis.call('HMGET', KEYS[2], 'last', 'fin')
+local last = tonumber(m[1])
+local seq0 = tonumber(ARGV[first])
+if last ~= nil and last < seq0 and m[2] == '1' then
+  -- ended by another worker (an orphan): keep that end
+  local e = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  return {-1, {seq, rec}}
+end
+if last == nil or last < seq0 then
+  local new_last, added = buf_add(first, last, 0)
+  if added then redis.call('HSET', KEYS[2], 'fin', '1') end
+  hist_add()
+  if added then return {new_last, {}} end
+  return {-1, {}}
+end
+local known = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[3], seq0 .. '-0', '+')) do
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  known[#known + 1] = seq
+  known[#known + 1] = rec
+  local kind = cjson.decode(rec)['type']
+  if kind == 'end' or kind == 'error' then return {-1, known} end
+end
+-- none of them is final: the given events go after the buffer's last one
+local shift = last + 1 - seq0
+for i = first, #ARGV, 2 do
+  known[#known + 1] = tostring(tonumber(ARGV[i]) + shift)
+  known[#known + 1] = ARGV[i + 1]
+end
+local new_last = buf_add(first, last, shift)
+redis.call('HSET', KEYS[2], 'fin', '1')
+hist_add()
+return {new_last, known}
+"""
+)
+
+# KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
+_BUF_READ = """
+local m = redis.call('HMGET', KEYS[1], 'sid', 'exp')
+if not m[1] or tonumber(m[2]) <= tonumber(ARGV[1]) then return false end
+local out = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[2], ARGV[2], '+')) do
+  local f = e[2]
+  local seq, rec
+  for i = 1, #f, 2 do
+    if f[i] == 's' then seq = f[i + 1] elseif f[i] == 'r' then rec = f[i + 1] end
+  end
+  out[#out + 1] = seq
+  out[#out + 1] = rec
+end
+return {m[1], out}
+"""
+
+# KEYS: workers, wt:<wid> (the `{w}` slot). ARGV: wid, lease exp, then the mid of each turn.
+# -> the mids the worker no longer owns. The busy flags are extended by _EXTEND, one call per
+# session (their own slots), in the same pipeline.
+_RENEW = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], 86400000)
+local lost = {}
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then lost[#lost + 1] = ARGV[i] end
+end
+return lost
+"""
+
+# KEYS: busy. ARGV: mid, exp, ttl_ms. The flag lasts until exp if it is still this message's.
+_EXTEND = """
+if redis.call('HGET', KEYS[1], 'mid') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 0
+"""
+
+# KEYS: workers. ARGV: now, limit, prefix of the wt keys (same `{w}` slot as KEYS[1], so
+# computing them is cluster-safe). -> {wid, sid, mid, ...} of the turns of lapsed
+# workers; lapsed workers without turns are removed.
+_LAPSED = """
+local out = {}
+local n = 0
+local limit = tonumber(ARGV[2])
+for _, wid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  local owned = redis.call('HGETALL', ARGV[3] .. wid)
+  if #owned == 0 then
+    redis.call('ZREM', KEYS[1], wid)
+  else
+    for i = 1, #owned, 2 do
+      if n >= limit then return out end
+      out[#out + 1] = wid
+      out[#out + 1] = owned[i + 1]
+      out[#out + 1] = owned[i]
+      n = n + 1
+    end
+  end
+end
+return out
+"""
+
+SCRIPTS = {  # name -> (text, sha1)
+    name: (text, hashlib.sha1(text.encode()).hexdigest())
+    for name, text in {
+        "gcra": _GCRA,
+        "incr": _INCR,
+        "acquire": _ACQUIRE,
+        "release": _RELEASE,
+        "hist_append": _HIST_APPEND,
+        "hist_purge_one": _HIST_PURGE_ONE,
+        "delete_session": _DELETE_SESSION,
+        "buf_append": _BUF_APPEND,
+        "buf_read": _BUF_READ,
+        "begin": _BEGIN,
+        "finish": _FINISH,
+        "renew": _RENEW,
+        "extend": _EXTEND,
+        "lapsed": _LAPSED,
+    }.items()
+}
