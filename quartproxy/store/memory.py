@@ -183,13 +183,20 @@ class MemoryStore:
         owner: str = "",
     ) -> bool:
         self._sweep(now)
-        if not self._acquire(session_id, message_id, busy_ttl, now):
+        # Idempotent for the flag's own message, as in every store (a retry after a lost reply
+        # in Redis): only the events not stored yet, and the history only with them.
+        held = self._busy.get(session_id)
+        again = held is not None and held[0] == message_id
+        if again:
+            self._busy[session_id] = (message_id, now + busy_ttl)
+        elif not self._acquire(session_id, message_id, busy_ttl, now):
             return False
         if owner:
             self._owned.setdefault(owner, {})[message_id] = session_id
             self._workers.setdefault(owner, now + busy_ttl)  # a lease even before its renewal
-        self._buffer_append(message_id, session_id, events, buffer_ttl, now)
-        self._append_history(session_id, history)
+        added = self._buffer_append(message_id, session_id, events, buffer_ttl, now)
+        if added or not again:
+            self._append_history(session_id, history)
         return True
 
     async def finish_turn(
@@ -292,9 +299,9 @@ class MemoryStore:
         events: Sequence[tuple[int, dict[str, Any]]],
         ttl: float,
         now: float,
-    ) -> None:
+    ) -> bool:
         if session_id in self._erased or not events:
-            return
+            return False
         buf = self._buffers.get(message_id)
         if buf is None:
             buf = self._buffers[message_id] = _Buffer(session_id)
@@ -304,12 +311,13 @@ class MemoryStore:
             None if last is None else last[0], last is not None and is_final_record(last[1]), events
         )
         if not added:
-            return
+            return False
         buf.events.extend(added)
         buf.expires_at = now + ttl
         if buf.changed is not None:  # someone waits (resume readers); the next wait makes another
             changed, buf.changed = buf.changed, None
             changed.set()
+        return True
 
     async def buffer_read(self, message_id: str, after: int, now: float) -> BufferSlice | None:
         buf = self._buffers.get(message_id)

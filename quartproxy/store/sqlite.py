@@ -185,6 +185,10 @@ _ACQUIRE = (
     "WHERE busy.expires_at <= ? RETURNING message_id"
 )
 _RELEASE = "DELETE FROM busy WHERE session_id = ? AND message_id = ?"
+_HELD = "SELECT message_id FROM busy WHERE session_id = ?"
+_RENEW_OWN = (  # the flag is this message's already (begin_turn run again): extend it
+    "UPDATE busy SET expires_at = ? WHERE session_id = ? RETURNING message_id"
+)
 
 
 def _own(
@@ -471,14 +475,23 @@ class SqliteStore:
 
         def begin(conn: sqlite3.Connection) -> tuple[bool, int | None]:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(_ACQUIRE, (session_id, message_id, now + busy_ttl, now)).fetchone()
+            # Idempotent for the flag's own message, as in every store (a retry after a lost
+            # reply in Redis): only the events not stored yet, and the history only with them.
+            held = conn.execute(_HELD, (session_id,)).fetchone()
+            again = held is not None and held[0] == message_id
+            if again:
+                row = conn.execute(_RENEW_OWN, (now + busy_ttl, session_id)).fetchone()
+            else:
+                args = (session_id, message_id, now + busy_ttl, now)
+                row = conn.execute(_ACQUIRE, args).fetchone()
             if row is None:
                 conn.execute("COMMIT")
                 return False, None
             if owner:
                 _own(conn, owner, session_id, message_id, now + busy_ttl)
             last = _append_events(conn, message_id, session_id, encoded, now + buffer_ttl)
-            _append_history(conn, session_id, rows)
+            if last is not None or not again:
+                _append_history(conn, session_id, rows)
             conn.execute("COMMIT")  # durable before the Start event reaches any client
             self._after_write(conn, now)
             return True, last
