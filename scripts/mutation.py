@@ -52,14 +52,26 @@ U = "tests/unit/"
 # module (in quartproxy/core) -> its fast unit tests, example-based files first (so -x stops early)
 MODULES: dict[str, list[str]] = {
     "origins": [U + "test_origins.py", U + "test_origins_properties.py"],
-    "tokens": [U + "test_tokens.py"],
-    "limits": [U + "test_limits_gcra.py", U + "test_limits_properties.py"],
-    "screening": [U + "test_screening.py"],
-    "messages": [U + "test_messages.py", U + "test_messages_properties.py"],
+    "tokens": [U + "test_tokens_boundaries.py", U + "test_tokens.py"],
+    "limits": [
+        U + "test_limits_exact.py",
+        U + "test_limits_gcra.py",
+        U + "test_limits_properties.py",
+    ],
+    "screening": [U + "test_screening_exact.py", U + "test_screening.py"],
+    "messages": [
+        U + "test_messages_boundaries.py",
+        U + "test_messages.py",
+        U + "test_messages_properties.py",
+    ],
     "events": [U + "test_events.py", U + "test_render_events.py", U + "test_n8n_parse.py"],
-    "http1": [U + "test_http1.py", U + "test_http1_properties.py"],
-    "n8n_parse": [U + "test_n8n_parse.py", U + "test_n8n_parse_fuzz.py"],
-    "ws_protocol": [U + "test_ws_protocol.py"],
+    "http1": [U + "test_http1_boundaries.py", U + "test_http1.py", U + "test_http1_properties.py"],
+    "n8n_parse": [
+        U + "test_n8n_parse_boundaries.py",
+        U + "test_n8n_parse.py",
+        U + "test_n8n_parse_fuzz.py",
+    ],
+    "ws_protocol": [U + "test_ws_protocol_boundaries.py", U + "test_ws_protocol.py"],
 }
 PRELOAD = ["pytest", "trio", "pytest_trio", "hypothesis", "pydantic", "jwt", "httpx", "h11"]
 
