@@ -329,7 +329,10 @@ def _child(m: Mutant | None, tests: list[str]) -> None:
         mod.__package__ = "quartproxy.core"
         mod.__spec__ = importlib.util.spec_from_file_location(name, path)
         sys.modules[name] = mod
-        exec(compile_mutant(m), mod.__dict__)
+        try:
+            exec(compile_mutant(m), mod.__dict__)
+        except Exception:
+            os._exit(97)  # the mutant breaks the import: every test of the module fails
         setattr(package, m.module, mod)
     code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests])
     os._exit(int(code))
@@ -368,8 +371,9 @@ def run_all(
             continue
         m, _ = running.pop(pid)
         code = os.waitstatus_to_exitcode(status)
-        # pytest: 0 all passed, 1 some failed, 2 interrupted (an import error of the mutant)
-        yield m, {0: "survived", 1: "killed", 2: "killed"}.get(code, f"error({code})")
+        # pytest: 0 all passed, 1 some failed, 2 interrupted (a collection error); 97 (ours): the
+        # mutated module raised while it was imported
+        yield m, {0: "survived", 1: "killed", 2: "killed", 97: "killed"}.get(code, f"error({code})")
 
 
 def main() -> None:
@@ -435,6 +439,8 @@ def main() -> None:
         )
         for m, r in errors:
             print(f"  {r}: quartproxy/core/{m.module}.py:{m.line}: {m.what}", flush=True)
+        for m in alive:
+            print(f"  survived: quartproxy/core/{m.module}.py:{m.line}: {m.what}", flush=True)
 
     print("\n| module | killed / mutants | killed % | equivalent (not counted) |")
     print("|---|---|---|---|")
