@@ -75,6 +75,19 @@ MODULES: dict[str, list[str]] = {
 }
 PRELOAD = ["pytest", "trio", "pytest_trio", "hypothesis", "pydantic", "jwt", "httpx", "h11"]
 
+
+def preload() -> None:
+    """Import once, in the parent, what every child would import: the third-party packages
+    and whatever tests/conftest.py pulls in (the app, Hypercorn, Quart...). Then forget the
+    project's own modules, so each child imports them afresh around its mutant."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    importlib.import_module("tests.support")
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("quartproxy", "tests"):
+            del sys.modules[name]
+
+
 _CMP_SWAPS: dict[type, list[type]] = {
     ast.Lt: [ast.LtE, ast.GtE],
     ast.LtE: [ast.Lt, ast.Gt],
@@ -410,8 +423,7 @@ def main() -> None:
             for m in sorted(ms, key=lambda m: (m.line, m.index)):
                 print(f"quartproxy/core/{module}.py:{m.line}: {m.what}")
         return
-    for name in PRELOAD:
-        importlib.import_module(name)
+    preload()
 
     rows = []
     survivors: list[Mutant] = []
