@@ -269,6 +269,8 @@ def generate(module: str) -> list[Mutant]:
             add(node, f"`{_show(node)}` deleted", "delete")
 
     mutants: list[Mutant] = []
+    seen: dict[tuple[str, str], int] = {}
+    found.sort(key=lambda f: (getattr(f[0], "lineno", 0), getattr(f[0], "col_offset", 0)))
     for node, what, change in found:
         path_ = _path_to(tree, node)
         line = getattr(node, "lineno", 0)
@@ -289,6 +291,10 @@ def generate(module: str) -> list[Mutant]:
                 getattr(holder, field)[index] = node.operand  # type: ignore[attr-defined]
 
         src_line = lines[line - 1].strip() if line else ""
+        # the same mutation of the same line text elsewhere in the module: keyed "#2", "#3"...
+        seen[(src_line, what)] = n = seen.get((src_line, what), 0) + 1
+        if n > 1:
+            src_line += f"  #{n}"
         mutants.append(Mutant(module, len(mutants), line, src_line, what, apply))
     return mutants
 

@@ -151,6 +151,7 @@ def test_patterns_lists_the_exact_entries_sorted_then_the_wildcards() -> None:
         "https://*..c.example",
         "https://*.c.example.",
         "https://*.c.example/path",
+        "https://*.c.example://*.d.example",
         "*",
     ],
 )

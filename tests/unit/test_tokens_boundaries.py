@@ -144,3 +144,18 @@ def test_fingerprint_hash_is_32_hex_characters() -> None:
     h = fingerprint_hash("fp", SECRET)
     assert len(h) == 32
     int(h, 16)
+
+
+def test_a_token_issued_by_a_clock_ahead_of_this_one_is_read() -> None:
+    # `iat` is not checked (time is passed in; workers' clocks may differ by a little)
+    ahead = time.time() + 3600
+    token, claims = issue_session_token(
+        SECRET, session_id="s", origin="o", fph="", now=ahead, ttl=600
+    )
+    assert verify_session_token(SECRET, token, now=ahead) == claims
+
+
+def test_a_token_error_reads_as_its_message() -> None:
+    err = TokenError("unauthorized", "A valid session token is required.")
+    assert str(err) == "A valid session token is required."
+    assert (err.code, err.message) == ("unauthorized", "A valid session token is required.")
