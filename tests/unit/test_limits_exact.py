@@ -112,3 +112,13 @@ def test_a_request_early_by_float_noise_passes_and_one_early_by_2_ms_does_not() 
     early, _ = gcra(tat, NOW + 60.0 - 0.002, rate)
     assert not early.allowed
     assert early.retry_after == pytest.approx(0.002, abs=1e-6)
+
+
+def test_a_request_exactly_at_the_tolerance_edge_passes() -> None:
+    # dyadic figures, so the float sums are exact: interval 1/1024 s, tolerance 1/2048 s
+    rate = Rate(1024, 1.0)
+    assert tolerance(rate) == 1 / 2048
+    now = 1024.0
+    tat = now + 1.0 - 1 / 2048  # the next request is due exactly `tolerance` from now
+    assert gcra(tat, now, rate)[0].allowed
+    assert not gcra(tat + 1 / 1024, now, rate)[0].allowed
