@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from quartproxy.core import screening as s
-from quartproxy.core.screening import RequestSignals, SpamRules, bot_score, spam_check
+from quartproxy.core.screening import (
+    RequestSignals,
+    SpamRules,
+    SpamVerdict,
+    bot_score,
+    duplicate_key,
+    spam_check,
+)
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0.0.0 Safari/537.36"
 FULL = {
@@ -125,3 +132,43 @@ def test_spam_edges() -> None:
     assert spam_check("abcde" * 8, duplicate_count=1, rules=rules).ok
     assert spam_check("a b c d " * 4, duplicate_count=1, rules=rules).ok  # 16 non-space
     assert spam_check("zz" + "a" * 40, duplicate_count=1, rules=rules).reason == "char_flood"
+
+
+def test_signals_default_to_nothing_seen() -> None:
+    empty = RequestSignals()
+    assert empty == RequestSignals("", "", "", "", "", "", False, None)
+    assert RequestSignals.from_headers({}) == empty
+    v = bot_score(empty)
+    assert (v.score, v.reasons) == (95, ("no_user_agent", "no_accept_language", "no_sec_fetch"))
+
+
+def test_speed_is_judged_only_when_the_caller_says_first_message() -> None:
+    browser = {"user_agent": CHROME, "accept_language": "en", "sec_fetch_mode": "cors"}
+    assert bot_score(RequestSignals(**browser, seconds_since_session=0.1)).score == 0  # type: ignore[arg-type]
+    assert bot_score(RequestSignals.from_headers(FULL, seconds_since_session=0.1)).score == 0
+
+
+def test_electron_is_a_headless_user_agent() -> None:
+    ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126 Electron/31.0 Safari/537"
+    v = bot_score(RequestSignals.from_headers({**FULL, "User-Agent": ua}))
+    assert (v.score, v.reasons) == (25, ("headless_user_agent",))
+
+
+def test_a_clean_verdict_has_no_reason_and_no_message() -> None:
+    v = spam_check("Hello!", duplicate_count=1, rules=SpamRules())
+    assert v == SpamVerdict(False, "", "") and v.ok
+
+
+def test_runs_count_from_the_first_character() -> None:
+    rules = SpamRules(max_char_run=3)
+    assert spam_check("XX", duplicate_count=1, rules=rules).ok
+    assert spam_check("aa", duplicate_count=1, rules=rules).ok
+    assert not spam_check("aaa", duplicate_count=1, rules=rules).ok
+    assert spam_check("", duplicate_count=1, rules=SpamRules(max_char_run=1)).ok
+
+
+def test_duplicate_keys_are_32_hex_characters_after_the_prefix() -> None:
+    key = duplicate_key("s", "Hello  World")
+    assert key.startswith("dup:") and len(key) == 4 + 32
+    int(key[4:], 16)
+    assert key == duplicate_key("s", "hello world")
