@@ -187,3 +187,34 @@ def test_n8n_send_message_needs_chat_input_and_load_needs_none() -> None:
     assert loaded.message is None
     err = refused(n8n_chat_input, {"action": "sendMessage", "sessionId": "s"}, LIMITS)
     assert (err.code, err.status) == ("bad_request", 400)
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (
+            [1],
+            "Invalid field 'body': Input should be a valid dictionary or instance of _ChatModel.",
+        ),
+        ({"message": 5}, "Invalid field 'message': Input should be a valid string."),
+        ({}, "Invalid field 'message': Field required."),
+        (
+            {"message": "m", "metadata": [1]},
+            "Invalid field 'metadata': Input should be a valid dictionary.",
+        ),
+    ],
+)
+def test_a_shape_error_names_the_field_and_the_reason(obj: object, message: str) -> None:
+    err = refused(chat_input, obj, LIMITS)
+    assert (err.code, err.status, err.message, str(err)) == ("bad_request", 400, message, message)
+
+
+def test_an_input_error_reads_as_its_message() -> None:
+    err = InputError("payload_too_large", "Too big.", 413)
+    assert (str(err), err.code, err.message, err.status) == (
+        "Too big.",
+        "payload_too_large",
+        "Too big.",
+        413,
+    )
+    assert InputError("bad_request", "x").status == 400
