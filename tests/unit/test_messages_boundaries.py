@@ -22,6 +22,7 @@ from quartproxy.core.messages import (
     normalise_metadata,
     normalise_session_id,
     parse_chat_body,
+    parse_json_object,
     parse_json_text,
     parse_session_body,
 )
@@ -218,3 +219,36 @@ def test_an_input_error_reads_as_its_message() -> None:
         413,
     )
     assert InputError("bad_request", "x").status == 400
+
+
+def test_metadata_size_is_counted_in_utf8_with_compact_separators() -> None:
+    accented = {"k": "é" * 1000}  # 2,008 bytes as compact UTF-8; 6,008 as ASCII escapes
+    assert normalise_metadata(accented, LIMITS) == accented
+    many = {str(i): i for i in range(300)}
+    size = len(json.dumps(many, separators=(",", ":")))
+    assert normalise_metadata(many, InputLimits(max_metadata_bytes=size)) == many
+    assert refused(normalise_metadata, many, InputLimits(max_metadata_bytes=size - 1)).status == 400
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    ["application/json; foo=bar; charset=latin-1", "application/json; charset=Xutf-8"],
+)
+def test_every_charset_parameter_is_checked(ctype: str) -> None:
+    err = refused(parse_chat_body, b'{"message": "hi"}', ctype, LIMITS)
+    assert (err.code, err.status) == ("unsupported_media_type", 415)
+
+
+@pytest.mark.parametrize("raw", [b"", b"   "])
+def test_an_empty_body_is_not_json_unless_the_caller_allows_it(raw: bytes) -> None:
+    err = refused(parse_json_object, raw, "application/json", LIMITS)
+    assert (err.code, err.status, err.message) == (
+        "bad_request",
+        400,
+        "The body is not valid JSON.",
+    )
+    assert parse_json_object(raw, None, LIMITS, allow_empty=True) == {}
+
+
+def test_metadata_keys_are_cleaned_but_not_trimmed() -> None:
+    assert normalise_metadata({" a\x00 ": {" b ": 1}}, LIMITS) == {" a ": {" b ": 1}}
