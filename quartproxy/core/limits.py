@@ -95,4 +95,3 @@ def gcra(tat: float | None, now: float, rate: Rate) -> tuple[Decision, float | N
         return Decision(False, allow_at - now, 0), None
     remaining = int((now - allow_at + tol) / interval)
     return Decision(True, 0.0, max(0, min(rate.count - 1, remaining))), new_tat
-
