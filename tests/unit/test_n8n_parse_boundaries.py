@@ -182,3 +182,25 @@ def test_history_forms() -> None:
         ("assistant", "8"),
         ("user", "9"),
     ]
+
+
+def test_a_stream_that_never_ends_is_cut_even_without_groups() -> None:
+    out, p = parse(chunk("item", "t"))
+    assert out == [Delta("t"), Error("upstream_error", STREAM_CUT)] and p.failed
+
+
+def test_nothing_after_a_failure_even_a_last_line_without_newline() -> None:
+    out, p = parse(chunk("begin") + chunk("error") + b'{"type": "item", "content": "late"}')
+    assert out == [Error("upstream_error", WORKFLOW_FAILED)]
+    assert p.text == ""
+
+
+def test_structured_content_is_forwarded_as_utf8_json() -> None:
+    out, _ = parse(chunk("begin") + chunk("item", {"k": "é"}) + chunk("end"))
+    assert out == [Delta('{"k": "é"}')]
+
+
+@pytest.mark.parametrize("body", [b"", b" \r\n "])
+def test_an_empty_whole_answer_is_empty_not_unreadable(body: bytes) -> None:
+    out, _ = parse(body)
+    assert out == [Error("upstream_error", EMPTY_ANSWER)]
