@@ -12,10 +12,10 @@ Why a script and not a tool: mutmut 3.8 was tried first on this layout and ran, 
 mutates code inside functions, so the module-level constants that carry policy here (the bot
 weights, the 1.5-s threshold, the unit table of rate limits, the token leeway, the dataclass
 default `64 * 1024`) are never mutated; (b) every mutant of the classmethod `Rate.parse` came
-back "no tests" (its stats collection does not see classmethod calls), and (c) it cannot leave
-out message-text mutants, so the figures would be diluted by string edits. cosmic-ray needs a
-session database and a per-mutant subprocess (a cold pytest start, ~2 s here, per mutant) and
-has no message-text filter either. This script is ~300 lines of stdlib.
+back "no tests" (not investigated further), and (c) it cannot leave out message-text mutants,
+so the figures would be diluted by string edits. cosmic-ray (not tried) needs a session
+database and starts a cold pytest per mutant, which here imports the whole app stack each time,
+and has no message-text filter either. This script is stdlib only.
 
 How a mutant runs: this process imports the heavy third-party packages once, then forks one
 child per mutant (two at a time by default: the machine has two cores); the child puts the
