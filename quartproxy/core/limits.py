@@ -100,8 +100,3 @@ def gcra(tat: float | None, now: float, rate: Rate) -> tuple[Decision, float | N
         return Decision(False, allow_at - now, 0), None
     remaining = int((now - allow_at + tol) / interval)
     return Decision(True, 0.0, max(0, min(rate.count - 1, remaining))), new_tat
-
-
-def ttl_for(new_tat: float, now: float) -> float:
-    """How long a key's state matters: after `tat` it is equivalent to an unknown key."""
-    return max(0.0, new_tat - now)

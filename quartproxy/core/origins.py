@@ -71,7 +71,10 @@ class OriginMatcher:
                 if probe is None or "*" in rest:
                     raise ValueError(f"bad origin pattern {pattern!r}")
                 p = urlsplit(probe)
-                wild.append(_Wildcard(p.scheme, "." + (p.hostname or "")[2:], p.port))
+                domain = (p.hostname or "")[2:]
+                if "" in domain.split("."):  # `*.`, `*..x`: an empty label matches any host
+                    raise ValueError(f"bad origin pattern {pattern!r}")
+                wild.append(_Wildcard(p.scheme, "." + domain, p.port))
             else:
                 norm = normalise_origin(pattern)
                 if norm is None:
