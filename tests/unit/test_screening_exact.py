@@ -26,7 +26,7 @@ FULL = {
 
 
 def test_the_documented_weight_table() -> None:
-    # the table in the module docstring and docs/security: changing a weight changes who gets in
+    # the table in the module docstring and docs/security.md: changing a weight changes who gets in
     assert (
         s.W_HONEYPOT,
         s.W_NO_USER_AGENT,
