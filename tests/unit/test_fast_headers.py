@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.datastructures import Headers
 
-from quartproxy.http.wrappers import FastHeaders
+from quartproxy.overrides.werkzeug_headers import FastHeaders
 
 PAIRS = [
     ("Origin", "https://a.example"),

@@ -1,12 +1,14 @@
-"""The per-request memory savings (quartproxy/http/lean.py, wrappers.share_names) change no
-byte a client sees: same headers, same order, same values; only equal objects are shared."""
+"""The per-request memory savings (quartproxy/http/lean.py,
+overrides/werkzeug_headers.share_names) change no byte a client sees: same headers, same order,
+same values; only equal objects are shared."""
 
 from __future__ import annotations
 
 from quart import request, session
 from werkzeug.datastructures import Headers
 
-from quartproxy.http import lean, wrappers
+from quartproxy.http import lean
+from quartproxy.overrides import werkzeug_headers as wrappers
 from tests.support import ORIGIN, settings_for
 
 
