@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from .core.events import TurnEvent
     from .errors import ApiError
 
+# Read at import on purpose, not when an app is created: prometheus-client chooses where every
+# metric value lives (in memory, or memory-mapped files in this directory) when *it* is imported
+# (prometheus_client.values.ValueClass), and the metric objects below are made at import with
+# that choice. Reading the variable later could only disagree with it; check_multiprocess_dir()
+# (called by the app factory) refuses that disagreement instead of serving per-worker figures.
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -222,6 +227,9 @@ N8N_ERROR_KINDS = frozenset(
     }
 )
 
+# Per process, not per app: the registry and its label values are per process (prometheus-client
+# keeps one value store per process), and a process serves one app (tests build several in turn;
+# each configures its own origins when it is created).
 _origins: frozenset[str] = frozenset()
 
 
@@ -437,6 +445,17 @@ def render() -> bytes:
     multiprocess.MultiProcessCollector(registry)
     registry.register(RESTARTS)
     return generate_latest(registry)
+
+
+def check_multiprocess_dir() -> None:
+    """RuntimeError if PROMETHEUS_MULTIPROC_DIR changed since this module was imported (set by
+    code that ran too late): /metrics would then show one worker's figures as the total."""
+    now = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if now != MULTIPROCESS_DIR:
+        raise RuntimeError(
+            f"PROMETHEUS_MULTIPROC_DIR is {now!r} but was {MULTIPROCESS_DIR!r} when the metrics "
+            "were created: set it before quartproxy is imported (python -m quartproxy does)"
+        )
 
 
 def mark_process_dead(pid: int) -> None:

@@ -69,7 +69,7 @@ def test_request_header_name_sharing_is_bounded(monkeypatch) -> None:  # type: i
 
 async def test_no_cookie_sessions() -> None:
     """Every request sees an empty, read-only session; no answer sets or varies on a cookie."""
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
 
     app = create_app(settings_for("http://127.0.0.1:9/webhook"))
     seen: list[object] = []

@@ -68,6 +68,7 @@ def create_app(
     for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
+    metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored
     metrics.configure(settings.allowed_origins.exact)
 
     @app.before_request
