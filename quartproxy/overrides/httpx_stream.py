@@ -18,6 +18,7 @@ import httpx
 from .versions import supported
 
 TESTED_VERSIONS = ("0.27.", "0.28.")
+_verified: bool | None = None  # checked on first use, not per answer (it reads package metadata)
 
 
 def take_raw_stream(response: httpx.Response) -> httpx.AsyncByteStream | None:
@@ -26,7 +27,10 @@ def take_raw_stream(response: httpx.Response) -> httpx.AsyncByteStream | None:
     read it with `aiter_bytes()`. The caller closes the response as before."""
     if response.is_stream_consumed or not isinstance(response.stream, httpx.AsyncByteStream):
         return None
-    if not supported("httpx", TESTED_VERSIONS, "httpx_stream.py", required=False):
+    global _verified
+    if _verified is None:
+        _verified = supported("httpx", TESTED_VERSIONS, "httpx_stream.py", required=False)
+    if not _verified:
         return None
     response.is_stream_consumed = True
     return response.stream

@@ -84,6 +84,7 @@ def test_an_unverified_version_refuses_a_protection_and_skips_a_saving(
 ) -> None:
     monkeypatch.setattr(versions, "version", lambda name: "99.0")
     monkeypatch.setattr(versions, "_warned", set())
+    monkeypatch.setattr(httpx_stream, "_verified", None)
     with pytest.raises(RuntimeError, match="verified against hypercorn"):
         h2_fixes.install()
     with caplog.at_level(logging.WARNING, "quartproxy.overrides"):
