@@ -200,8 +200,8 @@ async def profile(args: argparse.Namespace, procs: list[trio.Process]) -> None:
     from hypercorn.trio import serve
 
     from quartproxy.__main__ import hypercorn_config
-    from quartproxy.app import create_app
     from quartproxy.config import environment, load_settings
+    from quartproxy.factory import create_app
     from quartproxy.logs import setup_logging
 
     settings = load_settings(environment())

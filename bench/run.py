@@ -350,10 +350,10 @@ class Bench:
 
     def stores(self) -> None:
         modes: list[tuple[str, dict[str, str]]] = [("memory", {})]
-        if (ROOT / "quartproxy" / "store" / "sqlite.py").exists():
+        if (ROOT / "quartproxy" / "store" / "sqlite").is_dir():
             modes.append(("sqlite", {"DEPLOYMENT_MODE": "sqlite"}))
         else:
-            self.skip("limiter_sqlite", "store/sqlite.py not in this build")
+            self.skip("limiter_sqlite", "store/sqlite/ not in this build")
         if (ROOT / "quartproxy" / "store" / "redis.py").exists():
             url = self.start_redis()
             if url:

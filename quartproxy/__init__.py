@@ -18,8 +18,8 @@ __all__ = ["app", "app_from_environment"]
 
 
 def app_from_environment() -> QuartTrio:
-    from .app import create_app
     from .config import ConfigError, environment, load_settings
+    from .factory import create_app
     from .logs import setup_logging
 
     try:
@@ -48,6 +48,6 @@ class _LazyApp:
         await self.load()(scope, receive, send)
 
 
-# Note: importing the submodule `quartproxy.app` (the factory) rebinds this attribute to that
-# module; Hypercorn has taken its reference to the callable before, at import time.
+# The factory lives in `quartproxy.factory`, not in a submodule named `app`: importing such a
+# submodule would rebind this attribute to the module (tests/unit/test_factory_import.py).
 app = _LazyApp()

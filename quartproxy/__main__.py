@@ -137,8 +137,8 @@ def demo(args: argparse.Namespace) -> int:
     import trio
     from hypercorn.trio import serve as hypercorn_serve
 
-    from .app import create_app
     from .config import _bool, demo_settings, environment
+    from .factory import create_app
     from .logs import setup_logging
 
     bind = args.bind[0] if args.bind else "127.0.0.1:8000"

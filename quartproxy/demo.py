@@ -95,8 +95,8 @@ def worker_app() -> Any:
     the command, through the environment the worker inherits)."""
     import os
 
-    from .app import create_app
     from .config import demo_settings, environment
+    from .factory import create_app
     from .logs import setup_logging
 
     settings = demo_settings(os.environ["QUARTPROXY_DEMO_ORIGINS"].split(","), environment())

@@ -31,6 +31,9 @@ from .services import Services
 log = logging.getLogger("quartproxy.lifecycle")
 
 Drainer = Callable[[float, trio.Event], Awaitable[None]]
+# Per process, not per app: SIGTERM is delivered to the process, and server.py's shutdown trigger
+# does not hold the app (Hypercorn loads `quartproxy:app` itself). Each app adds itself while it
+# serves and removes itself when it stops, so nothing outlives the app that registered it.
 _drainers: set[Drainer] = set()
 FINAL_EVENT_SECONDS = 5.0  # how long cancelled answers get to record their final event
 

@@ -11,7 +11,7 @@ recorded per delta except the first one (time to first token).
 
 Cardinality is bounded: `origin` labels are the configured exact origins (canonical form),
 `other` for wildcard-matched or unknown origins and `none` without an Origin; every other label
-comes from a fixed set.
+comes from a fixed set (metric_labels.py).
 """
 
 from __future__ import annotations
@@ -33,10 +33,25 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .metric_labels import (
+    ERROR_CODES,
+    N8N_ERROR_KINDS,
+    OUTCOMES,
+    REASONS,
+    REJECTION_REASONS,
+    TIERS,
+    bounded,
+)
+
 if TYPE_CHECKING:
     from .core.events import TurnEvent
     from .errors import ApiError
 
+# Read at import on purpose, not when an app is created: prometheus-client chooses where every
+# metric value lives (in memory, or memory-mapped files in this directory) when *it* is imported
+# (prometheus_client.values.ValueClass), and the metric objects below are made at import with
+# that choice. Reading the variable later could only disagree with it; check_multiprocess_dir()
+# (called by the app factory) refuses that disagreement instead of serving per-worker figures.
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -159,75 +174,9 @@ STORE_FAILOVER_RETRIES = Counter(
     registry=REGISTRY,
 )
 
-OUTCOMES = frozenset(
-    {
-        "ok",
-        "upstream_unavailable",
-        "upstream_timeout",
-        "upstream_error",
-        "shutting_down",
-        "internal",
-        "store_unavailable",
-        "deleted",
-        "not_found",
-    }
-)
-ERROR_CODES = frozenset(
-    {
-        "bad_request",
-        "payload_too_large",
-        "unsupported_media_type",
-        "origin_not_allowed",
-        "unauthorized",
-        "session_mismatch",
-        "forbidden",
-        "rate_limited",
-        "busy",
-        "blocked",
-        "not_found",
-        "upstream_unavailable",
-        "upstream_timeout",
-        "upstream_error",
-        "internal",
-        "shutting_down",
-        "store_unavailable",
-    }
-)
-# Contract error code -> rejection reason. Codes not listed are not rejections (they are still
-# counted in quartproxy_http_errors_total).
-REJECTION_REASONS = {
-    "origin_not_allowed": "origin",
-    "rate_limited": "rate_limit",
-    "busy": "busy",
-    "blocked": "blocked",  # refined to bot/spam by ApiError.reason
-    "bad_request": "bad_input",
-    "payload_too_large": "bad_input",
-    "unsupported_media_type": "bad_input",
-    "unauthorized": "auth",
-    "session_mismatch": "auth",
-    "forbidden": "auth",
-    "shutting_down": "shutting_down",
-}
-REASONS = frozenset(REJECTION_REASONS.values()) | {"bot", "spam"}
-TIERS = frozenset({"ip", "session", "origin", "session_create", "ws", "compat"})
-N8N_ERROR_KINDS = frozenset(
-    {
-        "refused",
-        "pool_exhausted",
-        "timeout",
-        "stalled",
-        "http_auth",
-        "http_not_found",
-        "http_5xx",
-        "http_other",
-        "error_chunk",
-        "cut",
-        "empty",
-        "unreadable",
-        "transport",
-    }
-)
-
+# Per process, not per app: the registry and its label values are per process (prometheus-client
+# keeps one value store per process), and a process serves one app (tests build several in turn;
+# each configures its own origins when it is created).
 _origins: frozenset[str] = frozenset()
 
 
@@ -246,10 +195,6 @@ def origin_label(origin: str | None) -> str:
 
     norm = normalise_origin(origin)
     return norm if norm in _origins else "other"
-
-
-def _bounded(value: str, allowed: frozenset[str]) -> str:
-    return value if value in allowed else "other"
 
 
 # --- turns -------------------------------------------------------------------------------------
@@ -280,7 +225,7 @@ class TurnTimer:
 def turn_finished(outcome: str, ttft: float | None, duration: float, origin: str | None) -> None:
     """Count a finished turn (ttft is observed by TurnTimer.first_token; here for callers that
     time turns themselves, when given and TurnTimer was not used)."""
-    outcome = _bounded(outcome, OUTCOMES)
+    outcome = bounded(outcome, OUTCOMES)
     TURNS.labels(outcome, origin_label(origin)).inc()
     TURN_DURATION.labels(outcome).observe(duration)
 
@@ -304,7 +249,7 @@ def n8n_response(action: str, seconds: float) -> None:
 
 
 def n8n_error(kind: str) -> None:
-    N8N_ERRORS.labels(_bounded(kind, N8N_ERROR_KINDS)).inc()
+    N8N_ERRORS.labels(bounded(kind, N8N_ERROR_KINDS)).inc()
 
 
 def n8n_status_kind(status: int) -> str:
@@ -367,15 +312,15 @@ def resumed(result: str) -> None:
 def rejected(err: ApiError, origin: str | None) -> None:
     """Count an error answer; those that refuse a request also count as a rejection with
     its reason (and the rate-limit tier from the `X-RateLimit-Tier` header the limiter sets)."""
-    ERRORS.labels(_bounded(err.code, ERROR_CODES)).inc()
+    ERRORS.labels(bounded(err.code, ERROR_CODES)).inc()
     reason = REJECTION_REASONS.get(err.code)
     if reason is None:
         return
     if reason == "blocked":
-        reason = _bounded(getattr(err, "reason", None) or "blocked", REASONS)
+        reason = bounded(getattr(err, "reason", None) or "blocked", REASONS)
     tier = ""
     if reason == "rate_limit":
-        tier = _bounded(err.headers.get("X-RateLimit-Tier", ""), TIERS)
+        tier = bounded(err.headers.get("X-RateLimit-Tier", ""), TIERS)
     REJECTIONS.labels(reason, tier, origin_label(origin)).inc()
 
 
@@ -390,7 +335,7 @@ def screened(check: str, reason: str, enforced: bool) -> None:
 def orphan_finished(result: str) -> None:
     """One orphaned turn finished by this worker's sweep. A plain Counter: in multiprocess mode
     each worker writes its own file and /metrics sums them, dead workers' counts included."""
-    ORPHANS.labels(_bounded(result, frozenset({"ended", "released"}))).inc()
+    ORPHANS.labels(bounded(result, frozenset({"ended", "released"}))).inc()
 
 
 def store_failover_retry() -> None:
@@ -447,6 +392,17 @@ def render() -> bytes:
     multiprocess.MultiProcessCollector(registry)
     registry.register(RESTARTS)
     return generate_latest(registry)
+
+
+def check_multiprocess_dir() -> None:
+    """RuntimeError if PROMETHEUS_MULTIPROC_DIR changed since this module was imported (set by
+    code that ran too late): /metrics would then show one worker's figures as the total."""
+    now = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if now != MULTIPROCESS_DIR:
+        raise RuntimeError(
+            f"PROMETHEUS_MULTIPROC_DIR is {now!r} but was {MULTIPROCESS_DIR!r} when the metrics "
+            "were created: set it before quartproxy is imported (python -m quartproxy does)"
+        )
 
 
 def mark_process_dead(pid: int) -> None:

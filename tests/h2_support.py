@@ -90,7 +90,7 @@ async def running_tls_proxy(
     **config: Any,
 ) -> AsyncIterator[Proxy]:
     """The proxy served by Hypercorn with TLS (ALPN h2, http/1.1); an httpx h2 client on it."""
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
 
     app = create_app(settings)
     served_app: Callable[..., Any] = seen.wrap(app) if seen else app

@@ -111,7 +111,7 @@ def queries() -> list[Query]:
 
 def exported() -> dict[str, frozenset[str]]:
     """Sample name -> the label names it can carry, for everything the app exports."""
-    import quartproxy.app  # noqa: F401  (registers every module's metrics)
+    import quartproxy.factory  # noqa: F401  (registers every module's metrics)
     from quartproxy import metrics
 
     suffixes = {

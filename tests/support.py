@@ -281,7 +281,7 @@ class Proxy:
 
 @asynccontextmanager
 async def running_proxy(settings: Settings, **kwargs: Any) -> AsyncIterator[Proxy]:
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
     from quartproxy.server import apply_settings
 
     app = create_app(settings, **kwargs)

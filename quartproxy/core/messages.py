@@ -232,7 +232,7 @@ class _Model(BaseModel):
 
 
 # The request models: they validate every body (via the functions below) and are the schemas
-# of /openapi.json (openapi.py), so the document cannot drift from what is checked. Lengths and
+# of /openapi.json (openapi/), so the document cannot drift from what is checked. Lengths and
 # sizes are checked after cleaning by normalise_*, with the contract's messages; they appear in
 # the schema through `json_schema_extra` (documentation only, no pydantic constraint: that
 # would check the raw text first and answer with pydantic's wording).

@@ -8,10 +8,8 @@ Measured with bench/memory_profile.py, per idle SSE stream, before these changes
   that list until the response ends (for its access log): ~2.4 KB per stream, the largest
   single allocation site. `share_response_headers` swaps the (name, value) pairs whose values
   are fixed by this app (security, CORS, content type) for one shared copy of each.
-- quart-trio runs every request as two tasks in a nursery of its own: one sends the response,
-  one listens for the client going away. `HTTPConnection` runs the first in the nursery's own
-  task instead (same cancellation, same exception groups): one task and its frames fewer,
-  ~1.3 KB.
+- quart-trio runs every request as two tasks; overrides/quart_trio_connection.py runs the
+  response in the nursery's own task: one task fewer, ~1.3 KB.
 - Quart opens a session for every request; with no secret key that is a new NullSession
   (a dict that refuses writes), ~0.6 KB. The proxy has no cookie sessions at all:
   `NoSessions` hands every request one shared NullSession.
@@ -21,10 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
 from flask.sessions import NullSession
 from quart.sessions import SecureCookieSessionInterface
-from quart_trio.asgi import TrioASGIHTTPConnection
 
 # Response headers whose values come from this app's own small, fixed set (never from a client,
 # never one per request): safe to share. Anything else (X-Request-ID, Content-Length,
@@ -51,6 +47,8 @@ SHAREABLE = frozenset(
     }
 )
 MAX_SHARED = 1024  # a bound in any case (ACAO takes one value per allowed origin)
+# Per process, not per app, on purpose: the pairs are immutable bytes, equal whichever app of the
+# process sends them, and one copy per process is the point; bounded by MAX_SHARED.
 _shared: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
 
 
@@ -67,21 +65,6 @@ def share_response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
             pair = shared
         out.append(pair)
     return out
-
-
-class HTTPConnection(TrioASGIHTTPConnection):
-    """quart-trio's HTTP connection with the response sent from the nursery's own task.
-
-    quart-trio: `start_soon(handle_messages)` and `start_soon(handle_request)`, each ending with
-    `nursery.cancel_scope.cancel()`; here `handle_request` is the nursery's body. Either one
-    finishing cancels the other exactly as before, and an exception from either leaves the
-    nursery the same way (trio wraps a body's exception in the same ExceptionGroup)."""
-
-    async def __call__(self, receive: Any, send: Any) -> None:
-        request = self._create_request_from_scope(send)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.handle_messages, nursery, request, receive)
-            await self.handle_request(nursery, request, send)
 
 
 class NoSessions(SecureCookieSessionInterface):

@@ -1,0 +1,32 @@
+"""Every place quartproxy overrides a library's internals, one module per seam.
+
+Each module names the library and the versions it was verified against, checks the installed
+version when it is installed (overrides/versions.py: a protection refuses to start on an unknown
+version, a saving warns loudly and is not applied), has a test that fails when the replaced code
+changes (tests/unit/test_overrides.py, tests/unit/test_hypercorn_guards.py), and points at the
+upstream report that would make it unnecessary (docs/upstream/):
+
+- `hypercorn_guards.py` - Hypercorn 0.17/0.18: no h2c upgrade, ambiguous framing refused,
+  WebSocket messages bounded before buffering (hypercorn-h2c-and-websocket-limits.md,
+  h11-cl-te-keep-alive.md). Refuses other versions.
+- `hypercorn_h2.py` - Hypercorn 0.18: HTTP/2 backpressure and buffers released on close, GOAWAY
+  before an idle close, h2_max_header_list_size enforced (hypercorn-h2-*.md). Refuses.
+- `quart_trio_connection.py` - quart-trio 0.12/0.13: the connection's `__call__` copied, one
+  task fewer per request (quart-trio-one-task-per-request.md). Warns, falls back.
+- `werkzeug_headers.py` - Werkzeug 3.0/3.1: `Headers._list` lookups without an exception, a
+  `__class__` swap, shared header names (werkzeug-headers-get-without-exception.md). Warns.
+- `httpx_stream.py` - httpx 0.27/0.28: `is_stream_consumed` set by hand to read the transport's
+  stream (httpx-raw-stream-without-generator.md). Warns, falls back.
+
+Not overrides, but resting on how a library behaves (public extension points, each tested
+through a real server; listed so an upgrade re-reads them):
+
+- `http/keepalive.py` - an ASGI wrapper shielding the final body send, because quart-trio cancels
+  the request nursery inside Hypercorn's last `send` (keep-alive timer never re-armed).
+- `logs.AccessLogger` - Hypercorn's `logger_class` hook; holds back the early access line
+  Hypercorn writes when a client closes right after the body (hypercorn-double-access-log.md).
+- `http/h2c.py` - an ASGI wrapper reading `http_version`/`scheme` from the scope.
+- `core/tokens.py` - a PyJWS with a key-caching `HMACAlgorithm` subclass, registered through
+  PyJWT's public `register_algorithm` (no longer PyJWT's private `_jws`).
+- `http/lean.py` - Quart's `session_interface` hook (one shared NullSession).
+"""

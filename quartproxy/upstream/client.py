@@ -20,6 +20,7 @@ from ..config import Settings
 from ..core.events import Delta, Error, TurnEvent
 from ..core.n8n_parse import N8nAnswerParser, parse_history
 from ..core.tokens import upstream_token
+from ..overrides.httpx_stream import take_raw_stream
 from .transport import PooledTransport
 
 log = logging.getLogger("quartproxy.upstream")
@@ -151,17 +152,14 @@ class N8nClient:
             # Raw bytes when n8n sends them as they are (we ask for identity); decoded bytes
             # when a server in front of n8n compresses regardless of Accept-Encoding.
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            # (A transport may hand over a body it has already read: aiter_bytes replays it.)
-            raw = encoding in ("", "identity") and not response.is_stream_consumed
-            chunks: AsyncIterable[bytes]
-            if raw and isinstance(response.stream, httpx.AsyncByteStream):
-                # The transport's stream itself, not aiter_raw(): that is one more async
-                # generator (and context manager) per chunk and per open answer, for
-                # bookkeeping nothing here reads. The finally below closes the stream.
-                response.is_stream_consumed = True
-                chunks = response.stream
-            else:
-                chunks = response.aiter_bytes()
+            # The transport's stream itself when the bytes are raw, not aiter_raw(): one async
+            # generator fewer per chunk and per open answer (overrides/httpx_stream.py). A body
+            # already read (some transports hand one over) is replayed by aiter_bytes. The
+            # finally below closes the stream.
+            raw: httpx.AsyncByteStream | None = None
+            if encoding in ("", "identity"):
+                raw = take_raw_stream(response)
+            chunks: AsyncIterable[bytes] = raw if raw is not None else response.aiter_bytes()
             gap = self.settings.n8n_timeout_seconds  # until the first body byte
             idle = self.settings.n8n_stream_idle_seconds
             # The gap timer fires between `gap` and `gap + slack` after the last chunk: the

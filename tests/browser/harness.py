@@ -31,8 +31,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from quartproxy.app import create_app
 from quartproxy.config import load_settings
+from quartproxy.factory import create_app
 from tests.asgi import read_request
 
 WAIT = 15.0  # upper bound for a background thread to answer; never a synchronisation sleep

@@ -54,6 +54,7 @@ def contract_outcome(turn: Turn) -> str:
         # which not even a delete can clear on a full disk: busy until the flag expires
         assert turn.error == "busy", turn
         return "busy"
+    if turn.status == 503:  # refused before the turn began (e.g. the rate-limit write)
         assert turn.error == "store_unavailable" and turn.retry_after, turn
         return "refused"
     assert turn.status == 200, turn

@@ -274,7 +274,7 @@ async def test_permessage_deflate_is_not_negotiated(proxy: Proxy) -> None:
 
 
 def test_the_guards_are_installed_by_the_app() -> None:
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
     from tests.support import settings_for
 
     create_app(settings_for("http://127.0.0.1:9/webhook"))

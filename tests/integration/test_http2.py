@@ -163,7 +163,7 @@ async def test_a_reader_that_stops_reading_does_not_stall_the_other_streams(
 ) -> None:
     """Stream 1's window is never reopened (its reader stopped after 200 bytes); the other
     streams of the same connection still get their whole answers, and the server holds only a
-    bounded part of stream 1's answer in memory (http/h2_fixes.py: without it, Hypercorn
+    bounded part of stream 1's answer in memory (overrides/hypercorn_h2.py: without it, Hypercorn
     buffered the whole answer). When stream 1 reads again, its answer arrives complete: flow
     control paused it, nothing was lost."""
     seen = Seen()

@@ -252,8 +252,8 @@ async def test_a_header_list_over_the_configured_limit_is_refused(
     tls: Tls, fake_n8n: FakeN8n
 ) -> None:
     """hypercorn.toml's h2_max_header_list_size (16 KiB) is what is enforced, not h2's own
-    64 KiB default (http/h2_fixes.py): 8 KB of headers are served, 24 KB close the connection
-    with ENHANCE_YOUR_CALM."""
+    64 KiB default (overrides/hypercorn_h2.py): 8 KB of headers are served, 24 KB close the
+    connection with ENHANCE_YOUR_CALM."""
     async with tls_server(tls, fake_n8n) as server:
         with trio.fail_after(30):
             async with raw_h2(server.url, tls) as conn:

@@ -102,7 +102,7 @@ async def test_a_stream_stalled_by_a_client_that_left_does_not_hold_up_shutdown(
 ) -> None:
     """A client opens no window for its answer (HTTP/2 flow control), lets the answer finish,
     and disconnects. The final write of that answer must end with the connection: before
-    http/h2_fixes.py it waited for ever (shielded), leaking the task, and SIGTERM never
+    overrides/hypercorn_h2.py it waited for ever (shielded), leaking the task, and SIGTERM never
     finished."""
     args = ["--certfile", tls.certfile, "--keyfile", tls.keyfile]
     async with server_process(server_env(fake_n8n.url), graceful=2, args=args) as server:

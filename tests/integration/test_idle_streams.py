@@ -1,7 +1,7 @@
 """Streams whose answer has not come yet (n8n sent its headers, then nothing): a client leaving
 one frees its stream at once and leaves the answer running; many can be open at once.
-(quartproxy/http/lean.py sends the response from the request's own task; these check that a
-disconnect still reaches it.)"""
+(quartproxy/overrides/quart_trio_connection.py sends the response from the request's own
+task; these check that a disconnect still reaches it.)"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from quartproxy.app import create_app
+from quartproxy.factory import create_app
 from tests.h2_support import Seen, make_tls
 from tests.integration.test_nginx import nginx_in_front
 from tests.support import (

@@ -15,7 +15,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from quartproxy.app import create_app
+from quartproxy.factory import create_app
 from quartproxy.logs import JsonFormatter, RequestIdFilter
 from tests.support import FakeN8n, Proxy, free_port, served, settings_for, sse_turn
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from hypercorn.config import Config
 
-from quartproxy.app import create_app
+from quartproxy.factory import create_app
 from tests.support import (
     BROWSER_HEADERS,
     JWT_SECRET,

@@ -17,7 +17,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from quartproxy.app import create_app
+from quartproxy.factory import create_app
 from tests.support import (
     BROWSER_HEADERS,
     FINGERPRINT,

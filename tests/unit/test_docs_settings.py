@@ -235,7 +235,7 @@ def documented_endpoints() -> set[str]:
 
 
 def test_every_route_of_the_app_is_documented() -> None:
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
 
     app = create_app(config.load_settings(REQUIRED))
     routes = set()

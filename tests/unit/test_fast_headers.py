@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.datastructures import Headers
 
-from quartproxy.http.wrappers import FastHeaders
+from quartproxy.overrides.werkzeug_headers import FastHeaders
 
 PAIRS = [
     ("Origin", "https://a.example"),
@@ -39,7 +39,7 @@ def test_typed_get_still_converts() -> None:
 async def test_requests_of_the_app_use_fast_headers() -> None:
     from quart import request
 
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
     from tests.support import settings_for
 
     app = create_app(settings_for("http://127.0.0.1:9/webhook"))

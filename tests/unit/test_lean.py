@@ -1,12 +1,14 @@
-"""The per-request memory savings (quartproxy/http/lean.py, wrappers.share_names) change no
-byte a client sees: same headers, same order, same values; only equal objects are shared."""
+"""The per-request memory savings (quartproxy/http/lean.py,
+overrides/werkzeug_headers.share_names) change no byte a client sees: same headers, same order,
+same values; only equal objects are shared."""
 
 from __future__ import annotations
 
 from quart import request, session
 from werkzeug.datastructures import Headers
 
-from quartproxy.http import lean, wrappers
+from quartproxy.http import lean
+from quartproxy.overrides import werkzeug_headers as wrappers
 from tests.support import ORIGIN, settings_for
 
 
@@ -67,7 +69,7 @@ def test_request_header_name_sharing_is_bounded(monkeypatch) -> None:  # type: i
 
 async def test_no_cookie_sessions() -> None:
     """Every request sees an empty, read-only session; no answer sets or varies on a cookie."""
-    from quartproxy.app import create_app
+    from quartproxy.factory import create_app
 
     app = create_app(settings_for("http://127.0.0.1:9/webhook"))
     seen: list[object] = []

@@ -1,4 +1,8 @@
-"""Fixes to Hypercorn 0.18's HTTP/2 (library workarounds; `install()` applies them all).
+"""Fixes to Hypercorn's HTTP/2 (library workarounds; `install()` applies them all).
+
+Library: Hypercorn, verified against 0.18.0 (the versions of hypercorn_guards.TESTED_VERSIONS
+are accepted; any other refuses to start: overrides/versions.py). The replaced methods are
+fingerprinted in tests/unit/test_overrides.py. Upstream reports: docs/upstream/hypercorn-h2-*.md.
 
 1. Backpressure for a stream whose flow-control window is shut
    (docs/upstream/hypercorn-h2-flow-control-backpressure.md).
@@ -74,6 +78,12 @@ async def handle(self: hypercorn_h2.H2Protocol, event: Any) -> None:
 
 _original_handle = hypercorn_h2.H2Protocol.handle
 _original_init = hypercorn_h2.H2Protocol.__init__
+# Hypercorn's own methods as imported, for the test that notices when they change
+ORIGINALS: dict[str, Any] = {
+    "StreamBuffer.pop": hypercorn_h2.StreamBuffer.pop,
+    "H2Protocol.handle": _original_handle,
+    "H2Protocol.__init__": _original_init,
+}
 
 
 def init(self: hypercorn_h2.H2Protocol, *args: Any, **kwargs: Any) -> None:
@@ -108,6 +118,11 @@ def install() -> None:
     """Idempotent; called by the app factory, so it applies in every worker process."""
     from hypercorn.trio.tcp_server import TCPServer
 
+    from .hypercorn_guards import TESTED_VERSIONS
+    from .versions import supported
+
+    supported("hypercorn", TESTED_VERSIONS, "hypercorn_h2.py", required=True)
+
     hypercorn_h2.StreamBuffer.pop = pop  # type: ignore[method-assign]
     hypercorn_h2.H2Protocol.handle = handle  # type: ignore[method-assign]
     hypercorn_h2.H2Protocol.__init__ = init  # type: ignore[method-assign]
@@ -120,4 +135,5 @@ def install() -> None:
         await original(self)
 
     setattr(_initiate_server_close, _MARK, True)
+    _initiate_server_close.__wrapped__ = original  # type: ignore[attr-defined]
     TCPServer._initiate_server_close = _initiate_server_close  # type: ignore[method-assign]

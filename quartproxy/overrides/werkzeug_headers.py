@@ -1,5 +1,11 @@
 """Request classes whose header lookups cost no exception, and whose header names are shared.
 
+Library: Werkzeug, verified against 3.0.x and 3.1.x (3.1.9); on any other version the request
+classes are quart-trio's own (a loud warning: overrides/versions.py). Internals used: the
+`Headers._list` attribute, and a `__class__` swap of the Headers instance Quart builds.
+tests/unit/test_overrides.py fingerprints `Headers.get` and `Headers.__contains__`. Upstream
+proposal, ready to send: docs/upstream/werkzeug-headers-get-without-exception.md.
+
 Werkzeug's `Headers.get` (and `in`) finds a missing header by raising and catching
 `BadRequestKeyError`, an HTTPException built with its description and response machinery.
 Every chat turn asks for several headers that are usually absent (X-Request-ID,
@@ -13,6 +19,10 @@ from typing import Any
 
 from quart_trio.wrappers import TrioRequest, TrioWebsocket
 from werkzeug.datastructures import Headers
+
+from .versions import supported
+
+TESTED_VERSIONS = ("3.0.", "3.1.")
 
 
 class FastHeaders(Headers):
@@ -36,6 +46,8 @@ class FastHeaders(Headers):
 # answer stream keeps its request (so these names) for as long as it is open. The names a
 # worker sees are few: the first copy of each is kept and shared (values are never shared).
 MAX_SHARED_NAMES = 512  # a bound against clients inventing names; beyond it names stay as they are
+# Per process, not per app, on purpose: interned header names are the same strings for every app
+# of the process (tests build many), and one copy per process is the saving; bounded above.
 _names: dict[str, str] = {}
 
 
@@ -65,3 +77,11 @@ class Websocket(TrioWebsocket):
         if type(self.headers) is Headers:
             self.headers.__class__ = FastHeaders
             share_names(self.headers)
+
+
+def request_classes() -> tuple[type[TrioRequest], type[TrioWebsocket]]:
+    """The classes for `app.request_class` / `app.websocket_class`: these on a verified
+    Werkzeug, else quart-trio's own."""
+    if supported("werkzeug", TESTED_VERSIONS, "werkzeug_headers.py", required=False):
+        return Request, Websocket
+    return TrioRequest, TrioWebsocket

@@ -1,86 +1,20 @@
-"""The OpenAPI 3.1 description of every HTTP endpoint (served at /openapi.json and /docs).
-
-The request bodies' schemas are the models that validate them (core.messages.REQUEST_MODELS,
-one set of rules for every channel, the WebSocket too), so the two cannot drift; the models of
-the answers are declared here (nothing validates an answer). Paths are written as data: a test
-checks that every HTTP route of the app is described here (tests/integration/test_ops.py) and
-that the document is valid OpenAPI 3.1 naming every request field (tests/unit/test_openapi.py).
-
-quart-schema is not used (and not a dependency): its decorators validate the body themselves
-and answer a failure with their own 400 shape, before the contract's size, media-type and JSON
-checks run in their order (core.messages); it does not see WebSocket frames; and its document
-pages load scripts from CDNs, which /docs does not (Content-Security-Policy: default-src 'none').
-"""
+"""The paths of /openapi.json, written as data (tests/integration/test_ops.py checks that every
+HTTP route of the app is described here)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from .core.messages import REQUEST_MODELS, ChatMessage, N8nChatRequest, SessionCreate
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="snake_case error code, e.g. `rate_limited`")
-    message: str = Field(description="A human sentence")
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-    retry_after: int | None = Field(None, description="Seconds to wait (429 and some 503)")
-
-
-class SessionCreated(BaseModel):
-    session_id: str = Field(description="uuid4")
-    token: str = Field(description="JWT for `Authorization: Bearer`")
-    expires_at: str = Field(description="ISO-8601 UTC")
-
-
-class SessionValid(BaseModel):
-    valid: Literal[True]
-    session_id: str
-    expires_at: str
-
-
-class HistoryMessage(BaseModel):
-    message_id: str
-    role: Literal["user", "assistant"]
-    text: str
-    created_at: str
-    incomplete: bool | None = Field(
-        None,
-        description="Only on an answer cut short (its worker died, a restart, an n8n error "
-        "mid-stream): `true`, and `text` is the part received (docs/turn-leases.md).",
-    )
-
-
-class History(BaseModel):
-    session_id: str
-    messages: list[HistoryMessage]
-
-
-class Check(BaseModel):
-    status: Literal["ok", "fail"]
-    detail: str | None = None
-    latency_ms: float | None = None
-    backend: str | None = None
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded", "shutting_down"]
-    checks: dict[str, Check]
-    failing: list[str] | None = None
-
-
-MODELS: list[type[BaseModel]] = [
-    *REQUEST_MODELS,
+from ..core.messages import ChatMessage, N8nChatRequest, SessionCreate
+from .models import (
     ErrorBody,
+    Health,
+    History,
     SessionCreated,
     SessionValid,
-    History,
-    Health,
-]
+)
 
 SSE_EXAMPLE = (
     'id: <message_id>:0\nevent: start\ndata: {"message_id": "...", "session_id": "..."}\n\n'
@@ -372,44 +306,3 @@ PATHS: dict[str, dict[str, Any]] = {
         }
     },
 }
-
-
-def document(version: str = "0.1.0") -> dict[str, Any]:
-    schemas: dict[str, Any] = {}
-    for model in MODELS:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in schema.pop("$defs", {}).items():
-            schemas[name] = sub
-        schemas[model.__name__] = schema
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "quartproxy",
-            "version": version,
-            "description": "A secure gateway between website chat widgets and n8n workflows. "
-            'Errors are `{"error": {"code", "message"}}` with `retry_after` where it applies; '
-            "every answer carries `X-Request-ID`.",
-        },
-        "paths": PATHS,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "session": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "metrics": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN"},
-                "metricsBasic": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "METRICS_TOKEN as the password, any user name (/status)",
-                },
-            },
-            "parameters": {
-                "Fingerprint": {
-                    "name": "X-Chat-Fingerprint",
-                    "in": "header",
-                    "required": False,
-                    "description": "Required when the session was created with a fingerprint",
-                    "schema": {"type": "string", "maxLength": 128},
-                }
-            },
-        },
-    }

@@ -20,13 +20,12 @@ from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
-from .http import chat, compat, cors, docs, headers, lean, ops, sessions, status, wrappers, ws
+from .http import chat, compat, cors, docs, headers, lean, ops, sessions, status, ws
 from .http.common import bind_request_id, request_id
-from .http.h2_fixes import install as fix_hypercorn_h2
 from .http.h2c import refuse_cleartext_h2
 from .http.keepalive import shield_final_send
 from .leases import keep_leases
-from .overrides import hypercorn_guards
+from .overrides import hypercorn_guards, hypercorn_h2, quart_trio_connection, werkzeug_headers
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
@@ -45,10 +44,10 @@ def create_app(
     # h2c upgrade, ambiguous framing, WebSocket message bound: before any connection is served
     hypercorn_guards.install()
     app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
-    app.request_class = wrappers.Request
-    app.asgi_http_class = lean.HTTPConnection  # lean.py: less memory per open request
-    app.session_interface = lean.NoSessions()
-    app.websocket_class = wrappers.Websocket
+    # overrides/: library internals, each version-checked (falls back to the library's own)
+    app.request_class, app.websocket_class = werkzeug_headers.request_classes()
+    app.asgi_http_class = quart_trio_connection.connection_class()  # one task fewer per request
+    app.session_interface = lean.NoSessions()  # lean.py: less memory per open request
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         BODY_TIMEOUT=30,
@@ -63,12 +62,13 @@ def create_app(
     app.asgi_app = shield_final_send(  # type: ignore[method-assign]
         app.asgi_app, lean.share_response_headers
     )
-    fix_hypercorn_h2()  # http/h2_fixes.py: h2 backpressure, GOAWAY on idle close
+    hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
     for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
+    metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored
     metrics.configure(settings.allowed_origins.exact)
 
     @app.before_request

@@ -1,0 +1,113 @@
+"""Row helpers of the SQLite store, each run inside a write transaction of its caller: the
+buffer's appendable events, history rows, the busy flag's SQL, turn ownership. The rules they
+apply are core/turn_buffer.py's (shared with the memory store and, in Lua, Redis)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ...core.events import is_final_record
+from ...core.turn_buffer import appendable
+from ..base import HistoryEntry
+
+
+def _ended(conn: sqlite3.Connection, message_id: str, last: int) -> bool:
+    """Whether the buffer's last event (seq `last`) is final."""
+    row = conn.execute(
+        "SELECT record FROM buffer_events WHERE message_id = ? AND seq = ?", (message_id, last)
+    ).fetchone()
+    return row is not None and is_final_record(json.loads(row[0]))
+
+
+def _erased(conn: sqlite3.Connection, session_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM erased_sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    return row is not None
+
+
+def _encode(events: Sequence[tuple[int, dict[str, Any]]]) -> list[tuple[int, str]]:
+    return [(seq, json.dumps(record, separators=(",", ":"))) for seq, record in events]
+
+
+def _last_seq(conn: sqlite3.Connection, message_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT last_seq FROM buffers WHERE message_id = ?", (message_id,)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _append_events(
+    conn: sqlite3.Connection,
+    message_id: str,
+    session_id: str,
+    encoded: Sequence[tuple[int, str]],
+    expires_at: float,
+) -> int | None:
+    """Inside a write transaction: add the events not yet in the buffer (seq above its last);
+    the new last seq, None when nothing was added (only replays, or an erased session)."""
+    last = _last_seq(conn, message_id)
+    ended = last is not None and _ended(conn, message_id, last)
+    rows = [(message_id, seq, data) for seq, data in appendable(last, ended, encoded)]
+    if not rows or _erased(conn, session_id):
+        return None
+    last = rows[-1][1]
+    conn.executemany(
+        "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)", rows
+    )
+    conn.execute(
+        "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+        "expires_at = excluded.expires_at, last_seq = excluded.last_seq",
+        (message_id, session_id, expires_at, last),
+    )
+    return last
+
+
+_HistoryRow = tuple[str, str, str, str, float, int]
+
+
+def _history_rows(session_id: str, entries: Sequence[HistoryEntry]) -> list[_HistoryRow]:
+    return [
+        (session_id, e.message_id, e.role, e.text, e.created_at, int(e.incomplete)) for e in entries
+    ]
+
+
+def _append_history(conn: sqlite3.Connection, session_id: str, rows: Sequence[_HistoryRow]) -> None:
+    """Inside a write transaction."""
+    if rows and not _erased(conn, session_id):
+        conn.executemany(
+            "INSERT INTO history (session_id, message_id, role, text, created_at, incomplete) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+_ACQUIRE = (
+    "INSERT INTO busy (session_id, message_id, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET "
+    "message_id = excluded.message_id, expires_at = excluded.expires_at "
+    "WHERE busy.expires_at <= ? RETURNING message_id"
+)
+_RELEASE = "DELETE FROM busy WHERE session_id = ? AND message_id = ?"
+_HELD = "SELECT message_id FROM busy WHERE session_id = ?"
+_RENEW_OWN = (  # the flag is this message's already (begin_turn run again): extend it
+    "UPDATE busy SET expires_at = ? WHERE session_id = ? RETURNING message_id"
+)
+
+
+def _own(
+    conn: sqlite3.Connection, owner: str, session_id: str, message_id: str, expires_at: float
+) -> None:
+    """Inside a write transaction: the turn is `owner`'s; the worker has a lease even before
+    its first renewal."""
+    conn.execute(
+        "INSERT OR REPLACE INTO turn_owners (message_id, session_id, worker_id) VALUES (?, ?, ?)",
+        (message_id, session_id, owner),
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO workers (worker_id, expires_at) VALUES (?, ?)", (owner, expires_at)
+    )

@@ -1,0 +1,106 @@
+"""One smoke test per override of library internals (quartproxy/overrides/): each fails loudly
+when the library changes the code the override copies, replaces or relies on, so the override
+is re-read before a new version is trusted. (The Hypercorn guards have their own:
+test_hypercorn_guards.py.) Behaviour is tested elsewhere: test_lean.py, test_fast_headers.py,
+tests/integration/test_http2*.py, test_idle_streams.py, test_chat.py."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+from importlib.metadata import version
+
+import httpx
+import pytest
+from hypercorn.protocol import h2 as hypercorn_h2
+from hypercorn.trio.tcp_server import TCPServer
+from quart_trio.asgi import TrioASGIHTTPConnection
+from quart_trio.wrappers import TrioRequest, TrioWebsocket
+from werkzeug.datastructures import Headers
+
+from quartproxy.overrides import httpx_stream, quart_trio_connection, versions, werkzeug_headers
+from quartproxy.overrides import hypercorn_h2 as h2_fixes
+
+
+def fingerprint(func: object) -> str:
+    return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()[:16]  # type: ignore[arg-type]
+
+
+def read(library: str, seen: dict[str, str], known: dict[str, dict[str, str]]) -> None:
+    found = version(library)
+    if found not in known:
+        pytest.fail(
+            f"{library} {found}: re-read {sorted(seen)} and the override, then record "
+            "their fingerprints here"
+        )
+    assert seen == known[found], f"{library} {found} changed code an override relies on"
+
+
+def test_hypercorn_h2_methods_are_the_ones_that_were_read() -> None:
+    close = TCPServer._initiate_server_close
+    seen = {key: fingerprint(func) for key, func in h2_fixes.ORIGINALS.items()}
+    seen["TCPServer._initiate_server_close"] = fingerprint(getattr(close, "__wrapped__", close))
+    seen["StreamBuffer.push"] = fingerprint(hypercorn_h2.StreamBuffer.push)  # pauses at 32 KiB
+    known = {
+        "StreamBuffer.pop": "9eb73c8833891346",
+        "H2Protocol.handle": "c67e89eb79af9032",
+        "H2Protocol.__init__": "d577a96e2eb647a4",
+        "TCPServer._initiate_server_close": "7c1b548a65adc8b1",
+        "StreamBuffer.push": "4ca8ee7b0fec5200",
+    }
+    read("hypercorn", seen, {"0.18.0": known})
+
+
+def test_quart_trio_connection_call_is_the_one_that_was_copied() -> None:
+    seen = {"TrioASGIHTTPConnection.__call__": fingerprint(TrioASGIHTTPConnection.__call__)}
+    read(
+        "quart-trio",
+        seen,
+        {
+            "0.12.0": {"TrioASGIHTTPConnection.__call__": "98802020652fd68b"},
+            "0.13.0": {"TrioASGIHTTPConnection.__call__": "f502fbff800c2a64"},
+        },
+    )
+
+
+def test_werkzeug_headers_lookups_are_the_ones_that_were_replaced() -> None:
+    assert isinstance(Headers()._list, list)  # the attribute FastHeaders reads
+    seen = {
+        "Headers.get": fingerprint(Headers.get),
+        "Headers.__contains__": fingerprint(Headers.__contains__),
+    }
+    known = {"Headers.get": "090076cdf314aab6", "Headers.__contains__": "01c1a82cd572e39a"}
+    read("werkzeug", seen, {"3.1.9": known})
+
+
+def test_httpx_aiter_raw_is_the_one_that_was_bypassed() -> None:
+    seen = {"Response.aiter_raw": fingerprint(httpx.Response.aiter_raw)}
+    read("httpx", seen, {"0.28.1": {"Response.aiter_raw": "f8662c5e6a82e0ee"}})
+
+
+def test_an_unverified_version_refuses_a_protection_and_skips_a_saving(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(versions, "version", lambda name: "99.0")
+    monkeypatch.setattr(versions, "_warned", set())
+    monkeypatch.setattr(httpx_stream, "_verified", None)
+    with pytest.raises(RuntimeError, match="verified against hypercorn"):
+        h2_fixes.install()
+    with caplog.at_level(logging.WARNING, "quartproxy.overrides"):
+        assert quart_trio_connection.connection_class() is TrioASGIHTTPConnection
+        assert werkzeug_headers.request_classes() == (TrioRequest, TrioWebsocket)
+        response = httpx.Response(200, stream=httpx.ByteStream(b""))
+        assert httpx_stream.take_raw_stream(response) is None
+    assert len([r for r in caplog.records if "Not applied" in r.getMessage()]) == 3
+
+
+def test_the_verified_versions_apply_every_override() -> None:
+    assert quart_trio_connection.connection_class() is quart_trio_connection.HTTPConnection
+    assert werkzeug_headers.request_classes() == (
+        werkzeug_headers.Request,
+        werkzeug_headers.Websocket,
+    )
+    response = httpx.Response(200, stream=httpx.ByteStream(b"raw"))
+    assert httpx_stream.take_raw_stream(response) is response.stream
+    assert response.is_stream_consumed
