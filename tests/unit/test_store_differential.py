@@ -48,6 +48,14 @@ def _record(kind: str, i: int, mid: str) -> dict[str, Any]:
 
 
 turn = st.sampled_from(TURNS)
+
+
+def owner_of(mid: str, drawn: str) -> str:
+    """A turn is begun (and retried, and finished) by the one worker that made its message id
+    (ids are uuid4s of that worker): "" stays "no owner", any drawn worker becomes that one."""
+    return WORKERS[sum(map(ord, mid)) % len(WORKERS)] if drawn else ""
+
+
 seq = st.integers(0, 3)
 # A turn's writes: a finish whose first seq the buffer already holds is a lost reply's replay,
 # one after a final event an orphan's end; appends of any kind interleave with them.
@@ -121,7 +129,8 @@ async def run(store: Store, sequence: list[Op]) -> list[Any]:
             sid, mid = op[1]
             await store.release_turn(sid, mid)
         elif kind == "begin":
-            (sid, mid), ttl, owner = op[1], op[2], op[3]
+            (sid, mid), ttl = op[1], op[2]
+            owner = owner_of(mid, op[3])
             start = {"type": "start", "message_id": mid, "session_id": sid}
             question = [HistoryEntry(mid, "user", f"q {mid}", now)]
             result = await store.begin_turn(
@@ -134,6 +143,7 @@ async def run(store: Store, sequence: list[Op]) -> list[Any]:
             await store.buffer_append(mid, sid, events, LONG, now)
         elif kind == "finish":
             (sid, mid), first, deltas, final, owner, with_history = op[1:]
+            owner = owner_of(mid, owner)
             kinds = ["delta"] * deltas + [final]
             events = [(first + i, _record(k, first + i, mid)) for i, k in enumerate(kinds)]
             answer = [HistoryEntry(mid, "assistant", f"a {mid}", now)] if with_history else []

@@ -218,3 +218,14 @@ async def test_sweep_takes_a_batch_per_round(store: Store) -> None:
     assert await sweep_orphans(store, 300, lambda: NOW + TTL) == SWEEP_BATCH
     assert await sweep_orphans(store, 300, lambda: NOW + TTL) == 5
     assert await sweep_orphans(store, 300, lambda: NOW + TTL) == 0
+
+
+async def test_begin_run_again_for_its_own_message_is_idempotent(store: Store) -> None:
+    """begin_turn again for the flag's own message (its worker's retry after a lost reply) is
+    accepted, adds no second question to history and keeps the turn its worker's — the same in
+    every store (the differential test found them disagreeing)."""
+    assert await begin(store, "s0", "m0", "w0")
+    assert await begin(store, "s0", "m0", "w0")
+    assert not await begin(store, "s0", "m1", "w0")  # still busy with m0
+    assert [e.text for e in await store.history("s0")] == ["question"]
+    assert await store.renew_worker("w0", [("s0", "m0")], TTL, NOW + 1) == []
