@@ -354,7 +354,7 @@ class Bench:
             modes.append(("sqlite", {"DEPLOYMENT_MODE": "sqlite"}))
         else:
             self.skip("limiter_sqlite", "store/sqlite/ not in this build")
-        if (ROOT / "quartproxy" / "store" / "redis.py").exists():
+        if (ROOT / "quartproxy" / "store" / "redis").is_dir():
             url = self.start_redis()
             if url:
                 modes.append(("redis", {"DEPLOYMENT_MODE": "production", "REDIS_URL": url}))
@@ -366,7 +366,7 @@ class Bench:
                 cluster = {"DEPLOYMENT_MODE": "production", "REDIS_URL": self.cluster.url}
                 modes.append(("redis_cluster", cluster))
         else:
-            self.skip("limiter_redis", "store/redis.py not in this build")
+            self.skip("limiter_redis", "store/redis/ not in this build")
         for name, env in modes:
             proxy, port = self.start_proxy(**env)
             try:

@@ -16,22 +16,11 @@ comes from a fixed set (metric_labels.py).
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Gauge, Histogram
 
 from .metric_labels import (
     ERROR_CODES,
@@ -43,23 +32,21 @@ from .metric_labels import (
     bounded,
 )
 
+# the exposition (registry, /metrics text, multiprocess files); imported from here by the app
+from .metrics_export import (  # noqa: F401 (re-exported)
+    CONTENT_TYPE,
+    MULTIPROCESS_DIR,
+    REGISTRY,
+    RESTARTS,
+    RestartsCollector,
+    check_multiprocess_dir,
+    mark_process_dead,
+    render,
+)
+
 if TYPE_CHECKING:
     from .core.events import TurnEvent
     from .errors import ApiError
-
-# Read at import on purpose, not when an app is created: prometheus-client chooses where every
-# metric value lives (in memory, or memory-mapped files in this directory) when *it* is imported
-# (prometheus_client.values.ValueClass), and the metric objects below are made at import with
-# that choice. Reading the variable later could only disagree with it; check_multiprocess_dir()
-# (called by the app factory) refuses that disagreement instead of serving per-worker figures.
-MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
-# In single-process mode this registry is what /metrics renders; in multiprocess mode the values
-# live in files and /metrics renders a fresh registry fed by MultiProcessCollector.
-REGISTRY = CollectorRegistry()
-if MULTIPROCESS_DIR is None:
-    ProcessCollector(registry=REGISTRY)
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0, 120.0)
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -354,60 +341,6 @@ def draining(on: bool) -> None:
     DRAINING.set(1 if on else 0)
 
 
-class RestartsCollector(Collector):
-    """`quartproxy_worker_restarts_total{reason}`: the supervisor's own count, read from the
-    memory it shares with its workers (supervision.py), not summed over worker files: the
-    supervisor keeps no metric files. Absent when no supervisor runs the process."""
-
-    def collect(self) -> Iterator[Metric]:
-        from . import supervision
-
-        counts = supervision.restarts()
-        if counts is None:
-            return
-        family = CounterMetricFamily(
-            "quartproxy_worker_restarts",
-            "Workers the supervisor replaced, by reason: died (a signal or a non-zero exit), "
-            "recycled (exited on its own after max_requests), reload (DEBUG file change).",
-            labels=["reason"],
-        )
-        for reason, n in counts.items():
-            family.add_metric([reason], n)
-        yield family
-
-
-RESTARTS = RestartsCollector()
+# Registered after every metric above, so /metrics lists the restarts last, as it always has.
 if MULTIPROCESS_DIR is None:
     REGISTRY.register(RESTARTS)
-
-
-def render() -> bytes:
-    """The exposition text, summed over every worker in multiprocess mode. Reads files:
-    call it from a thread."""
-    if MULTIPROCESS_DIR is None:
-        return generate_latest(REGISTRY)
-    from prometheus_client import multiprocess
-
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    registry.register(RESTARTS)
-    return generate_latest(registry)
-
-
-def check_multiprocess_dir() -> None:
-    """RuntimeError if PROMETHEUS_MULTIPROC_DIR changed since this module was imported (set by
-    code that ran too late): /metrics would then show one worker's figures as the total."""
-    now = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-    if now != MULTIPROCESS_DIR:
-        raise RuntimeError(
-            f"PROMETHEUS_MULTIPROC_DIR is {now!r} but was {MULTIPROCESS_DIR!r} when the metrics "
-            "were created: set it before quartproxy is imported (python -m quartproxy does)"
-        )
-
-
-def mark_process_dead(pid: int) -> None:
-    """Forget a dead worker's live gauges (called by the supervisor that saw it exit)."""
-    if MULTIPROCESS_DIR is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)

@@ -8,7 +8,7 @@ import pytest
 
 from quartproxy.config import ConfigError, load_settings
 from quartproxy.core.redis_url import parse_redis_url
-from quartproxy.store.redis_client import RedisKeys
+from quartproxy.store.redis.client import RedisKeys
 from tests.support import JWT_SECRET, ORIGIN, SESSION_SECRET
 
 

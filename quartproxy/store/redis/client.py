@@ -22,7 +22,7 @@ import coredis.exceptions
 import coredis.retry
 from coredis.connection import TCPLocation
 
-from ..core.redis_url import RedisTarget, parse_redis_url
+from ...core.redis_url import RedisTarget, parse_redis_url
 
 # The constructors' overloads are keyed on a literal decode_responses; ours comes in **kwargs.
 _CLUSTER: Any = coredis.RedisCluster
