@@ -51,7 +51,11 @@ U = "tests/unit/"
 
 # module (in quartproxy/core) -> its fast unit tests, example-based files first (so -x stops early)
 MODULES: dict[str, list[str]] = {
-    "origins": [U + "test_origins.py", U + "test_origins_properties.py"],
+    "origins": [
+        U + "test_origins.py",
+        U + "test_client_identity.py",
+        U + "test_origins_properties.py",
+    ],
     "tokens": [U + "test_tokens_boundaries.py", U + "test_tokens.py"],
     "limits": [
         U + "test_limits_exact.py",
@@ -64,7 +68,15 @@ MODULES: dict[str, list[str]] = {
         U + "test_messages.py",
         U + "test_messages_properties.py",
     ],
-    "events": [U + "test_events.py", U + "test_render_events.py", U + "test_n8n_parse.py"],
+    # the message cleaning, moved out of messages.py (issue 13: bidi and zero-width characters)
+    "text": [U + "test_messages.py", U + "test_messages_boundaries.py"],
+    "numbers": [U + "test_numbers.py"],
+    "events": [
+        U + "test_resume_point.py",
+        U + "test_events.py",
+        U + "test_render_events.py",
+        U + "test_n8n_parse.py",
+    ],
     "http1": [U + "test_http1_boundaries.py", U + "test_http1.py", U + "test_http1_properties.py"],
     "n8n_parse": [
         U + "test_n8n_parse_boundaries.py",
