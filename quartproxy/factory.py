@@ -71,6 +71,30 @@ def create_app(
     metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored
     metrics.configure(settings.allowed_origins.exact)
 
+    install_hooks(app, settings)
+    install_error_handlers(app, settings)
+
+    stop = trio.Event()
+    stopped = trio.Event()
+
+    @app.before_serving
+    async def startup() -> None:
+        app.extensions["quartproxy"] = await app.nursery.start(
+            partial(own_services, settings, upstream_transport, stop, stopped)
+        )
+
+    @app.after_serving
+    async def shutdown() -> None:
+        stop.set()
+        await stopped.wait()
+
+    return app
+
+
+def install_hooks(app: QuartTrio, settings: Settings) -> None:
+    """Every request gets its id, CORS answers preflights, every response its id, CORS and
+    security headers."""
+
     @app.before_request
     async def bind_id() -> None:
         bind_request_id()
@@ -81,6 +105,12 @@ def create_app(
     async def finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = request_id()
         return headers.secure(cors.decorate(response), settings.trusted_proxies)
+
+
+def install_error_handlers(app: QuartTrio, settings: Settings) -> None:
+    """One place renders every error: the contract's JSON shape, counted; a store outage is
+    the contract's 503 and one log line; anything unexpected is `internal` (with the traceback
+    only under DEBUG)."""
 
     @app.errorhandler(ApiError)
     async def api_error(err: ApiError) -> tuple[Response, int, dict[str, str]]:
@@ -112,66 +142,60 @@ def create_app(
             return jsonify(body), 500, {}
         return await api_error(from_status(500))
 
-    stop = trio.Event()
-    stopped = trio.Event()
 
-    async def own_services(
-        *, task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        # Long-lived resources live in one task of the app nursery, started with
-        # app.nursery.start and ended by an event set in after_serving: entering them in
-        # before_serving and leaving in after_serving gives "Nursery misnesting" errors
-        # (coredis's client owns an anyio task group).
-        try:
-            async with open_store(settings) as store:
-                upstream = N8nClient(settings, upstream_transport)
-                try:
-                    async with trio.open_nursery() as turn_nursery:
-                        leases = lease_timing(settings.turn_lease_seconds)
-                        runner = TurnRunner(
-                            store,
-                            upstream,
-                            turn_nursery,
-                            buffer_seconds=settings.stream_buffer_seconds,
-                            busy_seconds=leases.ttl,  # renewed while the turn runs
-                            fail_open=settings.rate_limit_fail_mode == "open",
-                            heartbeat_seconds=settings.heartbeat_seconds,
+async def own_services(
+    settings: Settings,
+    upstream_transport: httpx.AsyncBaseTransport | None,
+    stop: trio.Event,
+    stopped: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The app's long-lived resources — store, n8n client, the turn runner and its background
+    tasks — from start-up until `stop`; `stopped` is set once all are closed."""
+    # Long-lived resources live in one task of the app nursery, started with
+    # app.nursery.start and ended by an event set in after_serving: entering them in
+    # before_serving and leaving in after_serving gives "Nursery misnesting" errors
+    # (coredis's client owns an anyio task group).
+    try:
+        async with open_store(settings) as store:
+            upstream = N8nClient(settings, upstream_transport)
+            try:
+                async with trio.open_nursery() as turn_nursery:
+                    leases = lease_timing(settings.turn_lease_seconds)
+                    runner = TurnRunner(
+                        store,
+                        upstream,
+                        turn_nursery,
+                        buffer_seconds=settings.stream_buffer_seconds,
+                        busy_seconds=leases.ttl,  # renewed while the turn runs
+                        fail_open=settings.rate_limit_fail_mode == "open",
+                        heartbeat_seconds=settings.heartbeat_seconds,
+                    )
+                    await turn_nursery.start(runner.run_heartbeat)
+                    await turn_nursery.start(keep_leases, runner, leases)
+                    days = settings.history_retention_days
+                    if store.keeps_history and days > 0:
+                        await turn_nursery.start(
+                            purge_history_forever, store, days * 86400.0, time.time
                         )
-                        await turn_nursery.start(runner.run_heartbeat)
-                        await turn_nursery.start(keep_leases, runner, leases)
-                        days = settings.history_retention_days
-                        if store.keeps_history and days > 0:
-                            await turn_nursery.start(
-                                purge_history_forever, store, days * 86400.0, time.time
-                            )
-                        svc = Services(settings, store, upstream, runner)
-                        task_status.started(svc)
-                        unregister = lifecycle.register(partial(lifecycle.drain, svc))
-                        metrics.worker_started()
-                        supervision.started()
-                        try:
-                            await stop.wait()
-                        finally:
-                            unregister()
-                            metrics.worker_stopped()
-                            metrics.draining(False)
-                        # Hypercorn has already given open requests graceful_timeout; answers
-                        # whose clients left are cancelled now and end with `shutting_down`.
-                        runner.accepting = False
-                        turn_nursery.cancel_scope.cancel()
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await upstream.aclose()
-        finally:
-            stopped.set()
-
-    @app.before_serving
-    async def startup() -> None:
-        app.extensions["quartproxy"] = await app.nursery.start(own_services)
-
-    @app.after_serving
-    async def shutdown() -> None:
-        stop.set()
-        await stopped.wait()
-
-    return app
+                    svc = Services(settings, store, upstream, runner)
+                    task_status.started(svc)
+                    unregister = lifecycle.register(partial(lifecycle.drain, svc))
+                    metrics.worker_started()
+                    supervision.started()
+                    try:
+                        await stop.wait()
+                    finally:
+                        unregister()
+                        metrics.worker_stopped()
+                        metrics.draining(False)
+                    # Hypercorn has already given open requests graceful_timeout; answers
+                    # whose clients left are cancelled now and end with `shutting_down`.
+                    runner.accepting = False
+                    turn_nursery.cancel_scope.cancel()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await upstream.aclose()
+    finally:
+        stopped.set()

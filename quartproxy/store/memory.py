@@ -190,6 +190,8 @@ class MemoryStore:
         if again:
             self._busy[session_id] = (message_id, now + busy_ttl)
         elif not self._acquire(session_id, message_id, busy_ttl, now):
+            if owner:  # busy: the turn does not exist, nor does its ownership (as in Redis)
+                self._owned.get(owner, {}).pop(message_id, None)
             return False
         if owner:
             self._owned.setdefault(owner, {})[message_id] = session_id
@@ -232,10 +234,12 @@ class MemoryStore:
         self._workers[worker_id] = now + ttl
         owned = self._owned.get(worker_id, {})
         lost = []
+        # As in every store (Redis extends each flag in its own session's slot, apart from the
+        # lease): a flag still held by a given turn is extended even when the turn is reported
+        # lost; its worker then stops the turn, which releases the flag.
         for session_id, message_id in turns:
             if message_id not in owned:
                 lost.append(message_id)
-                continue
             held = self._busy.get(session_id)
             if held is not None and held[0] == message_id:
                 self._busy[session_id] = (message_id, now + ttl)

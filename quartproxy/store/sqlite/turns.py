@@ -70,6 +70,11 @@ class Turns(SqliteBase):
                 args = (session_id, message_id, now + busy_ttl, now)
                 row = conn.execute(_ACQUIRE, args).fetchone()
             if row is None:
+                if owner:  # busy: the turn does not exist, nor does its ownership (as in Redis)
+                    conn.execute(
+                        "DELETE FROM turn_owners WHERE message_id = ? AND worker_id = ?",
+                        (message_id, owner),
+                    )
                 conn.execute("COMMIT")
                 return False, None
             if owner:
@@ -157,9 +162,8 @@ class Turns(SqliteBase):
                     "SELECT 1 FROM turn_owners WHERE message_id = ? AND worker_id = ?",
                     (message_id, worker_id),
                 ).fetchone()
-                if owned is None:
+                if owned is None:  # still extended, as in every store (memory.py says why)
                     lost.append(message_id)
-                    continue
                 conn.execute(
                     "UPDATE busy SET expires_at = ? WHERE session_id = ? AND message_id = ?",
                     (now + ttl, session_id, message_id),
