@@ -66,10 +66,16 @@ MODULES: dict[str, list[str]] = {
     "messages": [
         U + "test_messages_boundaries.py",
         U + "test_messages.py",
+        U + "test_messages_invisible.py",
         U + "test_messages_properties.py",
     ],
     # the message cleaning, moved out of messages.py (issue 13: bidi and zero-width characters)
-    "text": [U + "test_messages.py", U + "test_messages_boundaries.py"],
+    "text": [
+        U + "test_text.py",
+        U + "test_messages_invisible.py",
+        U + "test_messages.py",
+        U + "test_messages_boundaries.py",
+    ],
     "numbers": [U + "test_numbers.py"],
     "events": [
         U + "test_resume_point.py",

@@ -154,11 +154,7 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
     # exp is checked against the real clock on the first decode (later ones come from the
     # cache, so it is checked again here); we check against `now` too so tests and callers
     # that pass a clock get the same answer.
-    try:
-        exp = int(payload["exp"])
-        iat = int(payload["iat"])
-    except (TypeError, ValueError):
-        raise ApiError(401, "unauthorized", "A valid session token is required.") from None
+    exp, iat = payload["exp"], payload["iat"]  # ints: _decode_session_token checked their type
     expired = exp + LEEWAY_SECONDS < max(now, time.time())
     if expired or payload.get("typ") != "qp-session":
         raise ApiError(401, "unauthorized", "The session has expired.")

@@ -19,6 +19,7 @@ from quartproxy.core.origins import (
     DEFAULT_IPV6_PREFIX,
     client_ip,
     embedded_ipv4,
+    is_local,
     is_trusted,
     parse_ipv6_prefix,
     parse_networks,
@@ -227,3 +228,51 @@ async def test_the_prefix_setting_is_what_keys_them() -> None:
     assert _caller(svc, PEERS_OF_ONE_64[0]).ip != _caller(svc, PEERS_OF_ONE_64[1]).ip
     svc = _services(MemoryStore(), rate_limit_ipv6_prefix=48)
     assert _caller(svc, "2001:db8:5:6::1").ip == _caller(svc, "2001:db8:5:ffff::1").ip
+
+
+# -- operator access (is_local) and the exact bounds of the IPv6 keying -------------------------
+
+
+def test_is_local_is_loopback_or_a_trusted_proxy() -> None:
+    ten = [ipaddress.ip_network("10.0.0.0/8")]
+    for address in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
+        assert is_local(address, []) is True
+        assert is_local(address, ten) is True
+    assert is_local("10.1.2.3", ten) is True
+    assert is_local("10.1.2.3", []) is False
+    assert is_local("203.0.113.9", ten) is False
+    assert is_local("2001:db8::1", ten) is False
+    for not_an_ip in ("unknown", "", "unix:/run/q.sock", "localhost"):
+        assert is_local(not_an_ip, ten) is False
+
+
+def test_embedded_ipv4_of_a_mapped_address() -> None:
+    mapped = ipaddress.IPv6Address("::ffff:192.0.2.1")
+    assert embedded_ipv4(mapped) == ipaddress.IPv4Address("192.0.2.1")
+    assert embedded_ipv4(ipaddress.IPv6Address("2001:db8::1")) is None
+
+
+def test_rate_key_prefix_bounds_are_exact() -> None:
+    assert rate_key("2001:db8::1", 128) == "2001:db8::1/128"
+    assert rate_key("2001:db8::1", 32) == "2001:db8::/32"
+    for bad in (129, 31, 0):  # refused by the range check itself, not by a shift that fails
+        with pytest.raises(ValueError, match="IPv6 prefix length must be 32 to 128"):
+            rate_key("2001:db8::1", bad)
+
+
+def test_rate_key_keeps_the_last_bit_of_the_prefix() -> None:
+    # the lowest bit inside the prefix (bit 64 for /64, bit 0 for /128) belongs to the key
+    assert rate_key("2001:db8:0:1::5") == "2001:db8:0:1::/64"
+    assert rate_key("2001:db8::1", 128) != rate_key("2001:db8::", 128)
+    assert rate_key("2001:db8:1::", 48) == "2001:db8:1::/48"
+
+
+@pytest.mark.parametrize(("text", "n"), [("32", 32), ("/64", 64), (" 128 ", 128), ("064", 64)])
+def test_parse_ipv6_prefix_takes(text: str, n: int) -> None:
+    assert parse_ipv6_prefix(text) == n
+
+
+@pytest.mark.parametrize("text", ["31", "129", "0064", "/0128", "", "/", "64/", "-64", "6 4"])
+def test_parse_ipv6_prefix_refuses_at_the_edges(text: str) -> None:
+    with pytest.raises(ValueError, match="prefix length from 32 to 128"):
+        parse_ipv6_prefix(text)

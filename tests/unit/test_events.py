@@ -13,6 +13,7 @@ from quartproxy.core.events import (
     event_id,
     from_record,
     is_final,
+    is_final_record,
     parse_event_id,
     to_record,
 )
@@ -67,3 +68,12 @@ def test_event_ids() -> None:
 )
 def test_malformed_event_ids(value: str) -> None:
     assert parse_event_id(value) is None
+
+
+def test_is_final_record_says_the_same_as_is_final() -> None:
+    for event in EVENTS:
+        assert is_final_record(to_record(event)) is is_final(event)
+    assert is_final_record({"type": "end"}) is True
+    assert is_final_record({"type": "error"}) is True
+    for record in ({"type": "delta"}, {"type": "start"}, {"type": "End"}, {}, {"kind": "end"}):
+        assert is_final_record(record) is False

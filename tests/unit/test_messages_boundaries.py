@@ -13,7 +13,10 @@ from quartproxy.core.messages import (
     MAX_FINGERPRINT_CHARS,
     MAX_METADATA_DEPTH,
     MAX_SESSION_ID_CHARS,
+    ChatMessage,
     InputLimits,
+    N8nChatRequest,
+    SessionCreate,
     chat_input,
     check_size,
     n8n_chat_input,
@@ -241,3 +244,13 @@ def test_an_empty_body_is_not_json_unless_the_caller_allows_it(raw: bytes) -> No
 
 def test_metadata_keys_are_cleaned_but_not_trimmed() -> None:
     assert normalise_metadata({" a\x00 ": {" b ": 1}}, LIMITS) == {" a ": {" b ": 1}}
+
+
+def test_the_schema_documents_the_limits_that_are_checked() -> None:
+    # /openapi.json is built from these models: the figures it shows are the enforced ones
+    message = ChatMessage.model_json_schema()["properties"]["message"]
+    assert message["minLength"] == 1
+    fingerprint = SessionCreate.model_json_schema()["properties"]["fingerprint"]
+    assert fingerprint["maxLength"] == MAX_FINGERPRINT_CHARS == 128
+    session_id = N8nChatRequest.model_json_schema()["properties"]["sessionId"]
+    assert session_id["maxLength"] == MAX_SESSION_ID_CHARS == 128

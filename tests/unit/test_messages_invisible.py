@@ -137,3 +137,18 @@ def test_reserved_metadata_keys_are_refused(key: str) -> None:
 def test_the_same_names_deeper_down_or_as_values_are_data() -> None:
     meta = {"page": {"sessionId": "x", "action": "y"}, "note": "sessionId"}
     assert normalise_metadata(meta, LIM) == meta
+
+
+@pytest.mark.parametrize(
+    "key", ["action", "sessionId", "chatInput", "Action", "SESSIONID", "chatinput", "CHATINPUT"]
+)
+def test_the_refusal_names_the_reserved_key(key: str) -> None:
+    with pytest.raises(ApiError) as info:
+        normalise_metadata({"page": "/x", key: "v"}, LIM)
+    assert (info.value.code, info.value.status) == ("bad_request", 400)
+    assert repr(key) in info.value.message
+
+
+@pytest.mark.parametrize("key", ["actions", "session_id", "sessionIdx", "chat", "input", "id"])
+def test_near_names_are_ordinary_keys(key: str) -> None:
+    assert normalise_metadata({key: "v"}, LIM) == {key: "v"}

@@ -151,3 +151,28 @@ def test_cli_numbers_are_ascii_only(args: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli_main(args)
     assert info.value.code == 2  # argparse's usage error, before anything starts
+
+
+# -- the exact length limits (literal figures: a change of the constant must show) -------------
+
+
+def test_parse_uint_takes_18_digits_and_not_19() -> None:
+    assert MAX_DIGITS == 18
+    assert parse_uint("9" * 18) == 10**18 - 1
+    assert parse_uint("0" * 17 + "7") == 7
+    assert parse_uint("1" * 19) is None
+    assert parse_uint("0" * 19) is None
+
+
+def test_parse_uint_max_digits_is_exact() -> None:
+    assert parse_uint("123", max_digits=3) == 123
+    assert parse_uint("0123", max_digits=3) is None
+
+
+def test_parse_udecimal_takes_32_characters_and_not_33() -> None:
+    assert parse_udecimal("1" * 32) == float("1" * 32)
+    assert parse_udecimal("0." + "5" * 30) == pytest.approx(0.5555555555)
+    assert parse_udecimal("1" * 33) is None
+    assert parse_udecimal("0." + "5" * 31) is None
+    assert parse_udecimal("1.5", max_chars=3) == 1.5
+    assert parse_udecimal("1.25", max_chars=3) is None

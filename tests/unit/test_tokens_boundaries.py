@@ -13,6 +13,7 @@ import pytest
 from quartproxy.core.tokens import (
     LEEWAY_SECONDS,
     SessionClaims,
+    _decode_session_token,
     check_binding,
     fingerprint_hash,
     issue_session_token,
@@ -48,6 +49,7 @@ def signed(**changes: Any) -> str:
 def refusal(token: str, now: float | None = None) -> ApiError:
     with pytest.raises(ApiError) as err:
         verify_session_token(SECRET, token, now=time.time() if now is None else now)
+    assert err.value.status == 401  # every refusal of a token is a 401, whatever its code
     return err.value
 
 
@@ -128,6 +130,7 @@ def test_binding_errors_name_the_site_or_the_browser() -> None:
     check_binding(claims, origin="https://a.example", fph=fph)
     with pytest.raises(ApiError) as site:
         check_binding(claims, origin="https://b.example", fph=fph)
+    assert site.value.status == browser_status(claims, fph) == 401
     assert (site.value.code, site.value.message) == (
         "session_mismatch",
         "This session belongs to another site.",
@@ -153,3 +156,29 @@ def test_a_token_issued_by_a_clock_ahead_of_this_one_is_read() -> None:
         SECRET, session_id="s", origin="o", fph="", now=ahead, ttl=600
     )
     assert verify_session_token(SECRET, token, now=ahead) == claims
+
+
+def browser_status(claims: SessionClaims, fph: str) -> int:
+    with pytest.raises(ApiError) as browser:
+        check_binding(claims, origin="https://a.example", fph=fph + "0")
+    return browser.value.status
+
+
+def test_too_long_or_non_ascii_tokens_are_401() -> None:
+    for token in (of_length(4097), "\u00e9" + fresh()[0][1:], "a\ud800.b.c"):
+        assert refusal(token).code == "unauthorized"
+
+
+def test_a_token_expiring_within_the_next_second_is_still_good() -> None:
+    # exp is a whole second: a token whose exp is the next second is read on the real clock
+    token = signed(exp=int(time.time()) + 1)
+    assert verify_session_token(SECRET, token, now=time.time()).session_id == "s"
+
+
+def test_an_expired_token_is_refused_before_it_reaches_the_cache() -> None:
+    # the verified-token cache keeps successes only: an expired token must not take a slot
+    expired = signed(exp=int(time.time()) - 3600)
+    before = _decode_session_token.cache_info().currsize
+    with pytest.raises(jwt.ExpiredSignatureError):
+        _decode_session_token(SECRET, expired)
+    assert _decode_session_token.cache_info().currsize == before
