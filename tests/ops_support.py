@@ -26,7 +26,7 @@ import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import JWT_SECRET, ORIGIN, SESSION_SECRET
+from tests.support import FINGERPRINT, JWT_SECRET, ORIGIN, SESSION_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 Sample = tuple[str, frozenset[tuple[str, str]]]
@@ -238,3 +238,22 @@ def serving_pid(server_port: int, client_port: int) -> int:
     pids = {int(p) for p in re.findall(r"pid=(\d+)", out)}
     assert len(pids) == 1, out
     return pids.pop()
+
+
+# -- a visitor of a real server process: its session and the headers of its requests --------
+
+
+def headers(session: dict[str, str]) -> dict[str, str]:
+    return {
+        "Origin": ORIGIN,
+        "Authorization": f"Bearer {session['token']}",
+        "X-Chat-Fingerprint": FINGERPRINT,
+    }
+
+
+async def new_session(client: httpx.AsyncClient) -> dict[str, str]:
+    r = await client.post(
+        "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers={"Origin": ORIGIN}
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())

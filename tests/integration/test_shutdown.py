@@ -14,7 +14,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from quartproxy import lifecycle
-from tests.ops_support import scrape, server_env, server_process, value
+from tests.ops_support import headers, new_session, scrape, server_env, server_process, value
 from tests.redis_server import RedisServer
 from tests.support import (
     BROWSER_HEADERS,
@@ -26,22 +26,6 @@ from tests.support import (
     settings_for,
     sse_turn,
 )
-
-
-def headers(session: dict[str, str]) -> dict[str, str]:
-    return {
-        "Origin": ORIGIN,
-        "Authorization": f"Bearer {session['token']}",
-        "X-Chat-Fingerprint": FINGERPRINT,
-    }
-
-
-async def new_session(client: httpx.AsyncClient) -> dict[str, str]:
-    r = await client.post(
-        "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers={"Origin": ORIGIN}
-    )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
 
 
 def event(name: str) -> Any:

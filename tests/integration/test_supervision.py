@@ -18,6 +18,8 @@ import trio
 
 from tests.ops_support import (
     ROOT,
+    headers,
+    new_session,
     scrape,
     server_env,
     server_process,
@@ -26,23 +28,7 @@ from tests.ops_support import (
     worker_pids,
 )
 from tests.redis_server import RedisServer
-from tests.support import BROWSER_HEADERS, FINGERPRINT, ORIGIN, FakeN8n, parse_sse
-
-
-def headers(session: dict[str, str]) -> dict[str, str]:
-    return {
-        "Origin": ORIGIN,
-        "Authorization": f"Bearer {session['token']}",
-        "X-Chat-Fingerprint": FINGERPRINT,
-    }
-
-
-async def new_session(client: httpx.AsyncClient) -> dict[str, str]:
-    r = await client.post(
-        "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers={"Origin": ORIGIN}
-    )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+from tests.support import BROWSER_HEADERS, FakeN8n, parse_sse
 
 
 def event(name: str, **fields: Any) -> Any:
