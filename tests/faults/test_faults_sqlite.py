@@ -135,12 +135,15 @@ async def test_disk_full_rlimit_fsize(tmp_path: Path, mode: str) -> None:
             n8n.url, preexec_fn=lambda: _limit_file_size(1_000_000), **sqlite_mode(db, mode)
         ) as gw,
     ):
+        # A short first turn fits whatever the timing: a long one can fill the 1 MB WAL alone
+        # (each streamed delta is a commit of its own), which made "answered >= 1" flaky.
+        first = await gw.session()
+        assert (await gw.turn(first, "kept")).final["event"] == "end"
         outcomes = await fill_until_refused(gw, n8n)
         if mode == "closed":
-            assert outcomes["answered"] >= 1 and outcomes["refused"] + outcomes["cut"] == 1
+            assert outcomes["refused"] + outcomes["cut"] == 1, outcomes
             assert await gw.metric("quartproxy_store_errors_total", where="request") >= 1
         else:  # open: answered without busy flag, resume and history copies, or stuck busy
-            assert outcomes["answered"] >= 1
             assert outcomes["answered"] == 300 or outcomes["busy"] == 1, outcomes
             assert outcomes["refused"] == outcomes["cut"] == 0
         assert tracebacks(gw.log()) == 0

@@ -108,7 +108,10 @@ class SqliteBase:
         except sqlite3.DatabaseError as exc:
             # locked past busy_timeout, disk full or I/O error, read-only or deleted file,
             # corruption: the store is unavailable, never a crash of the request
-            raise StoreUnavailable(f"SQLite: {type(exc).__name__}: {exc}") from exc
+            # the extended code (SQLITE_IOERR_WRITE, SQLITE_FULL, ...) tells an operator which
+            raise StoreUnavailable(
+                f"SQLite: {type(exc).__name__}: {exc} ({getattr(exc, 'sqlite_errorname', '?')})"
+            ) from exc
 
     def _after_write(self, conn: sqlite3.Connection, now: float) -> None:
         """Amortised sweep of expired rows (called in the worker thread after a commit).
