@@ -21,8 +21,8 @@ from functools import partial
 from pathlib import Path
 
 from .core.numbers import parse_udecimal, parse_uint
+from .shipped import HYPERCORN_TOML, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORIGINS = "QUARTPROXY_DEMO_ORIGINS"  # the demo command to its DEBUG workers (demo.py)
 
 
@@ -38,7 +38,7 @@ def hypercorn_config(  # type: ignore[no-untyped-def]
 
     toml = Path("hypercorn.toml")
     if not toml.is_file():
-        toml = ROOT / "hypercorn.toml"
+        toml = HYPERCORN_TOML  # the checkout's, or the copy an install ships (shipped.py)
     config = Config.from_toml(str(toml)) if toml.is_file() else Config()
     config.worker_class = "trio"
     if bind:

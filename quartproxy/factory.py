@@ -7,7 +7,6 @@ import logging
 import time
 import traceback
 from functools import partial
-from pathlib import Path
 
 import httpx
 import trio
@@ -28,14 +27,13 @@ from .leases import keep_leases
 from .overrides import hypercorn_guards, hypercorn_h2, quart_trio_connection, werkzeug_headers
 from .retention import purge_history_forever
 from .services import Services
+from .shipped import STATIC
 from .store import open_store
 from .store.base import StoreUnavailable
 from .turns import TurnRunner
 from .upstream import N8nClient
 
 log = logging.getLogger("quartproxy")
-ROOT = Path(__file__).resolve().parent.parent
-STATIC = ROOT / "static"
 
 
 def create_app(

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quartproxy.factory import STATIC
+from quartproxy.shipped import STATIC
 from tests.support import Proxy
 
 from .test_nginx import client_from, nginx_in_front

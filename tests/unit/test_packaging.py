@@ -37,11 +37,10 @@ def test_pip_install_gives_metadata_and_a_working_console_script(tmp_path: Path)
     them) from a copy of the source, then run the installed `quartproxy` command."""
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "requirements.txt"):
+    for name in ("pyproject.toml", "requirements.txt", "hypercorn.toml"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(
-        ROOT / "quartproxy", src / "quartproxy", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for tree in ("quartproxy", "static"):
+        shutil.copytree(ROOT / tree, src / tree, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -91,3 +90,37 @@ def test_pip_install_gives_metadata_and_a_working_console_script(tmp_path: Path)
             timeout=60,
         ).stdout
     )
+
+    # the widget and the server settings come with it (an installed gateway used to serve no
+    # widget: static/ and hypercorn.toml stayed in the checkout), and the code finds them there
+    shipped = target / "quartproxy" / "_shipped"
+    assert (shipped / "static" / "widget.js").read_bytes() == (
+        ROOT / "static/widget.js"
+    ).read_bytes()
+    assert (shipped / "hypercorn.toml").read_text() == (ROOT / "hypercorn.toml").read_text()
+    assert not list(shipped.glob("*.py")) and not (shipped / "tests").exists()
+    found = subprocess.run(
+        [sys.executable, "-c", "from quartproxy import shipped; print(shipped.STATIC)"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    assert found == str(shipped / "static")
+
+
+def test_every_package_of_the_tree_is_declared() -> None:
+    """pyproject lists packages by name (for the `_shipped` mapping): a new subpackage left out
+    of the list would be missing from every install."""
+    tree = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "quartproxy").rglob("__init__.py")
+    }
+    declared = set(_pyproject()["tool"]["setuptools"]["packages"])
+    assert declared == tree | {"quartproxy._shipped"}
+
+
+def test_shipped_files_are_found_in_a_checkout_and_in_an_install(tmp_path: Path) -> None:
+    from quartproxy import shipped
+
+    assert shipped.ROOT == ROOT and shipped.STATIC == ROOT / "static"
+    package = tmp_path / "site-packages" / "quartproxy"  # no static/ beside it: installed
+    package.mkdir(parents=True)
+    assert shipped.root(package) == package / "_shipped"
