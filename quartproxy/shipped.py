@@ -2,7 +2,7 @@
 and `hypercorn.toml`.
 
 In a checkout they are at the top of the repository; `pip install .` copies them into the
-package as `quartproxy/_shipped/` (pyproject.toml maps that package to the repository root), so an
+package as `quartproxy._shipped` (pyproject.toml maps that package to the repository root), so an
 installed gateway serves its widget and starts with the shipped server settings too. The checkout
 wins when both exist: an editable install keeps serving the files being edited.
 """
