@@ -272,6 +272,8 @@ REQUEST_MODELS: list[type[BaseModel]] = [ChatMessage, SessionCreate, N8nChatRequ
 
 
 def _validate(model: type[_Model], obj: Any) -> Any:
+    if not isinstance(obj, dict):  # pydantic's own sentence would name the model class
+        raise bad_request("The body must be a JSON object.")
     try:
         return model.model_validate(obj)
     except ValidationError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from quartproxy.core.messages import (
     parse_json_object,
     parse_json_text,
     parse_session_body,
+    session_input,
 )
 from quartproxy.errors import ApiError
 
@@ -196,10 +198,9 @@ def test_n8n_send_message_needs_chat_input_and_load_needs_none() -> None:
 @pytest.mark.parametrize(
     ("obj", "message"),
     [
-        (
-            [1],
-            "Invalid field 'body': Input should be a valid dictionary or instance of ChatMessage.",
-        ),
+        ([1], "The body must be a JSON object."),  # never the name of a model class
+        ("text", "The body must be a JSON object."),
+        (None, "The body must be a JSON object."),
         ({"message": 5}, "Invalid field 'message': Input should be a valid string."),
         ({}, "Invalid field 'message': Field required."),
         (
@@ -211,6 +212,13 @@ def test_n8n_send_message_needs_chat_input_and_load_needs_none() -> None:
 def test_a_shape_error_names_the_field_and_the_reason(obj: object, message: str) -> None:
     err = refused(chat_input, obj, LIMITS)
     assert (err.code, err.status, err.message) == ("bad_request", 400, message)
+
+
+@pytest.mark.parametrize("parse", [chat_input, session_input, n8n_chat_input])
+@pytest.mark.parametrize("obj", [[], [1], "s", 1, 1.5, True])
+def test_no_endpoint_names_a_model_class_for_a_non_object_body(parse: Any, obj: object) -> None:
+    err = refused(parse, obj, LIMITS)
+    assert (err.code, err.message) == ("bad_request", "The body must be a JSON object.")
 
 
 def test_metadata_size_is_counted_in_utf8_with_compact_separators() -> None:
