@@ -31,6 +31,8 @@ class Services:
     closing: trio.Event = field(default_factory=trio.Event)
     # /health: check name -> (monotonic time, detail) of the failure last logged
     health_logged: dict[str, tuple[float, str]] = field(default_factory=dict)
+    # API key id -> when this worker last recorded its use (api_clients.note_use)
+    api_key_noted: dict[str, float] = field(default_factory=dict)
 
     # The site's policies (quartproxy/policies.py), built once from the settings.
     @functools.cached_property

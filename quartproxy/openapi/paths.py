@@ -225,6 +225,37 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/ops/api-keys": {
+        "get": {
+            "summary": "The API keys (ids only) and the last use of each",
+            "description": "Same access as /metrics. docs/api-clients.md",
+            "tags": ["operations"],
+            "security": [{"metrics": []}, {}],
+            "responses": {
+                "200": {
+                    "description": '`{"api_keys": [{"id": "...", "last_used": "<ISO>"|null}]}`',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(401, 403),
+            },
+        }
+    },
+    "/ops/erase-user": {
+        "post": {
+            "summary": "Erase a signed visitor's conversation by user id (privacy requests)",
+            "description": 'Same access as /metrics. Body `{"user_id": "<sub>"}`; answers '
+            '`{"erased": true|false}`. docs/identity.md',
+            "tags": ["operations"],
+            "security": [{"metrics": []}, {}],
+            "responses": {
+                "200": {
+                    "description": '`{"erased": true}`, or false when nothing was kept',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(400, 401, 403),
+            },
+        }
+    },
     "/status": {
         "get": {
             "summary": "Live status page of this instance (HTML, refreshes itself)",
