@@ -70,3 +70,15 @@ def test_no_entries_is_no_keys() -> None:
 def test_new_key_refuses_bad_ids() -> None:
     with pytest.raises(ValueError):
         new_key("Bad_Id")
+
+
+def test_the_cli_prints_a_key_and_the_entry_that_accepts_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from quartproxy.__main__ import main
+
+    assert main(["api-key", "ops1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    key, entry = lines[0].rsplit(" ", 1)[1], lines[1].rsplit(" ", 1)[1]
+    assert key_id(ApiKeyPolicy(parse_entries(entry)), key) == "ops1"
+    assert main(["api-key", "Not_Valid"]) == 2
