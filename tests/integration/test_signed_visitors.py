@@ -198,3 +198,46 @@ async def test_deleting_a_signed_session_starts_afresh(visitors_proxy: Factory) 
         if p.services.store.keeps_history:
             await say(p, second, "fp", "written again")
             assert await history(p, second, "fp") == ["written again"]
+
+
+async def test_rs256_and_es256_tokens_with_a_public_key_file(
+    make_proxy: Factory, fake_n8n: FakeN8n, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    pem = b"".join(
+        k.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for k in (rsa_key, ec_key)
+    )
+    (tmp_path / "keys.pem").write_bytes(pem)
+    claims = {"sub": "carol", "aud": "default", "exp": int(time.time()) + 300}
+    async with make_proxy(IDENTITY_PUBLIC_KEYS_FILE=str(tmp_path / "keys.pem")) as p:
+        for token in (jwt.encode(claims, rsa_key, "RS256"), jwt.encode(claims, ec_key, "ES256")):
+            session = await create(p, token, "fp")
+            text = "".join(await say(p, session, "fp", "claims"))
+            assert json.loads(text)["verified_user"] == {"sub": "carol"}
+        # HS256 "signed" with the public key's text: no HS secret is configured, refused
+        r = await p.client.post(
+            "/api/v1/session/create",
+            json={"user_token": _hs_with(pem.decode(), claims)},
+            headers={"Origin": ORIGIN},
+        )
+        assert r.status_code == 401
+
+
+def _hs_with(key: str, claims: dict[str, object]) -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    head = b64({"alg": "HS256", "typ": "JWT"}) + "." + b64(claims)
+    sig = hmac.new(key.encode(), head.encode(), hashlib.sha256).digest()
+    return head + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
