@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     if given[:1] == ["api-key"]:  # before argparse: its own arguments
         return api_key(given[1:])
+    if given[:1] == ["erase-user"]:
+        from .visitors import erase_command
+
+        return erase_command(given[1:])
     parser = argparse.ArgumentParser(prog="python -m quartproxy", description=__doc__)
     parser.add_argument("command", nargs="?", choices=["serve", "demo"], default="serve")
     parser.add_argument("--bind", "-b", action="append", help="HOST:PORT (repeatable)")

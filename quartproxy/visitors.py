@@ -16,13 +16,51 @@ import uuid
 
 from .core.identity import IdentityPolicy, VerifiedUser, user_key
 from .services import Services
-from .store.base import SessionRecord
+from .store.base import SessionRecord, Store
 
 FOREVER_SECONDS = 10 * 365 * 86400.0
 
 
 def _key(svc: Services, policy: IdentityPolicy, sub: str) -> str:
     return user_key(svc.settings.jwt_secret_key, policy.audience, sub)
+
+
+def erase_command(argv: list[str]) -> int:
+    """`python -m quartproxy erase-user <user id>`: erasure from a shell, against the store of
+    the settings in the environment (sqlite, production; the stateless mode's memory lives in
+    the running workers: use POST /ops/erase-user there)."""
+    import sys
+    import time
+
+    import trio
+
+    from .config import ConfigError, environment, load_settings
+    from .policies import identity_policy
+    from .store import open_store
+
+    if len(argv) != 1 or not argv[0] or len(argv[0]) > 256:
+        print("usage: python -m quartproxy erase-user <user id>", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(environment())
+    except ConfigError as exc:
+        print(f"erase-user: {exc}", file=sys.stderr)
+        return 2
+    if settings.deployment_mode == "stateless":
+        print(
+            "erase-user: the stateless mode keeps nothing on disk; use POST /ops/erase-user",
+            file=sys.stderr,
+        )
+        return 2
+    key = user_key(settings.jwt_secret_key, identity_policy(settings).audience, argv[0])
+
+    async def run() -> str | None:
+        async with open_store(settings) as store:
+            return await erase_user(store, key, time.time())
+
+    erased = trio.run(run)
+    print("erased" if erased is not None else "nothing kept for this user")
+    return 0
 
 
 def _pointer_ttl(svc: Services) -> float:
@@ -49,15 +87,27 @@ async def conversation_of(
 
 
 async def end_conversation(svc: Services, policy: IdentityPolicy, sub: str) -> bool:
-    """Erase the user's conversation (history, answers) and its pointer, on every device.
-    False when nothing was kept for that user."""
+    """Erase the user's conversation (history, answers) and its pointer, on every device,
+    and stop its answer running here. False when nothing was kept for that user."""
     key = _key(svc, policy, sub)
-    pointer = await svc.store.get_session(key, svc.clock())
-    if pointer is None:
+    named = await erase_user(svc.store, key, svc.clock())
+    if named is None:
         return False
+    if named:
+        svc.turns.cancel_session(named)
+    return True
+
+
+async def erase_user(store: Store, key: str, now: float) -> str | None:
+    """The store's part of an erasure (also `python -m quartproxy erase-user`): the
+    conversation's session id ("" when the pointer named none), or None when no pointer.
+    An answer still running on a worker cannot write the erased session back (the store
+    drops late writes for a deleted session)."""
+    pointer = await store.get_session(key, now)
+    if pointer is None:
+        return None
     named = pointer.metadata.get("conversation")
     if isinstance(named, str):
-        svc.turns.cancel_session(named)
-        await svc.store.delete_session(named)
-    await svc.store.delete_session(key)
-    return True
+        await store.delete_session(named)
+    await store.delete_session(key)
+    return named if isinstance(named, str) else ""

@@ -241,3 +241,46 @@ def _hs_with(key: str, claims: dict[str, object]) -> str:
     head = b64({"alg": "HS256", "typ": "JWT"}) + "." + b64(claims)
     sig = hmac.new(key.encode(), head.encode(), hashlib.sha256).digest()
     return head + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+async def test_erasure_from_the_command_line(make_proxy: Factory, tmp_path: Path) -> None:
+    """`python -m quartproxy erase-user` against the SQLite file a running gateway uses."""
+    import os
+    import sys
+
+    import trio
+
+    from tests.support import JWT_SECRET, SESSION_SECRET
+
+    db = str(tmp_path / "qp.db")
+    env = {"DEPLOYMENT_MODE": "sqlite", "SQLITE_PATH": db, "IDENTITY_SECRETS": IDENTITY_SECRET}
+    async with make_proxy(**env) as p:
+        session = await create(p, user_token("dora"), "fp")
+        await say(p, session, "fp", "erase me")
+        assert await history(p, session, "fp") == ["erase me"]
+        cli_env = {
+            **os.environ,
+            **env,
+            "JWT_SECRET_KEY": JWT_SECRET,
+            "SESSION_SECRET_KEY": SESSION_SECRET,
+            "N8N_WEBHOOK_URL": "http://127.0.0.1:9/webhook",
+            "ALLOWED_ORIGINS": ORIGIN,
+        }
+        command = [sys.executable, "-m", "quartproxy", "erase-user", "dora"]
+        done = await trio.run_process(
+            command, env=cli_env, capture_stdout=True, capture_stderr=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode().strip() == "erased"
+        r = await p.client.get(
+            f"/api/v1/chat/history/{session['session_id']}",
+            headers=p.auth(session, fingerprint="fp"),
+        )
+        assert r.status_code == 401
+        again = await create(p, user_token("dora"), "fp")
+        assert again["session_id"] != session["session_id"]
+        assert await history(p, again, "fp") == []
+        done = await trio.run_process(
+            [*command[:-1], "nobody"], env=cli_env, capture_stdout=True, check=False
+        )
+        assert done.stdout.decode().strip() == "nothing kept for this user"
