@@ -1,7 +1,7 @@
 """API clients' keys at the door (docs/api-clients.md): the key a request presents, its
 refusals, the daily quota's key, and the last use noted for the operator list.
 
-The rules are core.api_keys'; admission (guard) calls `presented_key` when it identifies the
+The rules are core.api_keys'; admission (guard) calls `key_of` when it identifies the
 caller, so every channel (HTTP, SSE, NDJSON, WebSocket, @n8n/chat) sees the same answer.
 """
 
@@ -28,13 +28,10 @@ class Headers(Protocol):
     def get(self, key: str, /) -> str | None: ...
 
 
-def presented_key(policy: ApiKeyPolicy, headers: Headers) -> str | None:
-    """The id of the request's valid API key; None without one. A key sent by a browser page
+def key_of(policy: ApiKeyPolicy, headers: Headers, presented: str) -> str:
+    """The id of the key `presented` in the request's X-Api-Key. A key sent by a browser page
     (an Origin or Sec-Fetch-Site header, which page scripts cannot remove) is refused with
     403 `forbidden`; a key that is not valid with 401 `unauthorized` — never anonymous."""
-    presented = headers.get(HEADER)
-    if presented is None:
-        return None
     if headers.get("Origin") or headers.get("Sec-Fetch-Site"):
         raise ApiError(
             403, "forbidden", "API keys are for servers and apps, never sent from a web page."

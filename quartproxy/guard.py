@@ -78,9 +78,9 @@ def make_caller(
     address = client_ip(peer, forwarded, settings.trusted_proxies)
     ip = rate_key(address, settings.rate_limit_ipv6_prefix)
     user_agent = headers.get("User-Agent") or ""
-    if headers.get(api_clients.HEADER) is not None:  # an API client: 401/403 unless valid
-        key = api_clients.presented_key(services.api_keys, headers)
-        assert key is not None
+    presented = headers.get(api_clients.HEADER)
+    if presented is not None:  # an API client: 401 or 403 unless its key is valid
+        key = api_clients.key_of(services.api_keys, headers, presented)
         return Caller(api_clients.pseudo_origin(key), ip, user_agent, headers, key)
     return Caller(request_origin(headers), ip, user_agent, headers)
 
@@ -220,8 +220,7 @@ async def limit_message(services: Services, caller: Caller, origin: str, session
     An API client: the conversation, its key's rate, then its key's daily quota."""
     s = services.settings
     if caller.api_key is not None:
-        await limit(services, [("session", session_key, s.rate_limit_session)])
-        await limit_api_client(services, caller.api_key, turn=True)
+        await limit_api_client(services, caller.api_key, session_key=session_key)
         return
     await limit(
         services,
@@ -265,14 +264,20 @@ async def limit_ws_handshake(services: Services, caller: Caller) -> None:
     await limit(services, [("ws", caller.ip, services.settings.rate_limit_session_create)])
 
 
-async def limit_api_client(services: Services, key_id: str, *, turn: bool = False) -> None:
+async def limit_api_client(
+    services: Services, key_id: str, *, session_key: str | None = None
+) -> None:
     """An API key's own budget: every request of the key spends its rate (`api_key` tier,
-    RATE_LIMIT_API_KEY, whatever the IP: one backend serves many users), a chat turn also
-    its daily quota (API_KEY_DAILY_QUOTA). Its last use is noted for the operator list."""
+    RATE_LIMIT_API_KEY, whatever the IP: one backend serves many users); a chat message (with
+    its `session_key`) first the conversation's tier, in the same store call, then the key's
+    daily quota (API_KEY_DAILY_QUOTA). Its last use is noted for the operator list."""
     policy = services.api_keys
-    await limit(services, [("api_key", key_id, policy.rate)])
+    tiers = [("api_key", key_id, policy.rate)]
+    if session_key is not None:
+        tiers.insert(0, ("session", session_key, services.settings.rate_limit_session))
+    await limit(services, tiers)
     now = services.clock()
-    if turn and policy.daily_quota > 0:
+    if session_key is not None and policy.daily_quota > 0:
         try:
             used = await services.store.incr(api_clients.quota_key(key_id, now), 90000.0, now)
         except StoreUnavailable:

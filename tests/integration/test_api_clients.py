@@ -180,3 +180,19 @@ async def test_operators_list_the_keys_with_their_last_use(make_proxy: Factory) 
         assert KEY not in r.text and ENTRY.split(":")[1] not in r.text
         r = await p.client.get("/ops/api-keys", headers={"X-Forwarded-For": "203.0.113.9"})
         assert error_code(r) == (403, "forbidden")
+
+
+async def test_each_conversation_of_a_key_keeps_its_session_limit(make_proxy: Factory) -> None:
+    async with (
+        make_proxy(API_KEYS=ENTRY, RATE_LIMIT_SESSION="1/minute") as p,
+        app_client(p) as c,
+    ):
+        first, second = await create(c), await create(c)
+        for session in (first, second):
+            r = await c.post(
+                "/api/v1/chat/message", json={"message": "hi"}, headers=bearer(session)
+            )
+            assert r.status_code == 200, r.text
+        r = await c.post("/api/v1/chat/message", json={"message": "more"}, headers=bearer(first))
+        assert error_code(r) == (429, "rate_limited")
+        assert r.headers["X-RateLimit-Tier"] == "session"
