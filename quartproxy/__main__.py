@@ -202,7 +202,31 @@ def _seconds(text: str) -> float:
     return n
 
 
+def api_key(argv: list[str]) -> int:
+    """`api-key <id>`: a new API key (to give to the client, once) and its API_KEYS entry."""
+    from .core.api_keys import new_key
+
+    if len(argv) != 1:
+        print("usage: python -m quartproxy api-key <id>  (id: a-z, 0-9, up to 32)", file=sys.stderr)
+        return 2
+    try:
+        key, entry = new_key(argv[0])
+    except ValueError as exc:
+        print(f"api-key: {exc}", file=sys.stderr)
+        return 2
+    print(f"key (give it to the client; it is not stored): {key}")
+    print(f"API_KEYS entry (add it to the setting): {entry}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["api-key"]:  # before argparse: its own arguments
+        return api_key(given[1:])
+    if given[:1] == ["erase-user"]:
+        from .visitors import erase_command
+
+        return erase_command(given[1:])
     parser = argparse.ArgumentParser(prog="python -m quartproxy", description=__doc__)
     parser.add_argument("command", nargs="?", choices=["serve", "demo"], default="serve")
     parser.add_argument("--bind", "-b", action="append", help="HOST:PORT (repeatable)")

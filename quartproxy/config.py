@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from .core.api_keys import parse_entries
+from .core.identity import load_public_keys
 from .core.limits import Rate
 from .core.numbers import parse_udecimal, parse_uint
 from .core.origins import (
@@ -102,6 +104,30 @@ def _patterns(name: str, value: str) -> tuple[str, ...]:
     return items
 
 
+def _api_keys(name: str, value: str) -> tuple[tuple[str, str], ...]:
+    """`id:sha256-hex` entries (core.api_keys); the error names the entry's position only."""
+    return tuple((kid, digest.hex()) for kid, digest in parse_entries(value).items())
+
+
+def _identity_secrets(name: str, value: str) -> tuple[str, ...]:
+    """The current identity secret first, then the one being retired (docs/identity.md)."""
+    items = tuple(p for p in (x.strip() for x in value.split(",")) if p)
+    for n, secret in enumerate(items, 1):
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(name, f"secret {n} must be at least {MIN_SECRET_BYTES} bytes long")
+    return items
+
+
+def _public_keys_file(name: str, value: str) -> str:
+    """A PEM file of RSA/EC P-256 public keys, read and checked now (the path is kept)."""
+    try:
+        text = Path(value).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, f"cannot read the file: {type(exc).__name__}") from None
+    load_public_keys(text)  # ValueError: named by the caller
+    return value
+
+
 def _level(name: str, value: str) -> str:
     level = value.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -156,6 +182,15 @@ class Settings:
     spam_max_char_run: int = setting(40, minimum=2)
     history_retention_days: float = setting(30.0)
     metrics_token: str | None = setting(None, secret=True)
+    # API clients (docs/api-clients.md): hashed keys, their own rate and daily quota per key
+    api_keys: tuple[tuple[str, str], ...] = setting((), parse=_api_keys, secret=True)
+    rate_limit_api_key: Rate = setting(Rate(120, 60.0))
+    api_key_daily_quota: int = setting(0)
+    # Signed visitors (docs/identity.md)
+    identity_secrets: tuple[str, ...] = setting((), parse=_identity_secrets, secret=True)
+    identity_public_keys_file: str | None = setting(None, parse=_public_keys_file)
+    identity_audience: str = setting("default")
+    identity_max_lifetime_seconds: float = setting(3600.0, minimum=60)
     log_format: Literal["json", "text"] = setting("json")  # `text` when DEBUG and unset
     log_level: str = setting("INFO", parse=_level)
     debug: bool = setting(False)

@@ -19,7 +19,7 @@ from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
-from .http import chat, compat, cors, docs, headers, lean, ops, sessions, status, ws
+from .http import chat, compat, cors, docs, headers, lean, operators, ops, sessions, status, ws
 from .http.common import bind_request_id, request_id
 from .http.h2c import refuse_cleartext_h2
 from .http.keepalive import shield_final_send
@@ -63,7 +63,8 @@ def create_app(
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
-    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
+    blueprints = (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, operators.bp, status.bp)
+    for bp in (*blueprints, docs.bp):
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
     metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from . import logs, metrics, screening
+from . import api_clients, logs, metrics, screening
 from .core.limits import Rate
 from .core.origins import client_ip, normalise_origin, rate_key
 from .core.tokens import (
@@ -47,6 +47,9 @@ class Caller:
     ip: str
     user_agent: str
     headers: Headers
+    # An API client (docs/api-clients.md): the id of its valid key, else None. Its `origin`
+    # is then `api:<id>`, so tokens issued to it are good only with the same key.
+    api_key: str | None = None
 
 
 def request_origin(headers: Headers) -> str | None:
@@ -74,11 +77,19 @@ def make_caller(
     settings = services.settings
     address = client_ip(peer, forwarded, settings.trusted_proxies)
     ip = rate_key(address, settings.rate_limit_ipv6_prefix)
-    return Caller(request_origin(headers), ip, headers.get("User-Agent") or "", headers)
+    user_agent = headers.get("User-Agent") or ""
+    presented = headers.get(api_clients.HEADER)
+    if presented is not None:  # an API client: 401 or 403 unless its key is valid
+        key = api_clients.key_of(services.api_keys, headers, presented)
+        return Caller(api_clients.pseudo_origin(key), ip, user_agent, headers, key)
+    return Caller(request_origin(headers), ip, user_agent, headers)
 
 
 def admit_origin(services: Services, caller: Caller) -> str:
-    """The caller's allowed origin, or 403 origin_not_allowed."""
+    """The caller's allowed origin, or 403 origin_not_allowed. An API client's is
+    `api:<key id>` (its key was checked in make_caller)."""
+    if caller.api_key is not None and caller.origin is not None:
+        return caller.origin
     allowed = services.settings.allowed_origins.canonical(caller.origin)
     if allowed is None:
         raise ApiError(403, "origin_not_allowed", "This site is not allowed to use this chat.")
@@ -183,6 +194,9 @@ class Admitted:
 async def admit_session_create(services: Services, caller: Caller) -> str:
     """Origin, the per-IP creation limit, the bot score (no message yet). The origin."""
     origin = admit_origin(services, caller)
+    if caller.api_key is not None:  # its own budget; the browser bot screen does not apply
+        await limit_api_client(services, caller.api_key)
+        return origin
     await limit(
         services, [("session_create", caller.ip, services.settings.rate_limit_session_create)]
     )
@@ -202,8 +216,12 @@ async def admit_chat(
 
 async def limit_message(services: Services, caller: Caller, origin: str, session_key: str) -> None:
     """Charge one chat message to the three tiers, the same on every channel: the caller's IP,
-    the conversation (a proxy session id, or the official widget's derived key), the origin."""
+    the conversation (a proxy session id, or the official widget's derived key), the origin.
+    An API client: the conversation, its key's rate, then its key's daily quota."""
     s = services.settings
+    if caller.api_key is not None:
+        await limit_api_client(services, caller.api_key, session_key=session_key)
+        return
     await limit(
         services,
         [
@@ -228,6 +246,9 @@ async def admit_read(
 
 async def limit_read(services: Services, caller: Caller) -> None:
     """The per-IP budget of reads (history, resume, validate...), apart from the chat one."""
+    if caller.api_key is not None:
+        await limit_api_client(services, caller.api_key)
+        return
     await limit(services, [("read", caller.ip, services.settings.rate_limit_ip)])
 
 
@@ -237,4 +258,39 @@ async def limit_ws_handshake(services: Services, caller: Caller) -> None:
     makes the server hold something before any token is checked (a task, a message buffer
     for WS_AUTH_SECONDS, a log line when the auth frame is refused); a page load opens one.
     Own bucket, so sockets never use up the budget of session creates, reads or messages."""
+    if caller.api_key is not None:
+        await limit_api_client(services, caller.api_key)
+        return
     await limit(services, [("ws", caller.ip, services.settings.rate_limit_session_create)])
+
+
+async def limit_api_client(
+    services: Services, key_id: str, *, session_key: str | None = None
+) -> None:
+    """An API key's own budget: every request of the key spends its rate (`api_key` tier,
+    RATE_LIMIT_API_KEY, whatever the IP: one backend serves many users); a chat message (with
+    its `session_key`) first the conversation's tier, in the same store call, then the key's
+    daily quota (API_KEY_DAILY_QUOTA). Its last use is noted for the operator list."""
+    policy = services.api_keys
+    tiers = [("api_key", key_id, policy.rate)]
+    if session_key is not None:
+        tiers.insert(0, ("session", session_key, services.settings.rate_limit_session))
+    await limit(services, tiers)
+    now = services.clock()
+    if session_key is not None and policy.daily_quota > 0:
+        try:
+            used = await services.store.incr(api_clients.quota_key(key_id, now), 90000.0, now)
+        except StoreUnavailable:
+            if services.settings.rate_limit_fail_mode != "open":
+                raise refuse_store_down("api key quota") from None
+            fail_open("api key quota", "failing open")
+            used = 0
+        if used > policy.daily_quota:
+            raise ApiError(
+                429,
+                "rate_limited",
+                "This API key has used its daily quota.",
+                retry_after=api_clients.seconds_to_next_day(now),
+                headers={"X-RateLimit-Tier": "api_quota"},
+            )
+    await api_clients.note_use(services, key_id, now)

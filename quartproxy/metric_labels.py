@@ -54,7 +54,9 @@ REJECTION_REASONS = {
     "shutting_down": "shutting_down",
 }
 REASONS = frozenset(REJECTION_REASONS.values()) | {"bot", "spam"}
-TIERS = frozenset({"ip", "session", "origin", "session_create", "ws", "compat"})
+TIERS = frozenset(
+    {"ip", "session", "origin", "session_create", "ws", "compat", "api_key", "api_quota"}
+)
 N8N_ERROR_KINDS = frozenset(
     {
         "refused",

@@ -52,7 +52,10 @@ BLOCKED_MESSAGE = "This request looks automated and was blocked."
 
 
 def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> None:
-    """403 blocked when the score reaches BOT_SCORE_THRESHOLD (log only: BOT_ENFORCE=false)."""
+    """403 blocked when the score reaches BOT_SCORE_THRESHOLD (log only: BOT_ENFORCE=false).
+    Not for API clients: their valid key is what admits them (docs/api-clients.md)."""
+    if caller.api_key is not None:
+        return
     s = services.settings
     verdict = bot_score(signals)
     if not verdict.blocks(s.bot_score_threshold):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,9 @@ from dataclasses import dataclass, field
 import trio
 
 from .config import Settings
+from .core.api_keys import ApiKeyPolicy
+from .core.identity import IdentityPolicy
+from .policies import api_key_policy, identity_policy
 from .store.base import Store
 from .turns import TurnRunner
 from .upstream import N8nClient
@@ -27,3 +31,14 @@ class Services:
     closing: trio.Event = field(default_factory=trio.Event)
     # /health: check name -> (monotonic time, detail) of the failure last logged
     health_logged: dict[str, tuple[float, str]] = field(default_factory=dict)
+    # API key id -> when this worker last recorded its use (api_clients.note_use)
+    api_key_noted: dict[str, float] = field(default_factory=dict)
+
+    # The site's policies (quartproxy/policies.py), built once from the settings.
+    @functools.cached_property
+    def api_keys(self) -> ApiKeyPolicy:
+        return api_key_policy(self.settings)
+
+    @functools.cached_property
+    def identity(self) -> IdentityPolicy:
+        return identity_policy(self.settings)

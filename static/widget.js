@@ -51,6 +51,8 @@
   });
   if (!TRANSPORTS.length) TRANSPORTS = ['sse', 'ws', 'ndjson'];
   var METADATA = optJSON('metadata');
+  // A signed visitor (docs/identity.md): the site's backend signs it; setUserToken() replaces it.
+  var USER_TOKEN = typeof opt('userToken', '') === 'string' && opt('userToken', '') ? opt('userToken', '') : null;
   var KEY = 'quartproxy-chat:' + PROXY;
 
   /* ---------------------------------------------------------------- i18n */
@@ -268,6 +270,11 @@
   // session: {token, sid, exp}; log: [{r: 'user'|'assistant', t, id?}]; pending: {mid, seq, exact, text}
   var S = { session: load('session', null), log: load('log', []), pending: load('pending', null) };
   if (!Array.isArray(S.log)) S.log = [];
+  // Kept for another user (or for an anonymous visitor, or the other way round): not shown.
+  if (S.session && (S.session.u || null) !== userOf(USER_TOKEN)) {
+    S = { session: null, log: [], pending: null };
+    store('session', null); store('log', null); store('pending', null);
+  }
   function saveLog() {
     if (S.log.length > MAX_KEPT) S.log = S.log.slice(-MAX_KEPT);
     store('log', S.log);
@@ -1178,6 +1185,16 @@
       return refusal(code, err, retry, { status: res.status });
     }, function () { return new QPCError('network', { status: res.status, fallback: true }); });
   }
+  // Whose session this is: the user token's `sub`, read (not verified: the proxy verifies) only
+  // to tell when the signed-in user changed. null: anonymous, or a token that is not a JWT.
+  function userOf(token) {
+    if (!token) return null;
+    try {
+      var part = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      var sub = JSON.parse(decodeURIComponent(escape(W.atob(part)))).sub;
+      return typeof sub === 'string' && sub ? sub : null;
+    } catch (e) { return null; }
+  }
   var sessionPromise = null;
   function ensureSession() {
     var s = S.session;
@@ -1187,12 +1204,12 @@
     sessionPromise = req('/session/create', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ fingerprint: fingerprint(), metadata: METADATA })
+      body: JSON.stringify(USER_TOKEN ? { fingerprint: fingerprint(), metadata: METADATA, user_token: USER_TOKEN } : { fingerprint: fingerprint(), metadata: METADATA })
     }).then(function (res) {
       if (!res.ok) return httpError(res).then(function (e) { throw e; });
       return res.json().then(function (b) {
         if (!b || typeof b.token !== 'string') throw new QPCError('internal');
-        var fresh = { token: b.token, sid: b.session_id, exp: b.expires_at };
+        var fresh = { token: b.token, sid: b.session_id, exp: b.expires_at, u: userOf(USER_TOKEN) };
         if (g === gen) {
           S.session = fresh;
           store('session', fresh);
@@ -1750,6 +1767,8 @@
   // The proxy's history wins when it knows at least as much as this browser does.
   function syncHistory() {
     var s = S.session;
+    // A signed visitor's conversation may exist on another device: ask for it on open.
+    if (!s && USER_TOKEN && !busy) return ensureSession().then(function () { return S.session ? syncHistory() : null; }, noop);
     if (!s || !s.sid || busy) return Promise.resolve();
     var g = gen;
     return req('/chat/history/' + encodeURIComponent(s.sid), { method: 'GET', headers: authHeaders(false) })
@@ -1777,6 +1796,31 @@
   }
   function afterFirstOpen() {
     resumePending().then(syncHistory);
+  }
+
+  // The signed-in user changed (setUserToken): drop what this browser shows and keeps of the
+  // previous one, without erasing their conversation on the proxy (they may come back).
+  function switchUser(token) {
+    var before = userOf(USER_TOKEN);
+    USER_TOKEN = typeof token === 'string' && token ? token : null;
+    if (userOf(USER_TOKEN) === before && (S.session || !USER_TOKEN)) return;
+    gen++;
+    if (current) {
+      try { if (current.ctrl) current.ctrl.abort(); } catch (e) { /* gone */ }
+      try { if (current.ws) current.ws.close(1000); } catch (e) { /* gone */ }
+    }
+    current = null;
+    busy = false;
+    typing(false);
+    S.log = [];
+    S.pending = null;
+    S.session = null;
+    pendingBubble = null;
+    store('log', null);
+    store('pending', null);
+    store('session', null);
+    renderAll();
+    if (isOpen) syncHistory();
   }
 
   function reset() {
@@ -1813,8 +1857,10 @@
   W.addEventListener('storage', function (e) {
     if (!e.key || e.key.indexOf(KEY + ':') !== 0 || busy) return;
     if (e.key === KEY + ':log' || e.key === KEY + ':session') {
+      var other = load('session', null);
+      if (other && (other.u || null) !== userOf(USER_TOKEN)) return; // another user's tab
       S.log = load('log', []);
-      S.session = load('session', null);
+      S.session = other;
       if (!Array.isArray(S.log)) S.log = [];
       renderAll();
     }
@@ -1833,6 +1879,7 @@
     toggle: function () { if (isOpen) closePanel(false); else openPanel(true); },
     isOpen: function () { return isOpen; },
     reset: reset,
+    setUserToken: switchUser,
     send: function (text) { openPanel(false); return send(text); },
     on: function (name, fn) { (HOOKS[name] = HOOKS[name] || []).push(fn); return this; },
     off: function (name, fn) { HOOKS[name] = (HOOKS[name] || []).filter(function (f) { return f !== fn; }); return this; }

@@ -31,6 +31,7 @@ from .text import clean_text as clean_text
 MAX_METADATA_DEPTH = 5
 MAX_FINGERPRINT_CHARS = 128
 MAX_SESSION_ID_CHARS = 128
+MAX_USER_TOKEN_CHARS = 8192  # core.identity.MAX_TOKEN_CHARS
 
 
 def bad_request(message: str) -> ApiError:
@@ -257,6 +258,11 @@ class SessionCreate(_Model):
         json_schema_extra={"maxLength": MAX_FINGERPRINT_CHARS},
     )
     metadata: dict[str, Any] | None = Field(None, description=METADATA_DOC)
+    user_token: StrictStr | None = Field(
+        None,
+        description="Signed visitor: the short JWT the site's backend signed (docs/identity.md)",
+        json_schema_extra={"maxLength": MAX_USER_TOKEN_CHARS},
+    )
 
 
 class N8nChatRequest(_Model):
@@ -296,6 +302,7 @@ class ChatInput:
 class SessionInput:
     fingerprint: str | None
     metadata: dict[str, Any]
+    user_token: str | None = None  # checked by core.identity, not here
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,11 +324,12 @@ def chat_input(obj: Any, limits: InputLimits) -> ChatInput:
 
 
 def session_input(obj: Any, limits: InputLimits) -> SessionInput:
-    """`{"fingerprint"?: str, "metadata"?: object}`."""
+    """`{"fingerprint"?: str, "metadata"?: object, "user_token"?: str}`."""
     m = _validate(SessionCreate, obj)
     return SessionInput(
         fingerprint=normalise_fingerprint(m.fingerprint),
         metadata=normalise_metadata(m.metadata, limits),
+        user_token=m.user_token or None,
     )
 
 

@@ -23,6 +23,7 @@ from ..errors import ApiError
 
 SESSION_ALG = "HS256"
 UPSTREAM_TTL_SECONDS = 30
+UPSTREAM_USER_CLAIM = "verified_user"
 LEEWAY_SECONDS = 1.0
 _REQUIRED = ["exp", "iat", "sid", "org", "fph", "jti"]
 
@@ -79,6 +80,8 @@ class SessionClaims:
     issued_at: int
     expires_at: int
     token_id: str
+    # A signed visitor's checked claims (core.identity.VerifiedUser.claims), else None
+    user: dict[str, str] | None = None
 
 
 def _utf8(text: str) -> bytes:
@@ -97,24 +100,30 @@ def fingerprint_hash(fingerprint: str | None, secret: str) -> str:
 
 
 def issue_session_token(
-    secret: str, *, session_id: str, origin: str, fph: str, now: float, ttl: float
+    secret: str,
+    *,
+    session_id: str,
+    origin: str,
+    fph: str,
+    now: float,
+    ttl: float,
+    user: dict[str, str] | None = None,
 ) -> tuple[str, SessionClaims]:
+    """`user`: claims the gateway has verified (core.identity), carried as `usr`."""
     iat = int(now)
-    claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex)
-    token = _encode(
-        {
-            "sid": session_id,
-            "org": origin,
-            "fph": fph,
-            "iat": iat,
-            "exp": claims.expires_at,
-            "jti": claims.token_id,
-            "typ": "qp-session",
-        },
-        secret,
-        SESSION_ALG,
-    )
-    return token, claims
+    claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex, user)
+    payload: dict[str, Any] = {
+        "sid": session_id,
+        "org": origin,
+        "fph": fph,
+        "iat": iat,
+        "exp": claims.expires_at,
+        "jti": claims.token_id,
+        "typ": "qp-session",
+    }
+    if user is not None:
+        payload["usr"] = user
+    return _encode(payload, secret, SESSION_ALG), claims
 
 
 @functools.lru_cache(maxsize=4096)
@@ -161,7 +170,21 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
     fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"])
     if not all(isinstance(f, str) for f in fields):
         raise ApiError(401, "unauthorized", "A valid session token is required.")
-    return SessionClaims(payload["sid"], payload["org"], payload["fph"], iat, exp, payload["jti"])
+    user = _user_claims(payload.get("usr"))
+    return SessionClaims(
+        payload["sid"], payload["org"], payload["fph"], iat, exp, payload["jti"], user
+    )
+
+
+def _user_claims(raw: object) -> dict[str, str] | None:
+    """`usr` as we signed it: string values only (anything else is not ours: refused)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ApiError(401, "unauthorized", "A valid session token is required.")
+    if not isinstance(raw.get("sub"), str):
+        raise ApiError(401, "unauthorized", "A valid session token is required.")
+    return {str(k): v for k, v in raw.items() if k in ("sub", "name", "email")}
 
 
 def check_binding(claims: SessionClaims, *, origin: str | None, fph: str) -> None:
@@ -181,19 +204,21 @@ def upstream_token(
     message_id: str,
     now: float,
     algorithm: str = "HS256",
+    user: dict[str, str] | None = None,
 ) -> str:
     """The 30-second token n8n's JWT Auth checks. The secret is used as its UTF-8 text,
-    exactly as it is typed into the n8n credential."""
+    exactly as it is typed into the n8n credential. `user`: a signed visitor's verified
+    claims, under `verified_user` (absent for anonymous visitors: the body's `metadata` is
+    what the visitor said, never what was checked)."""
     iat = int(now)
-    return _encode(
-        {
-            "iat": iat,
-            "exp": iat + UPSTREAM_TTL_SECONDS,
-            "jti": uuid.uuid4().hex,
-            "sid": session_id,
-            "origin": origin,
-            "mid": message_id,
-        },
-        secret,
-        algorithm,
-    )
+    payload: dict[str, Any] = {
+        "iat": iat,
+        "exp": iat + UPSTREAM_TTL_SECONDS,
+        "jti": uuid.uuid4().hex,
+        "sid": session_id,
+        "origin": origin,
+        "mid": message_id,
+    }
+    if user is not None:
+        payload[UPSTREAM_USER_CLAIM] = user
+    return _encode(payload, secret, algorithm)

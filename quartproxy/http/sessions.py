@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 from quart import Blueprint, Response, jsonify
 
-from .. import guard
+from .. import guard, visitors
 from ..core import messages
+from ..core.identity import VerifiedUser, verify_user_token
 from ..core.messages import InputLimits
 from ..core.tokens import fingerprint_hash, issue_session_token
 from ..store.base import SessionRecord, StoreUnavailable
@@ -31,21 +32,29 @@ async def create() -> tuple[Response, int]:
     )
     fingerprint, metadata = given.fingerprint, given.metadata
     now = svc.clock()
-    session_id = str(uuid.uuid4())
+    user: VerifiedUser | None = None
+    if given.user_token is not None:  # a signed visitor: checked before anything is kept
+        user = verify_user_token(svc.identity, given.user_token, now=now)
     fph = fingerprint_hash(fingerprint, svc.settings.jwt_secret_key)
-    token, claims = issue_session_token(
-        svc.settings.jwt_secret_key,
-        session_id=session_id,
-        origin=origin,
-        fph=fph,
-        now=now,
-        ttl=svc.settings.session_ttl_seconds,
-    )
+    session_id = str(uuid.uuid4())
     try:
+        if user is not None:
+            session_id = await visitors.conversation_of(svc, svc.identity, user, origin, now)
+        token, claims = issue_session_token(
+            svc.settings.jwt_secret_key,
+            session_id=session_id,
+            origin=origin,
+            fph=fph,
+            now=now,
+            ttl=svc.settings.session_ttl_seconds,
+            user=user.claims() if user is not None else None,
+        )
         await svc.store.put_session(
             SessionRecord(session_id, origin, fph, now, claims.expires_at, metadata)
         )
     except StoreUnavailable:
+        if user is not None:  # without the store, the user's conversation cannot be found
+            raise guard.refuse_store_down("session create") from None
         if svc.settings.rate_limit_fail_mode != "open":
             raise guard.refuse_store_down("session create") from None
         # fail open: the signed token works on its own until the store is back
@@ -68,4 +77,6 @@ async def delete() -> tuple[str, int]:
     claims = (await admit_read(caller())).claims
     svc.turns.cancel_session(claims.session_id)
     await svc.store.delete_session(claims.session_id)
+    if claims.user is not None:  # the user's shared conversation ends on every device
+        await visitors.end_conversation(svc, svc.identity, claims.user["sub"])
     return "", 204

@@ -59,8 +59,11 @@ FINAL_FRAMES_SECONDS = 5.0
 async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
     svc = services()
     headers = websocket.headers
-    who = guard.make_caller(svc, headers, websocket.remote_addr, headers.getlist("X-Forwarded-For"))
     try:
+        # make_caller refuses a bad API key (401) or one sent by a page (403), at the handshake
+        who = guard.make_caller(
+            svc, headers, websocket.remote_addr, headers.getlist("X-Forwarded-For")
+        )
         origin = guard.admit_origin(svc, who)
         # Every handshake spends the caller's per-IP handshake budget: a script opening
         # sockets in a loop is stopped with 429 before the upgrade (guard.limit_ws_handshake).
@@ -213,6 +216,7 @@ class WsChannel:
             body,
             self.rid,
             session_started=claims.issued_at,
+            user=claims.user,
         )
 
     async def _follow(self, turn: LiveTurn) -> None:

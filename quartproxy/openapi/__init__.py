@@ -45,6 +45,12 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "session": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "An API client's key, qp_<id>_<secret> (docs/api-clients.md)",
+                },
                 "metrics": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN"},
                 "metricsBasic": {
                     "type": "http",

@@ -50,7 +50,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(ErrorBody, meaning[s]) for s in statuses}
 
 
-BEARER: list[dict[str, list[str]]] = [{"session": []}]
+# A browser: the session token. An API client: the token and its key (docs/api-clients.md).
+BEARER: list[dict[str, list[str]]] = [{"session": []}, {"session": [], "apiKey": []}]
 CHAT_ERRORS = _errors(400, 401, 403, 409, 413, 415, 429, 503)
 
 
@@ -79,16 +80,18 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/session/create": {
         "post": {
             "summary": "Create a chat session",
-            "description": "Needs an allowed `Origin`. Returns a token bound to the session, "
-            "the origin and a hash of the fingerprint.",
+            "description": "Needs an allowed `Origin`, or (an API client) a valid `X-Api-Key` "
+            "and no `Origin`. Returns a token bound to the session, the origin (or key) and a "
+            "hash of the fingerprint. With `user_token`: a signed visitor (docs/identity.md).",
             "tags": ["sessions"],
+            "security": [{}, {"apiKey": []}],
             "requestBody": {
                 "required": False,
                 "content": {"application/json": {"schema": _ref(SessionCreate)}},
             },
             "responses": {
                 "201": _json(SessionCreated, "The new session"),
-                **_errors(400, 403, 413, 415, 429),
+                **_errors(400, 401, 403, 413, 415, 429),
             },
         }
     },
@@ -222,6 +225,37 @@ PATHS: dict[str, dict[str, Any]] = {
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
                 **_errors(401, 403),
+            },
+        }
+    },
+    "/ops/api-keys": {
+        "get": {
+            "summary": "The API keys (ids only) and the last use of each",
+            "description": "Same access as /metrics. docs/api-clients.md",
+            "tags": ["operations"],
+            "security": [{"metrics": []}, {}],
+            "responses": {
+                "200": {
+                    "description": '`{"api_keys": [{"id": "...", "last_used": "<ISO>"|null}]}`',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(401, 403),
+            },
+        }
+    },
+    "/ops/erase-user": {
+        "post": {
+            "summary": "Erase a signed visitor's conversation by user id (privacy requests)",
+            "description": 'Same access as /metrics. Body `{"user_id": "<sub>"}`; answers '
+            '`{"erased": true|false}`. docs/identity.md',
+            "tags": ["operations"],
+            "security": [{"metrics": []}, {}],
+            "responses": {
+                "200": {
+                    "description": '`{"erased": true}`, or false when nothing was kept',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(400, 401, 403),
             },
         }
     },

@@ -215,6 +215,20 @@ class Store(Protocol):
         Callers bound the wait with a cancel scope; it must be cancellation-safe."""
         ...
 
+    # -- API keys' last use (docs/api-clients.md) ---------------------------------------------
+    async def note_api_key_use(self, key_id: str, now: float) -> None:
+        """Remember `now` as the key's last use unless a later use is already noted (workers
+        note concurrently). Kept until the key id is forgotten with `forget_api_key`."""
+        ...
+
+    async def api_key_uses(self, key_ids: Sequence[str]) -> dict[str, float]:
+        """The last noted use of each of `key_ids` that was ever used."""
+        ...
+
+    async def forget_api_key(self, key_id: str) -> None:
+        """Drop the key's last use (a revoked key's id may be given out again)."""
+        ...
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def ping(self) -> None:
         """Raise StoreUnavailable when the backend cannot serve."""

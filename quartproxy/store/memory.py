@@ -49,6 +49,7 @@ class MemoryStore:
         self._tat: dict[str, float] = {}
         self._counters: dict[str, tuple[int, float]] = {}
         self._sessions: dict[str, SessionRecord] = {}
+        self._api_key_uses: dict[str, float] = {}  # bounded by the configured key ids
         self._busy: dict[str, tuple[str, float]] = {}
         self._history: dict[str, list[HistoryEntry]] = defaultdict(list)
         self._buffers: dict[str, _Buffer] = {}
@@ -336,6 +337,15 @@ class MemoryStore:
         if buf.changed is None:
             buf.changed = trio.Event()
         await buf.changed.wait()
+
+    async def note_api_key_use(self, key_id: str, now: float) -> None:
+        self._api_key_uses[key_id] = max(now, self._api_key_uses.get(key_id, now))
+
+    async def api_key_uses(self, key_ids: Sequence[str]) -> dict[str, float]:
+        return {k: self._api_key_uses[k] for k in key_ids if k in self._api_key_uses}
+
+    async def forget_api_key(self, key_id: str) -> None:
+        self._api_key_uses.pop(key_id, None)
 
     async def ping(self) -> None:
         return None

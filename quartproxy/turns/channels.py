@@ -34,6 +34,7 @@ async def open_turn(
     rid: str,
     *,
     session_started: float | None,
+    user: dict[str, str] | None = None,
 ) -> LiveTurn:
     """What comes after admission and the body — the bot and spam screen, then the turn —
     shared by every channel (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip a check."""
@@ -47,7 +48,7 @@ async def open_turn(
     )
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
-    req = TurnRequest(session_key, origin, body.message, body.metadata, rid)
+    req = TurnRequest(session_key, origin, body.message, body.metadata, rid, user)
     try:
         return await svc.turns.start(req)
     except Busy:

@@ -59,6 +59,7 @@ class TurnRequest:
     message: str
     metadata: dict[str, Any]
     request_id: str
+    user: dict[str, str] | None = None  # a signed visitor's verified claims (core.identity)
 
 
 class TurnRunner:
@@ -299,6 +300,7 @@ class TurnRunner:
                     message=req.message,
                     metadata=req.metadata,
                     request_id=req.request_id,
+                    user=req.user,
                 )
                 if not turn.done:
                     text = "".join(parts)

@@ -79,7 +79,13 @@ class N8nClient:
         await self.client.aclose()  # closes the transport too
 
     def _headers(
-        self, *, session_id: str, origin: str, message_id: str, request_id: str
+        self,
+        *,
+        session_id: str,
+        origin: str,
+        message_id: str,
+        request_id: str,
+        user: dict[str, str] | None = None,
     ) -> dict[str, str]:
         token = upstream_token(
             self.settings.session_secret_key,
@@ -88,6 +94,7 @@ class N8nClient:
             message_id=message_id,
             now=self._clock(),
             algorithm=self.settings.n8n_jwt_algorithm,
+            user=user,
         )
         return {
             "Authorization": f"Bearer {token}",
@@ -110,6 +117,7 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
+        user: dict[str, str] | None = None,
     ) -> None:
         """Hand `emit` the deltas as n8n produces them (one list per upstream read), then at
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
@@ -135,6 +143,7 @@ class N8nClient:
                         message=message,
                         metadata=metadata,
                         request_id=request_id,
+                        user=user,
                     )
                 )
             if response is None or first_byte.cancelled_caught:
@@ -222,6 +231,7 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
+        user: dict[str, str] | None,
     ) -> httpx.Request:
         """The sendMessage request."""
         body = {
@@ -231,7 +241,11 @@ class N8nClient:
             "metadata": metadata,
         }
         headers = self._headers(
-            session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
+            session_id=session_id,
+            origin=origin,
+            message_id=message_id,
+            request_id=request_id,
+            user=user,
         )
         return httpx.Request(
             "POST",
@@ -257,11 +271,20 @@ class N8nClient:
         return "".join(parts), (failed[0] if failed else None)
 
     async def load_previous_session(
-        self, *, session_id: str, origin: str, request_id: str
+        self,
+        *,
+        session_id: str,
+        origin: str,
+        request_id: str,
+        user: dict[str, str] | None = None,
     ) -> list[tuple[str, str]]:
         """History kept by n8n (its chat memory). Anything but a readable answer is []."""
         headers = self._headers(
-            session_id=session_id, origin=origin, message_id="history", request_id=request_id
+            session_id=session_id,
+            origin=origin,
+            message_id="history",
+            request_id=request_id,
+            user=user,
         )
         headers["Accept"] = "application/json"
         body = {"action": "loadPreviousSession", "sessionId": session_id}

@@ -138,6 +138,9 @@ NUMERIC_SETTINGS = [
     "RATE_LIMIT_IPV6_PREFIX",
     "TURN_LEASE_SECONDS",
     "REDIS_FAILOVER_WAIT_SECONDS",
+    "RATE_LIMIT_API_KEY",
+    "API_KEY_DAILY_QUOTA",
+    "IDENTITY_MAX_LIFETIME_SECONDS",
 ]
 
 
@@ -162,3 +165,17 @@ def test_every_numeric_setting_is_checked_for_finiteness() -> None:
     }
     not_from_env = {"HEALTH_CACHE_SECONDS"}  # fixed in code, not a setting
     assert numeric - not_from_env == set(NUMERIC_SETTINGS)
+
+
+def test_identity_settings_are_checked_at_start(tmp_path: Path) -> None:
+    short = {**GOOD, "IDENTITY_SECRETS": "long-enough-secret-0123456789abcdef,short"}
+    with pytest.raises(ConfigError, match="IDENTITY_SECRETS: secret 2 must be at least 32"):
+        load_settings(short)
+    with pytest.raises(ConfigError, match="IDENTITY_PUBLIC_KEYS_FILE: cannot read"):
+        load_settings({**GOOD, "IDENTITY_PUBLIC_KEYS_FILE": str(tmp_path / "none.pem")})
+    (tmp_path / "bad.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match="IDENTITY_PUBLIC_KEYS_FILE: no `-----BEGIN PUBLIC"):
+        load_settings({**GOOD, "IDENTITY_PUBLIC_KEYS_FILE": str(tmp_path / "bad.pem")})
+    with pytest.raises(ConfigError, match="API_KEYS: entry 2 is not"):
+        load_settings({**GOOD, "API_KEYS": "a:" + "0" * 64 + ",secretkey"})
+    assert "0" * 64 not in repr(load_settings({**GOOD, "API_KEYS": "a:" + "0" * 64}))

@@ -648,3 +648,24 @@ async def test_buffer_wait_is_cancellable(store: Store) -> None:
 
 async def test_ping(store: Store) -> None:
     await store.ping()
+
+
+# -- API keys' last use -------------------------------------------------------------------------
+
+
+async def test_api_key_uses_keep_the_latest_use_of_each_key(open_backend: OpenBackend) -> None:
+    async with open_backend() as a, open_backend() as b:
+        assert await a.api_key_uses(["app1", "app2"]) == {}
+        await a.note_api_key_use("app1", NOW + 10)
+        await b.note_api_key_use("app1", NOW + 5)  # a worker noting an older use
+        await b.note_api_key_use("app2", NOW)
+        for s in (a, b):
+            assert await s.api_key_uses(["app1", "app2", "app3"]) == {
+                "app1": NOW + 10,
+                "app2": NOW,
+            }
+            assert await s.api_key_uses(["app2"]) == {"app2": NOW}
+            assert await s.api_key_uses([]) == {}
+        await a.note_api_key_use("app1", NOW + 20)
+        await a.forget_api_key("app2")
+        assert await b.api_key_uses(["app1", "app2"]) == {"app1": NOW + 20}

@@ -55,4 +55,6 @@ var TRANSPORTS = String(opt('transports', 'sse,ws,ndjson')).split(/[\s,]+/).filt
 });
 if (!TRANSPORTS.length) TRANSPORTS = ['sse', 'ws', 'ndjson'];
 var METADATA = optJSON('metadata');
+// A signed visitor (docs/identity.md): the site's backend signs it; setUserToken() replaces it.
+var USER_TOKEN = typeof opt('userToken', '') === 'string' && opt('userToken', '') ? opt('userToken', '') : null;
 var KEY = 'quartproxy-chat:' + PROXY;

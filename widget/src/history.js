@@ -41,6 +41,8 @@ function resumePending() {
 // The proxy's history wins when it knows at least as much as this browser does.
 function syncHistory() {
   var s = S.session;
+  // A signed visitor's conversation may exist on another device: ask for it on open.
+  if (!s && USER_TOKEN && !busy) return ensureSession().then(function () { return S.session ? syncHistory() : null; }, noop);
   if (!s || !s.sid || busy) return Promise.resolve();
   var g = gen;
   return req('/chat/history/' + encodeURIComponent(s.sid), { method: 'GET', headers: authHeaders(false) })
@@ -68,6 +70,31 @@ function syncHistory() {
 }
 function afterFirstOpen() {
   resumePending().then(syncHistory);
+}
+
+// The signed-in user changed (setUserToken): drop what this browser shows and keeps of the
+// previous one, without erasing their conversation on the proxy (they may come back).
+function switchUser(token) {
+  var before = userOf(USER_TOKEN);
+  USER_TOKEN = typeof token === 'string' && token ? token : null;
+  if (userOf(USER_TOKEN) === before && (S.session || !USER_TOKEN)) return;
+  gen++;
+  if (current) {
+    try { if (current.ctrl) current.ctrl.abort(); } catch (e) { /* gone */ }
+    try { if (current.ws) current.ws.close(1000); } catch (e) { /* gone */ }
+  }
+  current = null;
+  busy = false;
+  typing(false);
+  S.log = [];
+  S.pending = null;
+  S.session = null;
+  pendingBubble = null;
+  store('log', null);
+  store('pending', null);
+  store('session', null);
+  renderAll();
+  if (isOpen) syncHistory();
 }
 
 function reset() {
@@ -104,8 +131,10 @@ function reset() {
 W.addEventListener('storage', function (e) {
   if (!e.key || e.key.indexOf(KEY + ':') !== 0 || busy) return;
   if (e.key === KEY + ':log' || e.key === KEY + ':session') {
+    var other = load('session', null);
+    if (other && (other.u || null) !== userOf(USER_TOKEN)) return; // another user's tab
     S.log = load('log', []);
-    S.session = load('session', null);
+    S.session = other;
     if (!Array.isArray(S.log)) S.log = [];
     renderAll();
   }

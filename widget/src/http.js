@@ -44,6 +44,16 @@ function httpError(res) {
     return refusal(code, err, retry, { status: res.status });
   }, function () { return new QPCError('network', { status: res.status, fallback: true }); });
 }
+// Whose session this is: the user token's `sub`, read (not verified: the proxy verifies) only
+// to tell when the signed-in user changed. null: anonymous, or a token that is not a JWT.
+function userOf(token) {
+  if (!token) return null;
+  try {
+    var part = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    var sub = JSON.parse(decodeURIComponent(escape(W.atob(part)))).sub;
+    return typeof sub === 'string' && sub ? sub : null;
+  } catch (e) { return null; }
+}
 var sessionPromise = null;
 function ensureSession() {
   var s = S.session;
@@ -53,12 +63,12 @@ function ensureSession() {
   sessionPromise = req('/session/create', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ fingerprint: fingerprint(), metadata: METADATA })
+    body: JSON.stringify(USER_TOKEN ? { fingerprint: fingerprint(), metadata: METADATA, user_token: USER_TOKEN } : { fingerprint: fingerprint(), metadata: METADATA })
   }).then(function (res) {
     if (!res.ok) return httpError(res).then(function (e) { throw e; });
     return res.json().then(function (b) {
       if (!b || typeof b.token !== 'string') throw new QPCError('internal');
-      var fresh = { token: b.token, sid: b.session_id, exp: b.expires_at };
+      var fresh = { token: b.token, sid: b.session_id, exp: b.expires_at, u: userOf(USER_TOKEN) };
       if (g === gen) {
         S.session = fresh;
         store('session', fresh);

@@ -11,6 +11,7 @@ W.QuartProxyChat = {
   toggle: function () { if (isOpen) closePanel(false); else openPanel(true); },
   isOpen: function () { return isOpen; },
   reset: reset,
+  setUserToken: switchUser,
   send: function (text) { openPanel(false); return send(text); },
   on: function (name, fn) { (HOOKS[name] = HOOKS[name] || []).push(fn); return this; },
   off: function (name, fn) { HOOKS[name] = (HOOKS[name] || []).filter(function (f) { return f !== fn; }); return this; }

@@ -32,6 +32,11 @@ var MAX_KEPT = 200;
 // session: {token, sid, exp}; log: [{r: 'user'|'assistant', t, id?}]; pending: {mid, seq, exact, text}
 var S = { session: load('session', null), log: load('log', []), pending: load('pending', null) };
 if (!Array.isArray(S.log)) S.log = [];
+// Kept for another user (or for an anonymous visitor, or the other way round): not shown.
+if (S.session && (S.session.u || null) !== userOf(USER_TOKEN)) {
+  S = { session: null, log: [], pending: null };
+  store('session', null); store('log', null); store('pending', null);
+}
 function saveLog() {
   if (S.log.length > MAX_KEPT) S.log = S.log.slice(-MAX_KEPT);
   store('log', S.log);

@@ -24,6 +24,7 @@ Redis Cluster slot (RedisKeys in client.py; one Redis and Sentinel use the same)
   message id (resume); written by the batch of the turn's first write, cached in process.
 - `{h}:hist-idx` sorted set sid -> oldest created_at, so the retention purge visits only
   sessions that have old entries; written before the history it indexes (same batch).
+- `{k}:api-key-uses` sorted set API key id -> its last use (ZADD GT: never moves back).
 - `{w}:workers` sorted set worker id -> lease expiry; `{w}:wt:<wid>` hash message id ->
   session id: the running turns of that worker (core.leases, docs/turn-leases.md).
 - Writes to several slots (a turn's index, pointer and owner entries beside its session's
@@ -56,6 +57,7 @@ finish, worker leases), buffers.py (resume).
 
 from __future__ import annotations
 
+from .api_keys import ApiKeys
 from .buffers import Buffers
 from .client import RedisKeys
 from .limits import Limits
@@ -65,5 +67,5 @@ from .turns import Turns
 __all__ = ["RedisKeys", "RedisStore"]
 
 
-class RedisStore(Limits, Sessions, Turns, Buffers):
+class RedisStore(Limits, Sessions, Turns, Buffers, ApiKeys):
     """The Store protocol (store/base.py) on one Redis, a Redis Cluster or a Sentinel set."""

@@ -20,11 +20,13 @@
 
 Split by concern: schema.py (tables, migrations), connection.py (opening, the worker thread,
 the sweep), limits.py, sessions.py (with history), turns.py (busy flag, start and finish,
-worker leases), buffers.py (resume), rows.py (row helpers inside a transaction).
+worker leases), buffers.py (resume), api_keys.py (their last use), rows.py (row helpers
+inside a transaction).
 """
 
 from __future__ import annotations
 
+from .api_keys import ApiKeys
 from .buffers import Buffers
 from .limits import Limits
 from .sessions import Sessions
@@ -33,5 +35,5 @@ from .turns import Turns
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(Limits, Sessions, Turns, Buffers):
+class SqliteStore(Limits, Sessions, Turns, Buffers, ApiKeys):
     """The Store protocol (store/base.py) on one SQLite file."""

@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS turn_owners (
     message_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, worker_id TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS turn_owners_by_worker ON turn_owners (worker_id);
+CREATE TABLE IF NOT EXISTS api_key_uses (
+    key_id TEXT PRIMARY KEY, last_used REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buffer_events (
     message_id TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (message_id, seq)
