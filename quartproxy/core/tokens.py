@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,19 +182,21 @@ def upstream_token(
     message_id: str,
     now: float,
     algorithm: str = "HS256",
+    files: Sequence[str] = (),
 ) -> str:
     """The 30-second token n8n's JWT Auth checks. The secret is used as its UTF-8 text,
-    exactly as it is typed into the n8n credential."""
+    exactly as it is typed into the n8n credential. `files`: the SHA-256 (hex) of each
+    attached file, in the order of the parts, so a workflow can check what it received is
+    what the visitor sent through the proxy (claim absent without files)."""
     iat = int(now)
-    return _encode(
-        {
-            "iat": iat,
-            "exp": iat + UPSTREAM_TTL_SECONDS,
-            "jti": uuid.uuid4().hex,
-            "sid": session_id,
-            "origin": origin,
-            "mid": message_id,
-        },
-        secret,
-        algorithm,
-    )
+    claims: dict[str, Any] = {
+        "iat": iat,
+        "exp": iat + UPSTREAM_TTL_SECONDS,
+        "jti": uuid.uuid4().hex,
+        "sid": session_id,
+        "origin": origin,
+        "mid": message_id,
+    }
+    if files:
+        claims["files"] = list(files)
+    return _encode(claims, secret, algorithm)

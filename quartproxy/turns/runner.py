@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from .. import metrics
+from ..core.attachments import Attachment, close_all
 from ..core.events import (
     Delta,
     End,
@@ -59,6 +60,8 @@ class TurnRequest:
     message: str
     metadata: dict[str, Any]
     request_id: str
+    # Spooled files (core.attachments); the runner closes them when the turn ends.
+    files: tuple[Attachment, ...] = ()
 
 
 class TurnRunner:
@@ -299,6 +302,7 @@ class TurnRunner:
                     message=req.message,
                     metadata=req.metadata,
                     request_id=req.request_id,
+                    files=req.files,
                 )
                 if not turn.done:
                     text = "".join(parts)
@@ -318,6 +322,7 @@ class TurnRunner:
             log.exception("turn %s failed", turn.message_id)
             await self._finish(turn, INTERNAL)
         finally:
+            close_all(req.files)  # sent (or never will be): the spooled files go
             # Cancelled means shutdown (or the session was deleted): close the stream for
             # listeners; what was received so far stays in the buffer.
             await self._finish(turn, SHUTTING_DOWN)

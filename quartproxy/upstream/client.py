@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,11 +17,13 @@ import trio
 
 from .. import metrics
 from ..config import Settings
+from ..core.attachments import Attachment
 from ..core.events import Delta, Error, TurnEvent
 from ..core.n8n_parse import N8nAnswerParser, parse_history
 from ..core.tokens import upstream_token
 from ..overrides.httpx_stream import take_raw_stream
 from .transport import PooledTransport
+from .upload_body import upload_body
 
 log = logging.getLogger("quartproxy.upstream")
 USER_AGENT = "quartproxy"
@@ -79,7 +81,13 @@ class N8nClient:
         await self.client.aclose()  # closes the transport too
 
     def _headers(
-        self, *, session_id: str, origin: str, message_id: str, request_id: str
+        self,
+        *,
+        session_id: str,
+        origin: str,
+        message_id: str,
+        request_id: str,
+        files: Sequence[Attachment] = (),
     ) -> dict[str, str]:
         token = upstream_token(
             self.settings.session_secret_key,
@@ -88,6 +96,7 @@ class N8nClient:
             message_id=message_id,
             now=self._clock(),
             algorithm=self.settings.n8n_jwt_algorithm,
+            files=[f.sha256 for f in files],
         )
         return {
             "Authorization": f"Bearer {token}",
@@ -110,6 +119,7 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
+        files: Sequence[Attachment] = (),
     ) -> None:
         """Hand `emit` the deltas as n8n produces them (one list per upstream read), then at
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
@@ -135,6 +145,7 @@ class N8nClient:
                         message=message,
                         metadata=metadata,
                         request_id=request_id,
+                        files=files,
                     )
                 )
             if response is None or first_byte.cancelled_caught:
@@ -222,17 +233,30 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
+        files: Sequence[Attachment] = (),
     ) -> httpx.Request:
-        """The sendMessage request."""
+        """The sendMessage request: JSON, or multipart with files (upload_body.py)."""
+        headers = self._headers(
+            session_id=session_id,
+            origin=origin,
+            message_id=message_id,
+            request_id=request_id,
+            files=files,
+        )
+        if files:
+            stream = upload_body(session_id, message, metadata, files)
+            headers["Content-Type"] = stream.content_type
+            # httpx sets Host (and the length) only for a body it encodes itself
+            headers["Host"] = self._url.netloc.decode("ascii")
+            return httpx.Request(
+                "POST", self._url, stream=stream, headers=headers, extensions=self._timeouts
+            )
         body = {
             "action": "sendMessage",
             "sessionId": session_id,
             "chatInput": message,
             "metadata": metadata,
         }
-        headers = self._headers(
-            session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
-        )
         return httpx.Request(
             "POST",
             self._url,
