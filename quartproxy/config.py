@@ -172,7 +172,7 @@ class Settings:
     attach_enabled: bool = setting(False)
     attach_max_files: int = setting(3, minimum=1)
     attach_max_bytes: int = setting(10 * 1024 * 1024, minimum=1)
-    attach_max_total_bytes: int = setting(20 * 1024 * 1024, minimum=1)
+    attach_max_total_bytes: int = setting(15 * 1024 * 1024, minimum=1)  # < n8n's 16 MiB
     attach_allowed_types: frozenset[str] = setting(
         frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}),
         parse=_types,
