@@ -4,10 +4,12 @@ refusal's status, code and reason; nothing kept open; memory flat for a large up
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import tracemalloc
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -204,7 +206,9 @@ async def test_a_broken_multipart_body_is_a_bad_request(
     assert fake_n8n.requests == []
 
 
-async def raw_upload(proxy: Proxy, length: int, first: bytes) -> int:
+async def raw_upload(
+    proxy: Proxy, length: int, first: bytes, ctype: str = "multipart/form-data; boundary=XX"
+) -> int:
     """A multipart head declaring `length` bytes, then only `first` of them: the status of
     the answer, which must come without the rest (httpx reads no answer before its body
     is sent, so this is a raw socket)."""
@@ -212,7 +216,7 @@ async def raw_upload(proxy: Proxy, length: int, first: bytes) -> int:
     headers = {
         **proxy.auth(session),
         "Host": "proxy",
-        "Content-Type": "multipart/form-data; boundary=XX",
+        "Content-Type": ctype,
         "Content-Length": str(length),
     }
     head = "POST /api/v1/chat/message HTTP/1.1\r\n" + "".join(
@@ -222,6 +226,18 @@ async def raw_upload(proxy: Proxy, length: int, first: bytes) -> int:
     async with stream:
         await stream.send_all(head.encode() + b"\r\n" + first)
         return raw_http.status_of(await raw_http.read_head(stream, bytearray()))
+
+
+async def test_a_refusal_early_in_a_large_upload_reaches_a_client_that_sends_it_all(
+    make_proxy: MakeProxy,
+) -> None:
+    """Like a browser, httpx reads the answer only after sending the whole body: the refusal
+    comes at the file's first bytes, and the rest is read and dropped so the answer arrives."""
+    env = {**ON, "ATTACH_MAX_BYTES": "8000000", "ATTACH_MAX_TOTAL_BYTES": "8000000"}
+    async with make_proxy(**env) as proxy:
+        fake_png = b"GIF89a" + bytes(6_000_000)
+        r = await send(proxy, one("a.png", fake_png, "image/png"))
+        assert refusal(r) == (415, MEDIA, "type_mismatch")
 
 
 async def test_a_declared_length_over_the_ceiling_is_refused_before_reading(
@@ -239,6 +255,30 @@ async def test_a_stalled_upload_is_answered_408(make_proxy: MakeProxy, fake_n8n:
     assert fake_n8n.requests == []
 
 
+async def test_a_json_body_over_its_limit_is_refused_before_reading(make_proxy: MakeProxy) -> None:
+    """Only multipart chat messages get the attachments' ceiling: a JSON body declaring more
+    than MAX_BODY_BYTES is answered at once, not read into memory first."""
+    async with make_proxy(**ON) as proxy:
+        assert await raw_upload(proxy, 1_000_000, b'{"message": "', "application/json") == 413
+
+
+async def test_bytes_after_the_final_boundary_count_toward_the_ceiling(
+    make_proxy: MakeProxy, fake_n8n: FakeN8n
+) -> None:
+    async with make_proxy(**LIMITS) as proxy:
+        session = await proxy.session()
+        body = b"--XX\r\n" + DISPOSITION + b"message\r\n\r\nhi\r\n--XX--\r\n" + b"e" * 1_000_000
+        headers = {**proxy.auth(session), "Content-Type": XX}
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+            for i in range(0, len(body), 65536):
+                yield body[i : i + 65536]
+
+        r = await proxy.client.post("/api/v1/chat/message", content=chunked(), headers=headers)
+        assert refusal(r) == (413, "payload_too_large", "body_too_large")
+    assert fake_n8n.requests == []
+
+
 async def test_json_bodies_keep_their_own_limit_when_attachments_are_on(
     make_proxy: MakeProxy,
 ) -> None:
@@ -253,6 +293,18 @@ async def test_refused_and_sent_files_are_closed(make_proxy: MakeProxy, fake_n8n
     big = PNG + os.urandom(300_000)  # past the 256 KB spool: on disk
     env = {**ON, "ATTACH_MAX_BYTES": "1000000"}
     before = spooled_on_disk()
+    # a file left to the garbage collector says so (ResourceWarning): each must be closed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        await refuse_then_send(make_proxy, env, big, before)
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert fake_n8n.requests[-1]["body"]["files"][0]["data"] == big
+
+
+async def refuse_then_send(
+    make_proxy: MakeProxy, env: dict[str, str], big: bytes, before: int
+) -> None:
     async with make_proxy(**env) as proxy:
         # the second file is refused after the first was spooled to disk
         r = await send(
@@ -265,7 +317,6 @@ async def test_refused_and_sent_files_are_closed(make_proxy: MakeProxy, fake_n8n
         with trio.fail_after(10):
             while spooled_on_disk() != before:  # noqa: ASYNC110 (closed as the turn ends)
                 await trio.sleep(0.01)
-    assert fake_n8n.requests[-1]["body"]["files"][0]["data"] == big
 
 
 class CountingN8n:
