@@ -61,10 +61,6 @@ class Attachment:
     file: IO[bytes]
     on_disk: bool  # larger than the spool's memory part: read it in a worker thread
 
-    def describe(self) -> dict[str, Any]:
-        """What history and logs keep of a file: never its bytes."""
-        return {"name": self.name, "type": self.type, "size": self.size}
-
 
 def close_all(files: tuple[Attachment, ...] | list[Attachment]) -> None:
     for f in files:

@@ -151,6 +151,12 @@ async def history(session_id: str) -> Response:
                 "created_at": iso(e.created_at),
                 # only on answers cut short (docs/turn-leases.md)
                 **({"incomplete": True} if e.incomplete else {}),
+                # only on messages that carried files (docs/attachments.md): never the bytes
+                **(
+                    {"files": [{"name": n, "type": t, "size": s} for n, t, s in e.files]}
+                    if e.files
+                    else {}
+                ),
             }
             for e in entries
         ]

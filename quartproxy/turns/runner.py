@@ -64,6 +64,11 @@ class TurnRequest:
     files: tuple[Attachment, ...] = ()
 
 
+def _notes(files: tuple[Attachment, ...]) -> tuple[tuple[str, str, int], ...]:
+    """What history keeps of the files: name, type, size."""
+    return tuple((f.name, f.type, f.size) for f in files)
+
+
 class TurnRunner:
     def __init__(
         self,
@@ -102,7 +107,9 @@ class TurnRunner:
         now = self.clock()
         start = Start(message_id, req.session_id)
         history = (
-            [HistoryEntry(message_id, "user", req.message, now)] if self.store.keeps_history else []
+            [HistoryEntry(message_id, "user", req.message, now, files=_notes(req.files))]
+            if self.store.keeps_history
+            else []
         )
         self._turns_started += 1
         slot = self._turns_started % HEARTBEAT_SLOTS

@@ -12,6 +12,7 @@ import tracemalloc
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -86,6 +87,27 @@ async def test_files_reach_n8n_as_the_chat_trigger_expects(
         hashlib.sha256(PNG).hexdigest(),
         hashlib.sha256(PDF).hexdigest(),
     ]
+
+
+async def test_history_shows_what_was_attached_never_the_bytes(
+    make_proxy: MakeProxy, tmp_path: Path
+) -> None:
+    env = {**ON, "DEPLOYMENT_MODE": "sqlite", "SQLITE_PATH": str(tmp_path / "h.db")}
+    async with make_proxy(**env) as proxy:
+        session = await proxy.session()
+        auth = proxy.auth(session)
+        r = await proxy.client.post(
+            "/api/v1/chat/message", data={"message": "look"}, files=two_files(), headers=auth
+        )
+        assert r.status_code == 200
+        r = await proxy.client.get(f"/api/v1/chat/history/{session['session_id']}", headers=auth)
+        question, answer = r.json()["messages"]
+        assert question["files"] == [
+            {"name": "cat.png", "type": "image/png", "size": len(PNG)},
+            {"name": "doc.pdf", "type": "application/pdf", "size": len(PDF)},
+        ]
+        assert "files" not in answer
+    assert PNG[16:80] not in (tmp_path / "h.db").read_bytes()
 
 
 async def test_a_message_without_files_has_no_files_claim(proxy: Proxy, fake_n8n: FakeN8n) -> None:
