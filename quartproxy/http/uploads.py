@@ -116,10 +116,9 @@ class _Receiver:
         self._check.feed(data)
         self._hash.update(data)
         self._size += len(data)
-        if self._size > self.policy.spool_memory_bytes:  # on disk: not on the event loop
-            await trio.to_thread.run_sync(self._spool.write, data)
-        else:
-            self._spool.write(data)
+        # On the loop, not in a thread: the body must be read as fast as it comes, or it piles
+        # up unread in Quart's unbounded body queue (docs/upstream/quart-body-queue-unbounded.md)
+        self._spool.write(data)
 
     def _end(self) -> None:
         part = self._part
