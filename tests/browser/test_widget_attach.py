@@ -102,3 +102,22 @@ def test_a_websocket_first_widget_sends_files_over_http(make_stack: Any, visit: 
     assert stack.n8n.received[-1]["files"][0]["data"] == PNG
     posts = [u for u in v.requests if u.endswith("/api/v1/chat/message")]
     assert len(posts) == 1  # the text went over the WebSocket, the file over SSE
+
+
+def test_a_file_dropped_on_the_panel_becomes_a_chip(make_stack: Any, visit: Any) -> None:
+    stack: Stack = make_stack(ATTACH_ENABLED="true")
+    v: Visit = visit()
+    page = v.open(stack, **ATTACH)
+    launcher(page).click()
+    page.evaluate(
+        """() => {
+            const panel = document.querySelector('#quartproxy-chat').shadowRoot
+                .querySelector('form').parentNode;
+            const dt = new DataTransfer();
+            dt.items.add(new File(['%PDF-1.7 dropped'], 'dropped.pdf', {type: 'application/pdf'}));
+            const init = {dataTransfer: dt, bubbles: true, cancelable: true};
+            panel.dispatchEvent(new DragEvent('drop', init));
+        }"""
+    )
+    expect(page.locator(CHIPS)).to_have_count(1)
+    expect(page.locator(CHIPS)).to_contain_text("dropped.pdf")

@@ -110,6 +110,16 @@ async def test_history_shows_what_was_attached_never_the_bytes(
     assert PNG[16:80] not in (tmp_path / "h.db").read_bytes()
 
 
+async def test_file_names_lose_their_directories(make_proxy: MakeProxy, fake_n8n: FakeN8n) -> None:
+    async with make_proxy(**ON) as proxy:
+        long = "x" * 300 + ".png"
+        files = one("../../etc/cat.png", PNG, "image/png") + one(long, PNG, "image/png")
+        r = await send(proxy, files)
+        assert r.status_code == 200, r.text
+    names = [f["name"] for f in fake_n8n.requests[-1]["body"]["files"]]
+    assert names == ["cat.png", long[:255]]
+
+
 async def test_a_message_without_files_has_no_files_claim(proxy: Proxy, fake_n8n: FakeN8n) -> None:
     session = await proxy.session()
     r = await proxy.client.post(
