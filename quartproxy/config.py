@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from .core.api_keys import parse_entries
+from .core.attachments import parse_types
 from .core.identity import load_public_keys
 from .core.limits import Rate
 from .core.numbers import parse_udecimal, parse_uint
@@ -128,6 +129,13 @@ def _public_keys_file(name: str, value: str) -> str:
     return value
 
 
+def _types(name: str, value: str) -> frozenset[str]:
+    try:
+        return parse_types(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+
+
 def _level(name: str, value: str) -> str:
     level = value.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -195,6 +203,16 @@ class Settings:
     log_level: str = setting("INFO", parse=_level)
     debug: bool = setting(False)
     demo: bool = False
+    # File attachments (docs/attachments.md), gathered by core.attachments.AttachmentPolicy
+    attach_enabled: bool = setting(False)
+    attach_max_files: int = setting(3, minimum=1)
+    attach_max_bytes: int = setting(10 * 1024 * 1024, minimum=1)
+    attach_max_total_bytes: int = setting(15 * 1024 * 1024, minimum=1)  # < n8n's 16 MiB
+    attach_allowed_types: frozenset[str] = setting(
+        frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}),
+        parse=_types,
+    )
+    attach_spool_memory_bytes: int = setting(256 * 1024)  # per file, the rest on disk
     allow_h2c: bool = setting(False)  # HTTP/2 without TLS (http/h2c.py); it tunnels past a proxy
 
     def with_(self, **changes: object) -> Settings:

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import lifecycle, metrics, supervision
 from .config import Settings
+from .core.attachments import AttachmentPolicy
 from .core.leases import lease_timing
 from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
@@ -23,6 +24,7 @@ from .http import chat, compat, cors, docs, headers, lean, operators, ops, sessi
 from .http.common import bind_request_id, request_id
 from .http.h2c import refuse_cleartext_h2
 from .http.keepalive import shield_final_send
+from .http.uploads import upload_request_class
 from .leases import keep_leases
 from .overrides import hypercorn_guards, hypercorn_h2, quart_trio_connection, werkzeug_headers
 from .retention import purge_history_forever
@@ -44,6 +46,10 @@ def create_app(
     app = QuartTrio(__name__, static_folder=str(STATIC), static_url_path="/static")
     # overrides/: library internals, each version-checked (falls back to the library's own)
     app.request_class, app.websocket_class = werkzeug_headers.request_classes()
+    # a multipart chat message gets the attachments' body ceiling (http/uploads.py)
+    policy = AttachmentPolicy.from_settings(settings)
+    ceiling = policy.body_ceiling(settings.max_body_bytes) if policy.enabled else None
+    app.request_class = upload_request_class(app.request_class, ceiling)
     app.asgi_http_class = quart_trio_connection.connection_class()  # one task fewer per request
     app.session_interface = lean.NoSessions()  # lean.py: less memory per open request
     app.config.update(

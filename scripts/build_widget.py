@@ -34,6 +34,7 @@ ORDER = (
     "view.js",  # shadow host, colour scheme, launcher and panel elements
     "render.js",  # bubbles, notices, status line, typing, copy, announcements
     "panel.js",  # open/close, reset confirmation, keys, counter, submit
+    "attach.js",  # files: paperclip, drop, paste, chips, limits, the multipart body
     "http.js",  # requests, error codes, the session token
     "streams.js",  # line splitting, SSE parsing, reading a fetch body
     "answer.js",  # a turn's state and events, painting the streaming answer

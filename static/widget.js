@@ -87,6 +87,9 @@
       unread: 'New answer from the assistant',
       copy: 'Copy answer', copied: 'Answer copied.', stop: 'Stop the answer', stopped: 'You stopped this answer.',
       tooLong: 'Your message is too long. Please shorten it.',
+      attach: 'Attach a file', unclip: 'Remove {name}', fileType: 'This type of file cannot be sent here.',
+      fileTooBig: 'A file is too large: the limit is {max} per file.', tooManyFiles: 'At most {n} files per message.',
+      filesTooBig: 'The files are too large together: the limit is {max}.', fileMismatch: 'A file’s content does not match its type. Please send another file.',
       invalid: 'This message could not be sent. Please rephrase it.',
       lost: 'The connection was lost before the answer finished. Please ask again.',
       generic: 'Something went wrong. Please try again.',
@@ -124,6 +127,9 @@
       unread: 'Neue Antwort des Assistenten',
       copy: 'Antwort kopieren', copied: 'Antwort kopiert.', stop: 'Antwort anhalten', stopped: 'Sie haben diese Antwort angehalten.',
       tooLong: 'Ihre Nachricht ist zu lang. Bitte kürzen Sie sie.',
+      attach: 'Datei anhängen', unclip: '{name} entfernen', fileType: 'Diese Art von Datei kann hier nicht gesendet werden.',
+      fileTooBig: 'Eine Datei ist zu groß: höchstens {max} pro Datei.', tooManyFiles: 'Höchstens {n} Dateien pro Nachricht.',
+      filesTooBig: 'Die Dateien sind zusammen zu groß: höchstens {max}.', fileMismatch: 'Der Inhalt einer Datei passt nicht zu ihrem Typ. Bitte senden Sie eine andere Datei.',
       invalid: 'Diese Nachricht konnte nicht gesendet werden. Bitte formulieren Sie sie um.',
       lost: 'Die Verbindung brach vor dem Ende der Antwort ab. Bitte fragen Sie erneut.',
       generic: 'Etwas ist schiefgegangen. Bitte versuchen Sie es erneut.',
@@ -161,6 +167,9 @@
       unread: 'Nouvelle réponse de l’assistant',
       copy: 'Copier la réponse', copied: 'Réponse copiée.', stop: 'Arrêter la réponse', stopped: 'Vous avez arrêté cette réponse.',
       tooLong: 'Votre message est trop long. Veuillez le raccourcir.',
+      attach: 'Joindre un fichier', unclip: 'Retirer {name}', fileType: 'Ce type de fichier ne peut pas être envoyé ici.',
+      fileTooBig: 'Un fichier est trop volumineux : {max} au maximum par fichier.', tooManyFiles: 'Au plus {n} fichiers par message.',
+      filesTooBig: 'Les fichiers sont trop volumineux ensemble : {max} au maximum.', fileMismatch: 'Le contenu d’un fichier ne correspond pas à son type. Veuillez envoyer un autre fichier.',
       invalid: 'Ce message n’a pas pu être envoyé. Veuillez le reformuler.',
       lost: 'La connexion a été perdue avant la fin de la réponse. Veuillez reposer la question.',
       generic: 'Une erreur est survenue. Veuillez réessayer.',
@@ -198,6 +207,9 @@
       unread: 'Nueva respuesta del asistente',
       copy: 'Copiar la respuesta', copied: 'Respuesta copiada.', stop: 'Detener la respuesta', stopped: 'Ha detenido esta respuesta.',
       tooLong: 'Su mensaje es demasiado largo. Acórtelo, por favor.',
+      attach: 'Adjuntar un archivo', unclip: 'Quitar {name}', fileType: 'Este tipo de archivo no se puede enviar aquí.',
+      fileTooBig: 'Un archivo es demasiado grande: {max} como máximo por archivo.', tooManyFiles: 'Como máximo {n} archivos por mensaje.',
+      filesTooBig: 'Los archivos juntos son demasiado grandes: {max} como máximo.', fileMismatch: 'El contenido de un archivo no coincide con su tipo. Envíe otro archivo, por favor.',
       invalid: 'No se pudo enviar este mensaje. Reformúlelo, por favor.',
       lost: 'Se perdió la conexión antes de terminar la respuesta. Pregunte de nuevo, por favor.',
       generic: 'Algo salió mal. Inténtelo de nuevo.',
@@ -675,6 +687,11 @@
     'cursor:pointer;display:flex;align-items:center;justify-content:center}',
     '.send[aria-disabled=true]{opacity:.55;cursor:not-allowed}.send svg,.halt svg{width:20px;height:20px}',
     '.halt:not([hidden])+.send{display:none}',
+    '.clip{width:34px;height:42px;flex:none;border:0;background:none;color:var(--_muted);cursor:pointer}.clip svg{width:20px}',
+    '.chips{display:flex;flex-wrap:wrap;gap:6px;padding:0 12px}.chips:empty{display:none}',
+    '.chip{display:flex;align-items:center;gap:4px;font-size:13px;padding:2px 4px 2px 10px;border:1px solid var(--_border);border-radius:14px}',
+    '.unclip{border:0;background:none;color:inherit;cursor:pointer;width:24px;height:24px}.unclip svg{width:14px}',
+    '.files{font-size:13px;opacity:.85;margin-top:4px}',
     '.sr,.hp{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;',
     'clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}',
     '@media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important}',
@@ -686,6 +703,7 @@
   var ICONS = {
     chat: 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z',
     close: 'M6 6l12 12M18 6L6 18',
+    clip: 'M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7',
     reset: 'M4 12a8 8 0 1 0 2.3-5.7M4 4v5h5',
     send: 'M4 12l16-8-6 16-2.5-6.5z',
     stop: 'M7 7h10v10H7z',
@@ -942,6 +960,7 @@
     }
     S.log.forEach(function (m, i) {
       var b = log.appendChild(bubble(m.r, m.t, m.at));
+      fileLine(b, m.f);
       if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null, m.x === 2);
       if (m.r === 'assistant') tools(b, m.t);
     });
@@ -1142,6 +1161,84 @@
     if (!text) return;
     if (busy) { notice(t('busy')); return; }
     if (send(text)) { input.value = ''; autosize(); count(); }
+  }
+
+  var ATTACH = String(opt('attach', '')).split(/[\s,]+/).filter(Boolean);
+  var ATTACH_FILES = parseInt(opt('attachMaxFiles', 3), 10) || 3;
+  var ATTACH_BYTES = parseInt(opt('attachMaxBytes', 10485760), 10) || 10485760;
+  var ATTACH_TOTAL = parseInt(opt('attachMaxTotalBytes', 15728640), 10) || 15728640;
+  var pending = [];
+  var chips = el('div', 'chips');
+  if (ATTACH.length) {
+    var picker = el('input', 'hp');
+    picker.type = 'file';
+    picker.multiple = true;
+    picker.accept = ATTACH.join(',');
+    picker.tabIndex = -1;
+    picker.setAttribute('aria-hidden', 'true');
+    var attachBtn = button('clip', t('attach'), 'clip');
+    form.insertBefore(attachBtn, input);
+    form.appendChild(picker);
+    panel.insertBefore(chips, form);
+    attachBtn.addEventListener('click', function () { picker.click(); });
+    picker.addEventListener('change', function () { addFiles(picker.files); picker.value = ''; });
+    panel.addEventListener('dragover', function (e) { if (dragged(e)) e.preventDefault(); });
+    panel.addEventListener('drop', function (e) {
+      if (dragged(e)) { e.preventDefault(); addFiles(e.dataTransfer.files); }
+    });
+    input.addEventListener('paste', function (e) {
+      var f = e.clipboardData && e.clipboardData.files;
+      if (f && f.length) { e.preventDefault(); addFiles(f); }
+    });
+  }
+  function dragged(e) {
+    return !!e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types || [], 'Files') >= 0;
+  }
+  function bytes(n) {
+    return n < 1024 ? n + ' B' : n < 1048576 ? Math.ceil(n / 1024) + ' KB' : (n / 1048576).toFixed(1) + ' MB';
+  }
+  function addFiles(list) {
+    for (var i = 0; i < list.length; i++) {
+      var f = list[i], total = f.size, why = null;
+      pending.forEach(function (p) { total += p.size; });
+      if (ATTACH.indexOf(f.type === 'image/jpg' ? 'image/jpeg' : f.type) < 0) why = 'fileType';
+      else if (f.size > ATTACH_BYTES) why = 'fileTooBig';
+      else if (pending.length >= ATTACH_FILES) why = 'tooManyFiles';
+      else if (total > ATTACH_TOTAL) why = 'filesTooBig';
+      if (why) notice(t(why, { name: f.name, max: bytes(why === 'fileTooBig' ? ATTACH_BYTES : ATTACH_TOTAL), n: ATTACH_FILES }));
+      else pending.push(f);
+    }
+    drawChips();
+  }
+  function drawChips() {
+    while (chips.firstChild) chips.removeChild(chips.firstChild);
+    pending.forEach(function (f, i) {
+      var c = chips.appendChild(el('span', 'chip', f.name + ' (' + bytes(f.size) + ')'));
+      var x = c.appendChild(button('unclip', t('unclip', { name: f.name }), 'close'));
+      x.addEventListener('click', function () { pending.splice(i, 1); drawChips(); input.focus(); });
+    });
+  }
+  // Takes the chips' files for the message being sent (given back if it never left).
+  function takeFiles() {
+    var f = pending;
+    pending = [];
+    drawChips();
+    return f;
+  }
+  // The body of a turn: JSON, or FormData (its own Content-Type) when it carries files.
+  function turnBody(turn) {
+    var fields = { message: turn.message, metadata: METADATA, honeypot: honeypot.value };
+    if (!turn.files || !turn.files.length) return JSON.stringify(fields);
+    var fd = new FormData();
+    fd.append('message', fields.message);
+    fd.append('metadata', JSON.stringify(METADATA));
+    fd.append('honeypot', fields.honeypot);
+    turn.files.forEach(function (f) { fd.append('files', f, f.name); });
+    return fd;
+  }
+  // The file names under a visitor's bubble (kept in the log: names only).
+  function fileLine(b, names) {
+    if (names && names.length) b.querySelector('.body').appendChild(el('div', 'files', '📎 ' + names.join(', ')));
   }
 
   /* ---------------------------------------------------------------- HTTP */
@@ -1418,8 +1515,8 @@
       var timer = setTimeout(function () { timedOut = true; ctrl.abort(); }, FIRST_BYTE_MS);
       return req('/chat/message', {
         method: 'POST',
-        headers: Object.assign(authHeaders(true), { 'Accept': 'text/event-stream' }),
-        body: JSON.stringify({ message: turn.message, metadata: METADATA, honeypot: honeypot.value }),
+        headers: Object.assign(authHeaders(!turn.files), { 'Accept': 'text/event-stream' }),
+        body: turnBody(turn),
         signal: ctrl.signal
       }).then(function (res) {
         if (!res.ok) { clearTimeout(timer); return httpError(res).then(function (e) { throw e; }); }
@@ -1496,8 +1593,8 @@
       turn.ctrl = ctrl;
       return req('/chat/stream', {
         method: 'POST',
-        headers: Object.assign(authHeaders(true), { 'Accept': 'application/x-ndjson, text/plain' }),
-        body: JSON.stringify({ message: turn.message, metadata: METADATA, honeypot: honeypot.value }),
+        headers: Object.assign(authHeaders(!turn.files), { 'Accept': 'application/x-ndjson, text/plain' }),
+        body: turnBody(turn),
         signal: ctrl.signal
       }).then(function (res) {
         if (!res.ok) return httpError(res).then(function (e) { throw e; });
@@ -1582,6 +1679,10 @@
   }
   function runTurn(turn, retried) {
     var order = preferred();
+    if (turn.files) { // the WebSocket carries text only: files go over HTTP
+      order = order.filter(function (k) { return k !== 'ws'; });
+      if (!order.length) order = ['sse'];
+    }
     var busyTries = 0;
     function attempt(i) {
       var kind = order[i];
@@ -1613,7 +1714,8 @@
 
   // Words the visitor can act on, in their language. The server's own sentence is English: it is
   // shown as is where the widget has nothing more precise to say and the visitor reads English.
-  var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood' };
+  var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood',
+    file_too_large: 'fileTooBig', too_many_files: 'tooManyFiles', total_too_large: 'filesTooBig', type_not_allowed: 'fileType', type_mismatch: 'fileMismatch' };
   function messageFor(e) {
     var english = LANG === 'en';
     var own = english && e.said ? e.said : null;
@@ -1626,8 +1728,10 @@
         if (REASONS[e.reason]) return t(REASONS[e.reason]);
         return own || t('blocked');
       case 'forbidden': case 'origin_not_allowed': return t('notHere');
-      case 'payload_too_large': return t('tooLong');
-      case 'bad_request': case 'unsupported_media_type': return own || t('invalid');
+      case 'payload_too_large': case 'unsupported_media_type':
+        if (REASONS[e.reason]) return t(REASONS[e.reason], { name: '', max: bytes(e.reason === 'file_too_large' ? ATTACH_BYTES : ATTACH_TOTAL), n: ATTACH_FILES });
+        return e.code === 'payload_too_large' ? t('tooLong') : own || t('invalid');
+      case 'bad_request': return own || t('invalid');
       case 'unauthorized': case 'session_mismatch': return t('sessionLost');
       case 'shutting_down': return t('restarting');
       case 'store_unavailable': return t('storeDown', { s: Math.ceil(e.retry || 5) });
@@ -1654,17 +1758,21 @@
       return false;
     }
     if (navigator.onLine === false) { status('offline', t('offline')); return false; }
+    var files = takeFiles();
     busy = true;
     sendDisabled(true);
     Array.prototype.forEach.call(log.querySelectorAll('[data-notice]'), function (n) { n.parentNode.removeChild(n); });
     var userEntry = { r: 'user', t: text, at: Date.now() };
+    if (files.length) userEntry.f = files.map(function (f) { return f.name; });
     S.log.push(userEntry);
     saveLog();
     Array.prototype.forEach.call(log.querySelectorAll('.starters'), function (n) { n.parentNode.removeChild(n); });
     var userBubble = log.appendChild(bubble('user', text, userEntry.at));
+    fileLine(userBubble, userEntry.f);
     scroll(true);
     emit('message', { text: text });
     var turn = newTurn(text);
+    if (files.length) turn.files = files;
     current = turn;
     typing(true);
     sendDisabled(true); // shows Stop now that there is a turn
@@ -1685,6 +1793,7 @@
         if (at >= 0) { S.log.splice(at, 1); saveLog(); }
         if (userBubble.parentNode) userBubble.parentNode.removeChild(userBubble);
         if (!input.value) { input.value = text; autosize(); count(); }
+        if (files.length && !pending.length) { pending = files; drawChips(); } // and its files
       }
       if (e.code === 'rate_limited') cooldown(e.retry || 5);
       notice(messageFor(e));

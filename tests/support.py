@@ -24,6 +24,8 @@ Waiting is on trio Events, never on sleeps.
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import functools
 import gzip
 import json
@@ -70,6 +72,28 @@ def chunk(kind: str, content: str | None = None, meta: dict[str, Any] | None = N
     return (json.dumps(obj) + "\n").encode()
 
 
+def form_data(content_type: str, body: bytes) -> dict[str, Any]:
+    """A multipart body as n8n reads it, decoded by the standard library's email parser (not
+    the proxy's own parser): the text fields, and `files` as [{"name", "type", "data"}]."""
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    assert msg.is_multipart() and msg.defects == [], msg.defects
+    out: dict[str, Any] = {"files": []}
+    for part in msg.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        if part.get_filename() is None:
+            assert name not in out
+            out[name] = data.decode()
+        else:
+            assert name == "files"
+            out["files"].append(
+                {"name": part.get_filename(), "type": part.get_content_type(), "data": data}
+            )
+    return out
+
+
 @dataclass
 class FakeN8n:
     secret: str = SESSION_SECRET
@@ -101,7 +125,11 @@ class FakeN8n:
         except jwt.PyJWTError:
             await self._json(send, 403, {"message": "invalid signature"})
             return
-        payload = json.loads(body or b"{}")
+        ctype = headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            payload = form_data(ctype, body)
+        else:
+            payload = json.loads(body or b"{}")
         self.requests.append({"headers": headers, "body": payload, "claims": claims})
         self.received.set()
         if payload.get("action") == "loadPreviousSession":

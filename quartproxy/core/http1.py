@@ -49,11 +49,19 @@ class Head:
 
 
 def encode_request(
-    method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes
+    method: str,
+    target: bytes,
+    headers: Iterable[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    length: int | None = None,
 ) -> bytes:
     """One request as bytes. The caller supplies Host; Content-Length is set from the body
     (any given one is replaced) and Transfer-Encoding is never sent. Header names and values
-    are checked: a CR or LF in them would let a value smuggle a second request."""
+    are checked: a CR or LF in them would let a value smuggle a second request. `length`:
+    only the head is encoded (`body` must be empty), for a body of that many bytes sent after."""
+    if length is not None and body:
+        raise ValueError("a streamed body is sent after the head")
     if not _TOKEN.fullmatch(method.encode("ascii", "replace")):
         raise ValueError("invalid method")
     if not target or any(c in target for c in b" \r\n\0"):
@@ -68,7 +76,9 @@ def encode_request(
         if any(c in value for c in b"\r\n\0"):
             raise ValueError("invalid header value")
         out.append(b"%s: %s\r\n" % (name, value))
-    if body or method not in ("GET", "HEAD"):
+    if length is not None:
+        out.append(b"content-length: %d\r\n" % length)
+    elif body or method not in ("GET", "HEAD"):
         out.append(b"content-length: %d\r\n" % len(body))
     out.append(b"\r\n")
     out.append(body)

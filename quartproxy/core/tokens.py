@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,11 +206,14 @@ def upstream_token(
     now: float,
     algorithm: str = "HS256",
     user: dict[str, str] | None = None,
+    files: Sequence[str] = (),
 ) -> str:
     """The 30-second token n8n's JWT Auth checks. The secret is used as its UTF-8 text,
     exactly as it is typed into the n8n credential. `user`: a signed visitor's verified
     claims, under `verified_user` (absent for anonymous visitors: the body's `metadata` is
-    what the visitor said, never what was checked)."""
+    what the visitor said, never what was checked). `files`: the SHA-256 (hex) of each
+    attached file, in the order of the parts, so a workflow can check what it received is
+    what the visitor sent through the proxy (claim absent without files)."""
     iat = int(now)
     payload: dict[str, Any] = {
         "iat": iat,
@@ -221,4 +225,6 @@ def upstream_token(
     }
     if user is not None:
         payload[UPSTREAM_USER_CLAIM] = user
+    if files:
+        payload["files"] = list(files)
     return _encode(payload, secret, algorithm)

@@ -11,12 +11,14 @@ from quart import Blueprint, Response, jsonify, request
 
 from .. import metrics
 from ..core import messages, render
+from ..core.attachments import Attachment, close_all
 from ..core.events import TurnEvent, from_record, is_final, parse_event_id, resume_point
 from ..core.messages import InputLimits
 from ..errors import ApiError
 from ..services import Services
 from ..turns import EventSource
 from ..turns.channels import follow, open_turn
+from . import uploads
 from .common import admit_chat, admit_read, caller, read_body, request_id, services
 from .sessions import iso
 
@@ -47,17 +49,34 @@ async def _start_turn() -> tuple[Services, str, EventSource]:
     svc = services()
     who = caller()
     admitted = await admit_chat(who)
-    body = messages.parse_chat_body(*(await read_body()), InputLimits.from_settings(svc.settings))
-    turn = await open_turn(
-        svc,
-        who,
-        admitted.origin,
-        admitted.claims.session_id,
-        body,
-        request_id(),
-        session_started=admitted.claims.issued_at,
-        user=admitted.claims.user,
-    )
+    limits = InputLimits.from_settings(svc.settings)
+    policy = uploads.policy_for(svc, admitted.origin)
+    files: tuple[Attachment, ...] = ()
+    if policy.enabled and uploads.is_multipart(request.headers.get("Content-Type")):
+        upload = await uploads.read_upload(policy, svc.settings.max_body_bytes)
+        files = tuple(upload.files)
+        try:
+            body = messages.chat_input(upload.message_object(), limits)
+        except BaseException:
+            close_all(files)
+            raise
+    else:  # multipart with attachments off: refused as an unsupported type, as before
+        body = messages.parse_chat_body(*(await read_body()), limits)
+    try:
+        turn = await open_turn(
+            svc,
+            who,
+            admitted.origin,
+            admitted.claims.session_id,
+            body,
+            request_id(),
+            session_started=admitted.claims.issued_at,
+            user=admitted.claims.user,
+            files=files,
+        )
+    except BaseException:
+        close_all(files)  # no turn took them
+        raise
     return svc, turn.message_id, turn
 
 
@@ -133,6 +152,12 @@ async def history(session_id: str) -> Response:
                 "created_at": iso(e.created_at),
                 # only on answers cut short (docs/turn-leases.md)
                 **({"incomplete": True} if e.incomplete else {}),
+                # only on messages that carried files (docs/attachments.md): never the bytes
+                **(
+                    {"files": [{"name": n, "type": t, "size": s} for n, t, s in e.files]}
+                    if e.files
+                    else {}
+                ),
             }
             for e in entries
         ]

@@ -4,7 +4,7 @@ It speaks what @n8n/chat 1.x sends (read from its bundle): `sendMessage` as JSON
 `{"output": ...}`), `sendMessage` with `Accept: text/plain` when `enableStreaming` is on (answer:
 n8n's NDJSON chunks, which the widget renders as they come), `loadPreviousSession` on opening
 (answer `{"data": [LangChain messages]}`), and multipart when the visitor attaches files
-(refused: 415).
+(accepted when ATTACH_ENABLED, see docs/attachments.md; else 415).
 
 There is no token. The checks are the chat path's own (guard.*, turns.channels.open_turn): origin
 allowlist, the ip/session/origin limit tiers, bot and spam screening, busy. The widget's
@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import guard
 from ..core import messages
+from ..core.attachments import Attachment, close_all
 from ..core.events import End, Error
 from ..core.messages import ChatInput, InputLimits
 from ..core.n8n_parse import langchain_message
@@ -31,6 +32,7 @@ from ..guard import Caller
 from ..services import Services
 from ..turns import LiveTurn
 from ..turns.channels import follow, open_turn
+from . import uploads
 from .chat import NDJSON_HEADERS, ndjson_line, streaming_response
 from .common import caller, read_body, request_id, services
 
@@ -53,23 +55,38 @@ async def n8n_chat() -> Response:
     svc = services()
     who = caller()
     origin = guard.admit_origin(svc, who)
+    limits = InputLimits.from_settings(svc.settings)
+    files: tuple[Attachment, ...] = ()
+    upload: uploads.Upload | None = None
     if request.mimetype == "multipart/form-data":
-        await _discard_body()
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "File uploads are not supported by this chat; please send text only.",
+        policy = uploads.policy_for(svc, origin)
+        if not policy.enabled:
+            await _discard_body()
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "File uploads are not supported by this chat; please send text only.",
+            )
+        upload = await uploads.read_upload(policy, svc.settings.max_body_bytes)
+        files = tuple(upload.files)
+    try:
+        if upload is not None:
+            body = messages.n8n_chat_input(upload.message_object(), limits)
+        else:
+            body = messages.parse_n8n_chat_body(*(await read_body()), limits)
+        key = guard.widget_session_key(origin, body.session_id)
+        if body.action == "loadPreviousSession":
+            close_all(files)
+            return await _history(svc, who, origin, key)
+        assert body.message is not None
+        await guard.limit_message(svc, who, origin, key)
+        chat = ChatInput(body.message, body.metadata, honeypot="")
+        turn = await open_turn(
+            svc, who, origin, key, chat, request_id(), session_started=None, files=files
         )
-    body = messages.parse_n8n_chat_body(
-        *(await read_body()), InputLimits.from_settings(svc.settings)
-    )
-    key = guard.widget_session_key(origin, body.session_id)
-    if body.action == "loadPreviousSession":
-        return await _history(svc, who, origin, key)
-    assert body.message is not None
-    await guard.limit_message(svc, who, origin, key)
-    chat = ChatInput(body.message, body.metadata, honeypot="")
-    turn = await open_turn(svc, who, origin, key, chat, request_id(), session_started=None)
+    except BaseException:
+        close_all(files)  # no turn took them
+        raise
     if wants_stream(request.headers.get("Accept", "")):
         hb = svc.settings.heartbeat_seconds
         return streaming_response(

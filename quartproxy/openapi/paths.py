@@ -55,6 +55,20 @@ BEARER: list[dict[str, list[str]]] = [{"session": []}, {"session": [], "apiKey":
 CHAT_ERRORS = _errors(400, 401, 403, 409, 413, 415, 429, 503)
 
 
+def _files(required: list[str], optional: list[str]) -> dict[str, Any]:
+    """A message with files (ATTACH_ENABLED, docs/attachments.md): the JSON fields as text
+    parts (`metadata` a JSON string), one part per file."""
+    text = {name: {"type": "string"} for name in required + optional}
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    return {
+        "schema": {
+            "type": "object",
+            "required": required,
+            "properties": {**text, "files": files},
+        }
+    }
+
+
 def _turn(summary: str, media: str, description: str) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -64,7 +78,10 @@ def _turn(summary: str, media: str, description: str) -> dict[str, Any]:
         "parameters": [{"$ref": "#/components/parameters/Fingerprint"}],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _ref(ChatMessage)}},
+            "content": {
+                "application/json": {"schema": _ref(ChatMessage)},
+                "multipart/form-data": _files(["message"], ["metadata", "honeypot"]),
+            },
         },
         "responses": {
             "200": {
@@ -182,7 +199,12 @@ PATHS: dict[str, dict[str, Any]] = {
             "tags": ["compat"],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(N8nChatRequest)}},
+                "content": {
+                    "application/json": {"schema": _ref(N8nChatRequest)},
+                    "multipart/form-data": _files(
+                        ["action", "sessionId", "chatInput"], ["metadata"]
+                    ),
+                },
             },
             "responses": {
                 "200": {

@@ -43,6 +43,8 @@ class HistoryEntry:
     # An answer cut short (its worker died, the server shut down, n8n failed mid-stream): the
     # part received before. History shows it with `"incomplete": true`.
     incomplete: bool = False
+    # What was attached to a visitor's message: (name, type, size) per file, never the bytes.
+    files: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import metrics, screening
+from ..core.attachments import Attachment
 from ..core.events import TurnEvent, is_final
 from ..core.messages import ChatInput
 from ..errors import ApiError
@@ -35,6 +36,7 @@ async def open_turn(
     *,
     session_started: float | None,
     user: dict[str, str] | None = None,
+    files: tuple[Attachment, ...] = (),
 ) -> LiveTurn:
     """What comes after admission and the body — the bot and spam screen, then the turn —
     shared by every channel (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip a check."""
@@ -48,7 +50,7 @@ async def open_turn(
     )
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
-    req = TurnRequest(session_key, origin, body.message, body.metadata, rid, user)
+    req = TurnRequest(session_key, origin, body.message, body.metadata, rid, user, files)
     try:
         return await svc.turns.start(req)
     except Busy:

@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from .. import metrics
+from ..core.attachments import Attachment, close_all
 from ..core.events import (
     Delta,
     End,
@@ -60,6 +61,13 @@ class TurnRequest:
     metadata: dict[str, Any]
     request_id: str
     user: dict[str, str] | None = None  # a signed visitor's verified claims (core.identity)
+    # Spooled files (core.attachments); the runner closes them when the turn ends.
+    files: tuple[Attachment, ...] = ()
+
+
+def _notes(files: tuple[Attachment, ...]) -> tuple[tuple[str, str, int], ...]:
+    """What history keeps of the files: name, type, size."""
+    return tuple((f.name, f.type, f.size) for f in files)
 
 
 class TurnRunner:
@@ -100,7 +108,9 @@ class TurnRunner:
         now = self.clock()
         start = Start(message_id, req.session_id)
         history = (
-            [HistoryEntry(message_id, "user", req.message, now)] if self.store.keeps_history else []
+            [HistoryEntry(message_id, "user", req.message, now, files=_notes(req.files))]
+            if self.store.keeps_history
+            else []
         )
         self._turns_started += 1
         slot = self._turns_started % HEARTBEAT_SLOTS
@@ -301,6 +311,7 @@ class TurnRunner:
                     metadata=req.metadata,
                     request_id=req.request_id,
                     user=req.user,
+                    files=req.files,
                 )
                 if not turn.done:
                     text = "".join(parts)
@@ -320,6 +331,7 @@ class TurnRunner:
             log.exception("turn %s failed", turn.message_id)
             await self._finish(turn, INTERNAL)
         finally:
+            close_all(req.files)  # sent (or never will be): the spooled files go
             # Cancelled means shutdown (or the session was deleted): close the stream for
             # listeners; what was received so far stays in the buffer.
             await self._finish(turn, SHUTTING_DOWN)

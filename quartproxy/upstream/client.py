@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,11 +17,13 @@ import trio
 
 from .. import metrics
 from ..config import Settings
+from ..core.attachments import Attachment
 from ..core.events import Delta, Error, TurnEvent
 from ..core.n8n_parse import N8nAnswerParser, parse_history
 from ..core.tokens import upstream_token
 from ..overrides.httpx_stream import take_raw_stream
 from .transport import PooledTransport
+from .upload_body import upload_body
 
 log = logging.getLogger("quartproxy.upstream")
 USER_AGENT = "quartproxy"
@@ -86,6 +88,7 @@ class N8nClient:
         message_id: str,
         request_id: str,
         user: dict[str, str] | None = None,
+        files: Sequence[Attachment] = (),
     ) -> dict[str, str]:
         token = upstream_token(
             self.settings.session_secret_key,
@@ -95,6 +98,7 @@ class N8nClient:
             now=self._clock(),
             algorithm=self.settings.n8n_jwt_algorithm,
             user=user,
+            files=[f.sha256 for f in files],
         )
         return {
             "Authorization": f"Bearer {token}",
@@ -118,6 +122,7 @@ class N8nClient:
         metadata: dict[str, Any],
         request_id: str,
         user: dict[str, str] | None = None,
+        files: Sequence[Attachment] = (),
     ) -> None:
         """Hand `emit` the deltas as n8n produces them (one list per upstream read), then at
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
@@ -144,6 +149,7 @@ class N8nClient:
                         metadata=metadata,
                         request_id=request_id,
                         user=user,
+                        files=files,
                     )
                 )
             if response is None or first_byte.cancelled_caught:
@@ -231,22 +237,32 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
-        user: dict[str, str] | None,
+        user: dict[str, str] | None = None,
+        files: Sequence[Attachment] = (),
     ) -> httpx.Request:
-        """The sendMessage request."""
-        body = {
-            "action": "sendMessage",
-            "sessionId": session_id,
-            "chatInput": message,
-            "metadata": metadata,
-        }
+        """The sendMessage request: JSON, or multipart with files (upload_body.py)."""
         headers = self._headers(
             session_id=session_id,
             origin=origin,
             message_id=message_id,
             request_id=request_id,
             user=user,
+            files=files,
         )
+        if files:
+            stream = upload_body(session_id, message, metadata, files)
+            headers["Content-Type"] = stream.content_type
+            # httpx sets Host (and the length) only for a body it encodes itself
+            headers["Host"] = self._url.netloc.decode("ascii")
+            return httpx.Request(
+                "POST", self._url, stream=stream, headers=headers, extensions=self._timeouts
+            )
+        body = {
+            "action": "sendMessage",
+            "sessionId": session_id,
+            "chatInput": message,
+            "metadata": metadata,
+        }
         return httpx.Request(
             "POST",
             self._url,

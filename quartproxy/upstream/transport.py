@@ -34,6 +34,7 @@ import trio
 from .. import metrics
 from ..core.http1 import Head, ProtocolError, ResponseReader, encode_request
 from .pool import Connection, ConnectionPool, Origin
+from .upload_body import UploadBody
 
 __all__ = ["Connection", "PooledTransport"]
 
@@ -60,9 +61,15 @@ class PooledTransport(ConnectionPool, httpx.AsyncBaseTransport):
         origin: Origin = (url.scheme, url.host, port)
         timeouts = request.extensions.get("timeout", {})
         pool_timeout = timeouts.get("pool") or self.pool_timeout
-        body = await request.aread()
+        # A body with files is streamed after the head (upload_body.py), never read whole.
+        streamed = request.stream if isinstance(request.stream, UploadBody) else None
         try:
-            wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
+            if streamed is not None:
+                fields, size = request.headers.raw, streamed.length
+                wire = encode_request(request.method, url.raw_path, fields, b"", length=size)
+            else:
+                body = await request.aread()
+                wire = encode_request(request.method, url.raw_path, request.headers.raw, body)
         except ValueError as exc:  # an httpx error, as h11 gave, not a bare ValueError
             raise httpx.LocalProtocolError(str(exc)) from None
         conn, reused = await self._acquire(origin, pool_timeout)
@@ -70,7 +77,7 @@ class PooledTransport(ConnectionPool, httpx.AsyncBaseTransport):
         while True:
             reader = ResponseReader(head_request=request.method == "HEAD")
             try:
-                head = await _exchange(conn, wire, reader)
+                head = await _exchange(conn, wire, reader, streamed)
             except _StaleConnection as stale:
                 await self._discard(conn)
                 if not reused or resent:
@@ -129,10 +136,15 @@ async def _send(stream: trio.abc.Stream, wire: bytes) -> None:
     await stream.send_all(wire)
 
 
-async def _exchange(conn: Connection, wire: bytes, reader: ResponseReader) -> Head:
+async def _exchange(
+    conn: Connection, wire: bytes, reader: ResponseReader, body: UploadBody | None = None
+) -> Head:
     got_any = False
     try:
         await _send(conn.stream, wire)
+        if body is not None:
+            async for chunk in body:
+                await conn.stream.send_all(chunk)
         while True:
             head = reader.head()
             if head is not None:

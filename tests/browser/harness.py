@@ -34,6 +34,7 @@ from hypercorn.trio import serve
 from quartproxy.config import load_settings
 from quartproxy.factory import create_app
 from tests.asgi import read_request
+from tests.support import form_data
 
 WAIT = 15.0  # upper bound for a background thread to answer; never a synchronisation sleep
 
@@ -85,7 +86,11 @@ class FakeN8n:
         body = await read_request(scope, receive, send)
         if body is None:
             return
-        data = json.loads(body or b"{}")
+        ctype = dict(scope["headers"]).get(b"content-type", b"").decode()
+        if ctype.startswith("multipart/form-data"):  # a message with files (attachments)
+            data = form_data(ctype, body)
+        else:
+            data = json.loads(body or b"{}")
         self.received.append(data)
         session = str(data.get("sessionId", ""))
         if data.get("action") == "loadPreviousSession":

@@ -44,6 +44,7 @@ WEBHOOK_PATHS = {
     "slow-json": "qp-slow-json",
     "agent": "qp-agent",
     "claims": "qp-claims",
+    "files": "qp-files",
     "history": "qp-history",
 }
 CHAT_TRIGGER_IDS = {

@@ -7,6 +7,8 @@ JWT Auth credential, so every answer here also proves n8n accepted the proxy's t
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 import uuid
@@ -309,3 +311,33 @@ async def test_answer_survives_the_client_leaving_and_resumes(
     assert rest[-1].event == "end"
     assert deltas(seen) + deltas(rest) == expected
     assert rest[-1].data == {"message_id": mid, "text": "".join(expected)}
+
+
+async def test_attached_files_reach_the_workflow_as_binary_data(n8n: harness.N8n) -> None:
+    """A Webhook node with JWT Auth reads the multipart message: the fields as its body, each
+    file as binary data (docs/attachments.md), bytes and hashes intact."""
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+    pdf = b"%PDF-1.7\n" + b"\r\n--not-a-boundary\r\n" * 20 + b"%%EOF\n"
+    async with proxy_to(n8n.webhook_url("files"), ATTACH_ENABLED="true") as proxy:
+        session = await proxy.session()
+        r = await proxy.client.post(
+            "/api/v1/chat/message",
+            data={"message": "read these", "metadata": json.dumps({"page": "/p"})},
+            files=[
+                ("files", ("cat.png", png, "image/png")),
+                ("files", ("doc.pdf", pdf, "application/pdf")),
+            ],
+            headers=proxy.auth(session),
+        )
+        assert r.status_code == 200, r.text
+        events = parse_sse(r.text)
+    assert events[-1].event == "end", r.text
+    echo = json.loads(events[-1].data["text"])
+    assert echo["body"]["chatInput"] == "read these"
+    assert echo["body"]["action"] == "sendMessage"
+    got = {f["name"]: (f["mime"], base64.b64decode(f["data"])) for f in echo["files"]}
+    assert got == {"cat.png": ("image/png", png), "doc.pdf": ("application/pdf", pdf)}
+    assert echo["claims"]["files"] == [
+        hashlib.sha256(png).hexdigest(),
+        hashlib.sha256(pdf).hexdigest(),
+    ]

@@ -394,3 +394,38 @@ async def test_nginx_hands_the_proxy_clean_framing_only(tmp_path: Path) -> None:
         assert b"\r\nX-Bare: lf" in heads[0]
         assert b"\n" not in heads[0].replace(b"\r\n", b"")
         assert b"/metrics" not in heads[0]
+
+
+async def test_files_pass_nginx_on_the_chat_locations_only(
+    make_proxy,  # type: ignore[no-untyped-def]
+    fake_n8n: FakeN8n,
+    tmp_path: Path,
+) -> None:
+    """The snippet's body limit is 16m on the three chat POST locations (attachments) and
+    stays 64k everywhere else."""
+    png = b"\x89PNG\r\n\x1a\n" + bytes(2_000_000)
+    async with (
+        make_proxy(TRUSTED_PROXIES="127.0.0.1/32", ATTACH_ENABLED="true") as p,
+        nginx_in_front(p.url, tmp_path) as edge,
+        client_from("127.0.0.2", edge) as client,
+    ):
+        r = await client.post(
+            "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers={"Origin": ORIGIN}
+        )
+        assert r.status_code == 201, r.text
+        headers = Proxy.auth(p, r.json())
+        r = await client.post(
+            "/api/v1/chat/message",
+            data={"message": "see"},
+            files=[("files", ("big.png", png, "image/png"))],
+            headers=headers,
+        )
+        assert r.status_code == 200, r.text
+        assert parse_sse(r.text)[-1].event == "end"
+        assert fake_n8n.requests[-1]["body"]["files"][0]["data"] == png
+        r = await client.post(
+            "/api/v1/session/create",
+            content=b"{" + b" " * 100_000 + b"}",
+            headers={"Origin": ORIGIN, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413  # nginx's own refusal, before the proxy

@@ -114,6 +114,8 @@ def _equal(value: object, documented: str) -> bool:
         return Rate.parse(documented) == value
     if isinstance(value, int | float):
         return float(documented) == float(value)
+    if isinstance(value, frozenset):  # a comma-separated list, order free
+        return value == frozenset(documented.split(","))
     return str(value) == documented
 
 

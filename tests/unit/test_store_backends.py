@@ -128,12 +128,15 @@ async def test_sqlite_file_of_the_previous_schema_is_upgraded_in_place(tmp_path:
         )
     conn.close()
     half = HistoryEntry("m", "assistant", "half", NOW + 1, incomplete=True)
+    # and before messages could carry files
+    attached = HistoryEntry("n", "user", "see", NOW + 2, files=(("a.png", "image/png", 9),))
     async with SqliteStore(path) as store:
-        await store.append_history("s", [half])
-        assert await store.history("s") == [HistoryEntry("m", "user", "old question", NOW), half]
+        await store.append_history("s", [half, attached])
+        old = HistoryEntry("m", "user", "old question", NOW)
+        assert await store.history("s") == [old, half, attached]
         assert await store.renew_worker("w", [], 6, NOW) == []
     async with SqliteStore(path) as store:  # and opens again (the upgrade ran once)
-        assert (await store.history("s"))[-1].incomplete
+        assert (await store.history("s"))[-2].incomplete
 
 
 async def test_sqlite_unusable_path_is_store_unavailable(tmp_path: Path) -> None:

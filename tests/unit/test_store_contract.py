@@ -463,6 +463,18 @@ async def test_finish_turn_wakes_waiting_readers(open_backend: OpenBackend) -> N
 
 
 # -- history -----------------------------------------------------------------------------------
+async def test_history_keeps_what_was_attached(store: Store) -> None:
+    """Names, types and sizes of a message's files (attachments), never their bytes."""
+    files = (("cat.png", "image/png", 1234), ("ré sumé.pdf", "application/pdf", 0))
+    await store.append_history(
+        "s",
+        [HistoryEntry("m1", "user", "look", NOW, files=files), entry("m1", "assistant", "ok", NOW)],
+    )
+    got = await store.history("s")
+    if store.keeps_history:
+        assert [e.files for e in got] == [files, ()]
+
+
 async def test_history_order_limit_and_purge(store: Store) -> None:
     await store.append_history(
         "s", [entry("m1", "user", "one", NOW), entry("m1", "assistant", "two", NOW + 1)]

@@ -64,6 +64,10 @@ function preferred() {
 }
 function runTurn(turn, retried) {
   var order = preferred();
+  if (turn.files) { // the WebSocket carries text only: files go over HTTP
+    order = order.filter(function (k) { return k !== 'ws'; });
+    if (!order.length) order = ['sse'];
+  }
   var busyTries = 0;
   function attempt(i) {
     var kind = order[i];

@@ -49,6 +49,7 @@ function renderAll() {
   }
   S.log.forEach(function (m, i) {
     var b = log.appendChild(bubble(m.r, m.t, m.at));
+    fileLine(b, m.f);
     if (m.x) markIncomplete(b, S.log[i - 1] && S.log[i - 1].r === 'user' ? S.log[i - 1].t : null, m.x === 2);
     if (m.r === 'assistant') tools(b, m.t);
   });

@@ -5,7 +5,8 @@
 
 // Words the visitor can act on, in their language. The server's own sentence is English: it is
 // shown as is where the widget has nothing more precise to say and the visitor reads English.
-var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood' };
+var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood',
+  file_too_large: 'fileTooBig', too_many_files: 'tooManyFiles', total_too_large: 'filesTooBig', type_not_allowed: 'fileType', type_mismatch: 'fileMismatch' };
 function messageFor(e) {
   var english = LANG === 'en';
   var own = english && e.said ? e.said : null;
@@ -18,8 +19,10 @@ function messageFor(e) {
       if (REASONS[e.reason]) return t(REASONS[e.reason]);
       return own || t('blocked');
     case 'forbidden': case 'origin_not_allowed': return t('notHere');
-    case 'payload_too_large': return t('tooLong');
-    case 'bad_request': case 'unsupported_media_type': return own || t('invalid');
+    case 'payload_too_large': case 'unsupported_media_type':
+      if (REASONS[e.reason]) return t(REASONS[e.reason], { name: '', max: bytes(e.reason === 'file_too_large' ? ATTACH_BYTES : ATTACH_TOTAL), n: ATTACH_FILES });
+      return e.code === 'payload_too_large' ? t('tooLong') : own || t('invalid');
+    case 'bad_request': return own || t('invalid');
     case 'unauthorized': case 'session_mismatch': return t('sessionLost');
     case 'shutting_down': return t('restarting');
     case 'store_unavailable': return t('storeDown', { s: Math.ceil(e.retry || 5) });
@@ -46,17 +49,21 @@ function send(text) {
     return false;
   }
   if (navigator.onLine === false) { status('offline', t('offline')); return false; }
+  var files = takeFiles();
   busy = true;
   sendDisabled(true);
   Array.prototype.forEach.call(log.querySelectorAll('[data-notice]'), function (n) { n.parentNode.removeChild(n); });
   var userEntry = { r: 'user', t: text, at: Date.now() };
+  if (files.length) userEntry.f = files.map(function (f) { return f.name; });
   S.log.push(userEntry);
   saveLog();
   Array.prototype.forEach.call(log.querySelectorAll('.starters'), function (n) { n.parentNode.removeChild(n); });
   var userBubble = log.appendChild(bubble('user', text, userEntry.at));
+  fileLine(userBubble, userEntry.f);
   scroll(true);
   emit('message', { text: text });
   var turn = newTurn(text);
+  if (files.length) turn.files = files;
   current = turn;
   typing(true);
   sendDisabled(true); // shows Stop now that there is a turn
@@ -77,6 +84,7 @@ function send(text) {
       if (at >= 0) { S.log.splice(at, 1); saveLog(); }
       if (userBubble.parentNode) userBubble.parentNode.removeChild(userBubble);
       if (!input.value) { input.value = text; autosize(); count(); }
+      if (files.length && !pending.length) { pending = files; drawChips(); } // and its files
     }
     if (e.code === 'rate_limited') cooldown(e.retry || 5);
     notice(messageFor(e));

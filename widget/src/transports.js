@@ -12,8 +12,8 @@ function sseTurn(turn) {
     var timer = setTimeout(function () { timedOut = true; ctrl.abort(); }, FIRST_BYTE_MS);
     return req('/chat/message', {
       method: 'POST',
-      headers: Object.assign(authHeaders(true), { 'Accept': 'text/event-stream' }),
-      body: JSON.stringify({ message: turn.message, metadata: METADATA, honeypot: honeypot.value }),
+      headers: Object.assign(authHeaders(!turn.files), { 'Accept': 'text/event-stream' }),
+      body: turnBody(turn),
       signal: ctrl.signal
     }).then(function (res) {
       if (!res.ok) { clearTimeout(timer); return httpError(res).then(function (e) { throw e; }); }
@@ -90,8 +90,8 @@ function ndjsonTurn(turn) {
     turn.ctrl = ctrl;
     return req('/chat/stream', {
       method: 'POST',
-      headers: Object.assign(authHeaders(true), { 'Accept': 'application/x-ndjson, text/plain' }),
-      body: JSON.stringify({ message: turn.message, metadata: METADATA, honeypot: honeypot.value }),
+      headers: Object.assign(authHeaders(!turn.files), { 'Accept': 'application/x-ndjson, text/plain' }),
+      body: turnBody(turn),
       signal: ctrl.signal
     }).then(function (res) {
       if (!res.ok) return httpError(res).then(function (e) { throw e; });

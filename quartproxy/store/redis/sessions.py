@@ -77,7 +77,8 @@ class Sessions(RedisBase):
         out = []
         for raw in raws:
             d = json.loads(raw)
-            out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"], bool(d.get("i"))))
+            files = tuple((n, t, int(s)) for n, t, s in d.get("f", ()))
+            out.append(HistoryEntry(d["m"], d["r"], d["t"], d["c"], bool(d.get("i")), files))
         return out
 
     async def _purge_one(self, session_id: str, before: float) -> tuple[int, str | None]:

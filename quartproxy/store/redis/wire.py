@@ -62,6 +62,8 @@ def _history_item(e: HistoryEntry) -> str:
     item: dict[str, Any] = {"m": e.message_id, "r": e.role, "t": e.text, "c": e.created_at}
     if e.incomplete:
         item["i"] = 1
+    if e.files:
+        item["f"] = e.files
     return json.dumps(item)
 
 

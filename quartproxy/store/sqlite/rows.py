@@ -67,21 +67,35 @@ def _append_events(
     return last
 
 
-_HistoryRow = tuple[str, str, str, str, float, int]
+_HistoryRow = tuple[str, str, str, str, float, int, str]
 
 
 def _history_rows(session_id: str, entries: Sequence[HistoryEntry]) -> list[_HistoryRow]:
     return [
-        (session_id, e.message_id, e.role, e.text, e.created_at, int(e.incomplete)) for e in entries
+        (
+            session_id,
+            e.message_id,
+            e.role,
+            e.text,
+            e.created_at,
+            int(e.incomplete),
+            json.dumps(e.files) if e.files else "",
+        )
+        for e in entries
     ]
+
+
+def files_of(column: str) -> tuple[tuple[str, str, int], ...]:
+    return tuple((n, t, int(s)) for n, t, s in json.loads(column)) if column else ()
 
 
 def _append_history(conn: sqlite3.Connection, session_id: str, rows: Sequence[_HistoryRow]) -> None:
     """Inside a write transaction."""
     if rows and not _erased(conn, session_id):
         conn.executemany(
-            "INSERT INTO history (session_id, message_id, role, text, created_at, incomplete) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO history "
+            "(session_id, message_id, role, text, created_at, incomplete, files) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 

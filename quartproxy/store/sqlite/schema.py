@@ -55,6 +55,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(history)")}
     if "incomplete" not in columns:
         conn.execute("ALTER TABLE history ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0")
+    if "files" not in columns:  # attachments: a JSON list of [name, type, size], or ''
+        conn.execute("ALTER TABLE history ADD COLUMN files TEXT NOT NULL DEFAULT ''")
 
 
 def _file_identity(path: str) -> tuple[int, int] | None:

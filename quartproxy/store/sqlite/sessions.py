@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..base import HistoryEntry, SessionRecord
 from .connection import SqliteBase
-from .rows import _append_history, _history_rows
+from .rows import _append_history, _history_rows, files_of
 
 
 class Sessions(SqliteBase):
@@ -85,11 +85,14 @@ class Sessions(SqliteBase):
 
         def read(conn: sqlite3.Connection) -> list[HistoryEntry]:
             rows = conn.execute(
-                "SELECT message_id, role, text, created_at, incomplete FROM history "
+                "SELECT message_id, role, text, created_at, incomplete, files FROM history "
                 "WHERE session_id = ? ORDER BY id DESC LIMIT ?",
                 (session_id, limit),
             ).fetchall()
-            return [HistoryEntry(m, r, t, c, bool(i)) for m, r, t, c, i in reversed(rows)]
+            return [
+                HistoryEntry(m, r, t, c, bool(i), files_of(f))
+                for m, r, t, c, i, f in reversed(rows)
+            ]
 
         return await self._run(read)
 
