@@ -36,7 +36,7 @@ def _int(minimum: int) -> Callable[[str, object], int]:
 
 def _number(minimum: float) -> Callable[[str, object], float]:
     def check(where: str, v: object) -> float:
-        if type(v) not in (int, float) or not math.isfinite(v) or v < minimum:  # type: ignore[arg-type]
+        if type(v) not in (int, float) or not math.isfinite(v) or v < minimum:  # type: ignore[arg-type,operator]
             raise SiteError(f"{where}: expected a number of at least {minimum:g}, got {v!r}")
         return float(v)  # type: ignore[arg-type]
 
