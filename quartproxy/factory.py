@@ -69,7 +69,9 @@ def create_app(
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
     metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored
-    metrics.configure(settings.allowed_origins.exact)
+    sites = settings.sites.sites if settings.sites else ()
+    exact = [o for s in sites for o in s.origins.exact] or settings.allowed_origins.exact
+    metrics.configure(exact, [s.id for s in sites] or ["default"])
 
     install_hooks(app, settings)
     install_error_handlers(app, settings)
@@ -174,7 +176,11 @@ async def own_services(
                     )
                     await turn_nursery.start(runner.run_heartbeat)
                     await turn_nursery.start(keep_leases, runner, leases)
-                    days = settings.history_retention_days
+                    days = (
+                        settings.sites.retention_days
+                        if settings.sites
+                        else settings.history_retention_days
+                    )
                     if store.keeps_history and days > 0:
                         await turn_nursery.start(
                             purge_history_forever, store, days * 86400.0, time.time

@@ -54,7 +54,10 @@ REJECTION_REASONS = {
     "shutting_down": "shutting_down",
 }
 REASONS = frozenset(REJECTION_REASONS.values()) | {"bot", "spam"}
-TIERS = frozenset({"ip", "session", "origin", "session_create", "ws", "compat"})
+TIERS = frozenset(
+    {"ip", "session", "origin", "session_create", "ws", "compat", "quota_day", "quota_month"}
+)
+QUOTA_PERIODS = frozenset({"quota_day", "quota_month"})
 N8N_ERROR_KINDS = frozenset(
     {
         "refused",

@@ -136,6 +136,13 @@ class SiteRegistry:
         return tuple(s.id for s in self.sites)
 
     @property
+    def retention_days(self) -> float:
+        """The history purge's age: the shortest a site asks for (one purge serves every
+        site, so no site keeps history longer than it said; 0 when every site keeps it)."""
+        kept = [s.history_retention_days for s in self.sites if s.history_retention_days > 0]
+        return min(kept, default=0.0)
+
+    @property
     def single(self) -> bool:
         return len(self.sites) == 1 and self.sites[0].implicit
 

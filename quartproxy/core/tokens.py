@@ -20,6 +20,7 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 
 from ..errors import ApiError
+from .sites import IMPLICIT_ID
 
 SESSION_ALG = "HS256"
 UPSTREAM_TTL_SECONDS = 30
@@ -79,6 +80,7 @@ class SessionClaims:
     issued_at: int
     expires_at: int
     token_id: str
+    site: str = IMPLICIT_ID  # the site it was issued for (core/sites.py); absent: the implicit one
 
 
 def _utf8(text: str) -> bytes:
@@ -97,10 +99,17 @@ def fingerprint_hash(fingerprint: str | None, secret: str) -> str:
 
 
 def issue_session_token(
-    secret: str, *, session_id: str, origin: str, fph: str, now: float, ttl: float
+    secret: str,
+    *,
+    session_id: str,
+    origin: str,
+    fph: str,
+    now: float,
+    ttl: float,
+    site: str = IMPLICIT_ID,
 ) -> tuple[str, SessionClaims]:
     iat = int(now)
-    claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex)
+    claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex, site)
     token = _encode(
         {
             "sid": session_id,
@@ -110,6 +119,7 @@ def issue_session_token(
             "exp": claims.expires_at,
             "jti": claims.token_id,
             "typ": "qp-session",
+            "ste": site,
         },
         secret,
         SESSION_ALG,
@@ -158,10 +168,12 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
     expired = exp + LEEWAY_SECONDS < max(now, time.time())
     if expired or payload.get("typ") != "qp-session":
         raise ApiError(401, "unauthorized", "The session has expired.")
-    fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"])
+    site = payload.get("ste", IMPLICIT_ID)
+    fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"], site)
     if not all(isinstance(f, str) for f in fields):
         raise ApiError(401, "unauthorized", "A valid session token is required.")
-    return SessionClaims(payload["sid"], payload["org"], payload["fph"], iat, exp, payload["jti"])
+    sid, org, fph, jti = fields[:4]
+    return SessionClaims(sid, org, fph, iat, exp, jti, site)
 
 
 def check_binding(claims: SessionClaims, *, origin: str | None, fph: str) -> None:

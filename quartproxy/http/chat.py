@@ -56,6 +56,7 @@ async def _start_turn() -> tuple[Services, str, EventSource]:
         body,
         request_id(),
         session_started=admitted.claims.issued_at,
+        site=admitted.site,
     )
     return svc, turn.message_id, turn
 
@@ -137,7 +138,7 @@ async def history(session_id: str) -> Response:
         ]
     else:
         pairs = await svc.upstream.load_previous_session(
-            session_id=session_id, origin=origin, request_id=request_id()
+            session_id=session_id, origin=origin, request_id=request_id(), site=admitted.site
         )
         # n8n's memory keeps neither ids nor times: give stable ids by position.
         created = iso(svc.clock())

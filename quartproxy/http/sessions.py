@@ -25,7 +25,7 @@ def iso(ts: float) -> str:
 async def create() -> tuple[Response, int]:
     svc = services()
     who = caller()
-    origin = await guard.admit_session_create(svc, who)
+    site, origin = await guard.admit_session_create(svc, who)
     given = messages.parse_session_body(
         *(await read_body()), InputLimits.from_settings(svc.settings)
     )
@@ -40,6 +40,7 @@ async def create() -> tuple[Response, int]:
         fph=fph,
         now=now,
         ttl=svc.settings.session_ttl_seconds,
+        site=site.id,
     )
     try:
         await svc.store.put_session(

@@ -34,6 +34,7 @@ from ..core.events import (
     from_record,
     to_record,
 )
+from ..core.sites import Site
 from ..store.base import HistoryEntry, Store, StoreUnavailable
 from ..upstream import N8nClient
 from .live import STORE_DOWN, BufferedTurn, EventSource, LiveTurn
@@ -59,6 +60,7 @@ class TurnRequest:
     message: str
     metadata: dict[str, Any]
     request_id: str
+    site: Site | None = None  # its webhook and upstream secret; None: the environment's
 
 
 class TurnRunner:
@@ -274,7 +276,7 @@ class TurnRunner:
 
     async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
         parts: list[str] = []
-        timer = metrics.TurnTimer(req.origin)
+        timer = metrics.TurnTimer(req.origin, req.site.id if req.site else "default")
 
         async def emit(events: list[TurnEvent]) -> None:
             if turn.done:
@@ -299,6 +301,7 @@ class TurnRunner:
                     message=req.message,
                     metadata=req.metadata,
                     request_id=req.request_id,
+                    site=req.site,
                 )
                 if not turn.done:
                     text = "".join(parts)

@@ -19,6 +19,7 @@ from .. import metrics
 from ..config import Settings
 from ..core.events import Delta, Error, TurnEvent
 from ..core.n8n_parse import N8nAnswerParser, parse_history
+from ..core.sites import Site
 from ..core.tokens import upstream_token
 from ..overrides.httpx_stream import take_raw_stream
 from .transport import PooledTransport
@@ -43,8 +44,11 @@ class N8nClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.url = settings.n8n_webhook_url
+        # With SITES_FILE there is no global webhook: /health probes the first site's n8n
+        first = settings.sites.sites[0] if settings.sites else None
+        self.url = settings.n8n_webhook_url or (first.webhook_url if first else "")
         self._url = httpx.URL(self.url)  # parsed once, not on every call
+        self._site_urls: dict[str, httpx.URL] = {}  # a site's webhook, parsed once
         self._clock = clock
         # Timeouts are enforced with trio cancel scopes around each step (first byte, gap
         # between chunks) so they read as the contract states them; the transport only bounds
@@ -78,16 +82,35 @@ class N8nClient:
     async def aclose(self) -> None:
         await self.client.aclose()  # closes the transport too
 
+    def _webhook(self, site: Site | None) -> httpx.URL:
+        """The webhook of `site` (None: N8N_WEBHOOK_URL)."""
+        if site is None:
+            return self._url
+        url = self._site_urls.get(site.webhook_url)
+        if url is None:
+            if len(self._site_urls) >= 4096:  # reloads may change URLs; keep the cache bounded
+                self._site_urls.clear()
+            url = self._site_urls[site.webhook_url] = httpx.URL(site.webhook_url)
+        return url
+
     def _headers(
-        self, *, session_id: str, origin: str, message_id: str, request_id: str
+        self,
+        *,
+        session_id: str,
+        origin: str,
+        message_id: str,
+        request_id: str,
+        site: Site | None = None,
     ) -> dict[str, str]:
+        """The request's headers with a fresh upstream JWT, signed with the site's own secret
+        and algorithm (None: SESSION_SECRET_KEY and N8N_JWT_ALGORITHM)."""
         token = upstream_token(
-            self.settings.session_secret_key,
+            site.upstream_secret if site else self.settings.session_secret_key,
             session_id=session_id,
             origin=origin,
             message_id=message_id,
             now=self._clock(),
-            algorithm=self.settings.n8n_jwt_algorithm,
+            algorithm=site.upstream_algorithm if site else self.settings.n8n_jwt_algorithm,
         )
         return {
             "Authorization": f"Bearer {token}",
@@ -110,6 +133,7 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
+        site: Site | None = None,
     ) -> None:
         """Hand `emit` the deltas as n8n produces them (one list per upstream read), then at
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
@@ -135,6 +159,7 @@ class N8nClient:
                         message=message,
                         metadata=metadata,
                         request_id=request_id,
+                        site=site,
                     )
                 )
             if response is None or first_byte.cancelled_caught:
@@ -222,8 +247,9 @@ class N8nClient:
         message: str,
         metadata: dict[str, Any],
         request_id: str,
+        site: Site | None = None,
     ) -> httpx.Request:
-        """The sendMessage request."""
+        """The sendMessage request, to the site's webhook."""
         body = {
             "action": "sendMessage",
             "sessionId": session_id,
@@ -231,11 +257,15 @@ class N8nClient:
             "metadata": metadata,
         }
         headers = self._headers(
-            session_id=session_id, origin=origin, message_id=message_id, request_id=request_id
+            session_id=session_id,
+            origin=origin,
+            message_id=message_id,
+            request_id=request_id,
+            site=site,
         )
         return httpx.Request(
             "POST",
-            self._url,
+            self._webhook(site),
             content=json.dumps(body, ensure_ascii=False).encode(),
             headers=headers,
             extensions=self._timeouts,
@@ -257,18 +287,23 @@ class N8nClient:
         return "".join(parts), (failed[0] if failed else None)
 
     async def load_previous_session(
-        self, *, session_id: str, origin: str, request_id: str
+        self, *, session_id: str, origin: str, request_id: str, site: Site | None = None
     ) -> list[tuple[str, str]]:
-        """History kept by n8n (its chat memory). Anything but a readable answer is []."""
+        """History kept by n8n (its chat memory), from the site's webhook. Anything but a
+        readable answer is []."""
         headers = self._headers(
-            session_id=session_id, origin=origin, message_id="history", request_id=request_id
+            session_id=session_id,
+            origin=origin,
+            message_id="history",
+            request_id=request_id,
+            site=site,
         )
         headers["Accept"] = "application/json"
         body = {"action": "loadPreviousSession", "sessionId": session_id}
         try:
             sent = time.perf_counter()
             with trio.move_on_after(self.settings.n8n_timeout_seconds):
-                response = await self.client.post(self.url, json=body, headers=headers)
+                response = await self.client.post(self._webhook(site), json=body, headers=headers)
                 metrics.n8n_response("loadPreviousSession", time.perf_counter() - sent)
                 if response.status_code != 200:
                     log.info("n8n history answered HTTP %s", response.status_code)

@@ -146,13 +146,13 @@ def test_secret_from_a_named_variable() -> None:
 
 
 def test_the_setting_names_the_file_in_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "sites.toml"
+    path = tmp_path / "sites.example.toml"
     path.write_text(two().replace("https://b.example", "https://a.example"))
     with pytest.raises(ConfigError) as caught:
         load_settings({**ENV, "SITES_FILE": str(path)})
     assert str(caught.value).startswith("SITES_FILE: sites.b.origins")
     with pytest.raises(ConfigError, match="SITES_FILE: cannot read"):
-        load_settings({**ENV, "SITES_FILE": str(tmp_path / "missing.toml")})
+        load_settings({**ENV, "SITES_FILE": str(tmp_path / "missing")})
     with pytest.raises(ConfigError, match="N8N_WEBHOOK_URL"):  # still required without a file
         load_settings({k: v for k, v in ENV.items() if k != "N8N_WEBHOOK_URL"})
 
