@@ -20,7 +20,7 @@ from .config import Settings
 from .core.leases import lease_timing
 from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
-from .http import chat, compat, cors, docs, headers, lean, ops, sessions, status, ws
+from .http import chat, compat, cors, docs, headers, lean, ops, sessions, sites, status, ws
 from .http.common import bind_request_id, request_id
 from .http.h2c import refuse_cleartext_h2
 from .http.keepalive import shield_final_send
@@ -65,13 +65,13 @@ def create_app(
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
-    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
+    for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, sites.bp, ops.bp, status.bp, docs.bp):
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
     metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored
-    sites = settings.sites.sites if settings.sites else ()
-    exact = [o for s in sites for o in s.origins.exact] or settings.allowed_origins.exact
-    metrics.configure(exact, [s.id for s in sites] or ["default"])
+    registered = settings.sites.sites if settings.sites else ()
+    exact = [o for s in registered for o in s.origins.exact] or settings.allowed_origins.exact
+    metrics.configure(exact, [s.id for s in registered] or ["default"])
 
     install_hooks(app, settings)
     install_error_handlers(app, settings)
