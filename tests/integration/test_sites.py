@@ -102,7 +102,7 @@ async def test_each_site_reaches_its_own_webhook_with_its_own_secret(
 async def test_site_a_token_and_history_are_refused_from_site_b(
     tmp_path: Path, mode: str, redis: RedisServer | None
 ) -> None:
-    async with two_sites(tmp_path, mode, redis) as (p, fake_a, fake_b):
+    async with two_sites(tmp_path, mode, redis) as (p, _, fake_b):
         sa = await p.session(origin=A)
         assert await chat(p, sa, A, "secret of a") == (200, "echo: secret of a")
         assert await chat(p, sa, B, "spend a") == (401, "session_mismatch:")
@@ -135,7 +135,7 @@ async def test_quota_and_limits_of_a_used_up_leave_b_untouched(
 ) -> None:
     """Same visitor IP on both sites: A's daily quota (2) and A's per-IP rate (3/minute) are
     A's own buckets; B goes on."""
-    async with two_sites(tmp_path, mode, redis) as (p, fake_a, fake_b):
+    async with two_sites(tmp_path, mode, redis) as (p, fake_a, _):
         sa, sb = await p.session(origin=A), await p.session(origin=B)
         assert await chat(p, sa, A, "1") == (200, "echo: 1")
         assert await chat(p, sa, A, "2") == (200, "echo: 2")
