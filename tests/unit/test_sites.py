@@ -205,3 +205,24 @@ def test_overlap_is_exact_disjoint_matchers_never_share_an_origin(
     elif "*" not in shared:
         assert a.allows(shared) and b.allows(shared)
     assert (shared is None) == (overlap(b, a) is None)
+
+
+def test_check_config_validates_a_file_and_exits_non_zero_with_one_line(tmp_path: Path) -> None:
+    from tests.unit.test_config import run_cli
+
+    env = {"JWT_SECRET_KEY": "j" * 32, "SESSION_SECRET_KEY": "s" * 32}
+    good = tmp_path / "sites.example.toml"
+    good.write_text(two())
+    r = run_cli("check-config", str(good), env=env, cwd=tmp_path)
+    assert (r.returncode, r.stdout.strip()) == (0, "quartproxy: configuration ok: 2 site(s): a, b")
+    bad = tmp_path / "bad"
+    bad.write_text(two().replace("https://b.example", "https://a.example"))
+    r = run_cli("check-config", str(bad), env=env, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "quartproxy: configuration error: SITES_FILE: sites.b.origins: https://a.example is"
+        " also allowed by site 'a' (sites' origins must be disjoint)"
+    ]
+    # serving with the bad file refuses to start, with the same line
+    r = run_cli(env={**env, "SITES_FILE": str(bad)}, cwd=tmp_path)
+    assert r.returncode == 2 and "SITES_FILE: sites.b.origins" in r.stderr
