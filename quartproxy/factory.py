@@ -28,6 +28,7 @@ from .leases import keep_leases
 from .overrides import hypercorn_guards, hypercorn_h2, quart_trio_connection, werkzeug_headers
 from .retention import purge_history_forever
 from .services import Services
+from .site_reload import reload_on_sighup
 from .store import open_store
 from .store.base import StoreUnavailable
 from .turns import TurnRunner
@@ -186,6 +187,7 @@ async def own_services(
                             purge_history_forever, store, days * 86400.0, time.time
                         )
                     svc = Services(settings, store, upstream, runner)
+                    await turn_nursery.start(reload_on_sighup, svc)  # site_reload.py
                     task_status.started(svc)
                     unregister = lifecycle.register(partial(lifecycle.drain, svc))
                     metrics.worker_started()
