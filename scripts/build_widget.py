@@ -42,6 +42,7 @@ ORDER = (
     "send.js",  # send(), finishAnswer(), the visitor's error messages
     "history.js",  # reload resume, history sync, reset, other tabs
     "main.js",  # window.QuartProxyChat, first render, mount
+    "site.js",  # data-site: the site's widget defaults from the gateway
 )
 BANNER = (
     "/*! quartproxy chat widget | MIT"

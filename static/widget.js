@@ -51,6 +51,8 @@
   });
   if (!TRANSPORTS.length) TRANSPORTS = ['sse', 'ws', 'ndjson'];
   var METADATA = optJSON('metadata');
+  // data-site: the site id of a gateway serving several (docs/sites.md); sent as X-Chat-Site
+  var SITE = /^[a-z0-9][a-z0-9_-]{0,31}$/.test(String(opt('site', ''))) ? String(opt('site', '')) : '';
   var KEY = 'quartproxy-chat:' + PROXY;
 
   /* ---------------------------------------------------------------- i18n */
@@ -1159,6 +1161,7 @@
   function req(path, init) {
     init.credentials = 'omit';
     init.cache = 'no-store';
+    if (SITE) init.headers = Object.assign({}, init.headers, { 'X-Chat-Site': SITE });
     init.mode = 'cors';
     return fetch(API + path, init).catch(function (e) {
       if (e && e.name === 'AbortError') throw e;
@@ -1860,5 +1863,34 @@
     emit('ready', { version: VERSION });
   }
   if (D.body) mount(); else D.addEventListener('DOMContentLoaded', mount);
+
+  /* ---------------------------------------------------------------- site defaults */
+  function applySiteDefaults(d) {
+    if (!d || typeof d !== 'object') return;
+    if (typeof d.title === 'string' && d.title && !opt('title', '')) {
+      TITLE = d.title;
+      h2.textContent = TITLE;
+    }
+    if (typeof d.greeting === 'string' && d.greeting && opt('welcome', undefined) === undefined) {
+      WELCOME = d.greeting;
+      if (!busy) renderAll();
+    }
+    if ((d.theme === 'light' || d.theme === 'dark') && opt('theme', undefined) === undefined) {
+      theme = d.theme;
+      root.setAttribute('data-theme', theme);
+    }
+    if (typeof d.accent === 'string' && /^#[0-9a-fA-F]{6}$/.test(d.accent) &&
+        !getComputedStyle(host).getPropertyValue('--qpc-accent').trim()) {
+      host.style.setProperty('--qpc-accent', d.accent);
+    }
+    applyScheme();
+    emit('site', { site: SITE });
+  }
+  if (SITE) {
+    req('/sites/' + encodeURIComponent(SITE) + '/widget', { method: 'GET' })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(applySiteDefaults)
+      .catch(function () { /* the built-in defaults stay */ });
+  }
 
 })();

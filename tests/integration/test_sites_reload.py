@@ -46,9 +46,15 @@ async def test_sighup_reloads_every_worker_without_dropping_a_live_answer(
             httpx.AsyncClient(base_url=server.url, headers=BROWSER_HEADERS, timeout=BOUND) as c,
         ):
             headers = {"Origin": A}
-            r = await c.post("/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers=headers)
+            r = await c.post(
+                "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers=headers
+            )
             assert r.status_code == 201, r.text
-            auth = {**headers, "Authorization": f"Bearer {r.json()['token']}", "X-Chat-Fingerprint": FINGERPRINT}
+            auth = {
+                **headers,
+                "Authorization": f"Bearer {r.json()['token']}",
+                "X-Chat-Fingerprint": FINGERPRINT,
+            }
             with trio.fail_after(BOUND):
                 async with c.stream(
                     "POST", "/api/v1/chat/message", json={"message": "gate:hold"}, headers=auth

@@ -55,4 +55,6 @@ var TRANSPORTS = String(opt('transports', 'sse,ws,ndjson')).split(/[\s,]+/).filt
 });
 if (!TRANSPORTS.length) TRANSPORTS = ['sse', 'ws', 'ndjson'];
 var METADATA = optJSON('metadata');
+// data-site: the site id of a gateway serving several (docs/sites.md); sent as X-Chat-Site
+var SITE = /^[a-z0-9][a-z0-9_-]{0,31}$/.test(String(opt('site', ''))) ? String(opt('site', '')) : '';
 var KEY = 'quartproxy-chat:' + PROXY;
