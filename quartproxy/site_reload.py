@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
 import trio
 
 from . import metrics
 from .config import ConfigError, environment, load_sites_file
+from .core.sites import text_digest
 from .services import Services
 
 log = logging.getLogger("quartproxy.sites")
@@ -61,5 +63,20 @@ async def reload_on_sighup(
         return
     with trio.open_signal_receiver(signal.SIGHUP) as hups:
         task_status.started()
+        # A SIGHUP that came while this worker was starting was ignored (server.worker): if
+        # the file changed since it was read, read it now, so no worker keeps an old registry.
+        if changed_since_read(svc):
+            reload_sites(svc)
         async for _ in hups:
             reload_sites(svc)
+
+
+def changed_since_read(svc: Services) -> bool:
+    path = svc.settings.sites_file
+    if not path:
+        return False
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True  # reload_sites says what is wrong and keeps the registry
+    return text_digest(text) != svc.registry.digest

@@ -13,6 +13,7 @@ whose store keys are today's (`key_prefix` empty), so a single-site gateway is u
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -126,6 +127,7 @@ def quota_reset(now: float, tier: str) -> float:
 @dataclass(frozen=True)
 class SiteRegistry:
     sites: tuple[Site, ...]
+    digest: str = ""  # sha256 of the file's text it was read from (site_reload.py)
     by_id: Mapping[str, Site] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -232,4 +234,8 @@ def parse_registry(text: str, settings: Settings, env: Mapping[str, str]) -> Sit
                     " (sites' origins must be disjoint)"
                 )
         sites.append(site)
-    return SiteRegistry(tuple(sites))
+    return SiteRegistry(tuple(sites), text_digest(text))
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
