@@ -226,3 +226,46 @@ def test_check_config_validates_a_file_and_exits_non_zero_with_one_line(tmp_path
     # serving with the bad file refuses to start, with the same line
     r = run_cli(env={**env, "SITES_FILE": str(bad)}, cwd=tmp_path)
     assert r.returncode == 2 and "SITES_FILE: sites.b.origins" in r.stderr
+
+
+_site_origins = st.lists(st.lists(_origin, min_size=1, max_size=2), min_size=1, max_size=4)
+
+
+@given(_site_origins, _host, st.sampled_from([None, "s0", "s1", "s2", "s3", "zz"]))
+def test_an_origin_names_at_most_one_site_and_a_claim_only_confirms_it(
+    groups: list[list[str]], probe: str, claim: str | None
+) -> None:
+    """Whatever the sites' origins: a file is accepted only when no origin is allowed by two
+    sites; then `resolve` gives the one site whose origins allow the Origin, and a claimed id
+    that is not that site's refuses the request."""
+    text = "".join(
+        f'[sites.s{i}]\norigins = {origins!r}\nwebhook_url = "http://n8n/{i}"\n'
+        f'upstream_secret = "{str(i) * 32}"\n'.replace("'", '"')
+        for i, origins in enumerate(groups)
+    )
+    try:
+        reg = parse_registry(text, SETTINGS, {})
+    except SiteError as exc:
+        assert "must be disjoint" in str(exc)
+        return
+    for site in reg.sites:  # every exact origin resolves to its own site
+        for origin in site.origins.exact:
+            assert reg.resolve(origin, None) == (site, origin)
+            assert reg.resolve(origin, "zz") is None
+    owners = [s.id for s in reg.sites if s.origins.allows(probe)]
+    assert len(owners) <= 1
+    found = reg.resolve(probe, claim)
+    if not owners or (claim is not None and claim != owners[0]):
+        assert found is None
+    else:
+        assert found is not None and found[0].id == owners[0]
+
+
+def test_site_labels_are_bounded_to_the_registry() -> None:
+    from quartproxy import metrics
+
+    metrics.configure([], ["shop"])
+    assert metrics.site_label("shop") == "shop"
+    assert metrics.site_label("default") == "default"
+    assert metrics.site_label("x" * 40) == "other"
+    assert metrics.site_label(None) == "other"
