@@ -12,12 +12,23 @@ import pytest
 
 from quartproxy.config import load_sites_file
 from tests.integration.test_modes import redis_flushed
-from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
+from tests.redis_server import (  # noqa: F401 (fixtures)
+    RedisCluster,
+    RedisServer,
+    redis_cluster,
+    redis_server,
+)
 from tests.support import FakeN8n, Proxy, parse_sse, running_proxy, served, settings_for
 
 A, B = "https://a.example", "https://b.example"
 SECRET_A, SECRET_B = "site-a-upstream-secret-" + "a" * 20, "site-b-upstream-secret-" + "b" * 20
-MODES = ["stateless", "sqlite", pytest.param("production", marks=pytest.mark.redis)]
+MODES = [
+    "stateless",
+    "sqlite",
+    pytest.param("production", marks=pytest.mark.redis),
+    # the site keys on a Redis Cluster: every tier of a request in the `{rl}` slot
+    pytest.param("cluster", marks=[pytest.mark.redis, pytest.mark.cluster]),
+]
 
 
 def sites_toml(url_a: str, url_b: str) -> str:
@@ -46,7 +57,7 @@ theme = "dark"
 
 @asynccontextmanager
 async def two_sites(
-    tmp_path: Path, mode: str, redis: RedisServer | None
+    tmp_path: Path, mode: str, redis: RedisServer | RedisCluster | None
 ) -> AsyncIterator[tuple[Proxy, FakeN8n, FakeN8n]]:
     fake_a, fake_b = FakeN8n(secret=SECRET_A), FakeN8n(secret=SECRET_B)
     async with AsyncExitStack() as stack:
@@ -57,8 +68,12 @@ async def two_sites(
         env = {"SITES_FILE": str(path), "N8N_WEBHOOK_URL": "", "ALLOWED_ORIGINS": ""}
         if mode == "sqlite":
             env.update(DEPLOYMENT_MODE="sqlite", SQLITE_PATH=str(tmp_path / "q.db"))
+        elif mode == "cluster":
+            assert isinstance(redis, RedisCluster)
+            redis.flush()  # the quota counters of the tests before are not this test's
+            env.update(DEPLOYMENT_MODE="production", REDIS_URL=redis.url)
         elif mode == "production":
-            assert redis is not None
+            assert isinstance(redis, RedisServer)
             async with redis_flushed(redis, 8):
                 pass
             env.update(DEPLOYMENT_MODE="production", REDIS_URL=redis.url.replace("/0", "/8"))
@@ -80,13 +95,15 @@ async def chat(proxy: Proxy, session: dict[str, str], origin: str, text: str) ->
 
 
 @pytest.fixture
-def redis(request: pytest.FixtureRequest, mode: str) -> RedisServer | None:
+def redis(request: pytest.FixtureRequest, mode: str) -> RedisServer | RedisCluster | None:
+    if mode == "cluster":
+        return request.getfixturevalue("redis_cluster")
     return request.getfixturevalue("redis_server") if mode == "production" else None
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_each_site_reaches_its_own_webhook_with_its_own_secret(
-    tmp_path: Path, mode: str, redis: RedisServer | None
+    tmp_path: Path, mode: str, redis: RedisServer | RedisCluster | None
 ) -> None:
     async with two_sites(tmp_path, mode, redis) as (p, fake_a, fake_b):
         sa, sb = await p.session(origin=A), await p.session(origin=B)
@@ -100,7 +117,7 @@ async def test_each_site_reaches_its_own_webhook_with_its_own_secret(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_site_a_token_and_history_are_refused_from_site_b(
-    tmp_path: Path, mode: str, redis: RedisServer | None
+    tmp_path: Path, mode: str, redis: RedisServer | RedisCluster | None
 ) -> None:
     async with two_sites(tmp_path, mode, redis) as (p, _, fake_b):
         sa = await p.session(origin=A)
@@ -115,7 +132,7 @@ async def test_site_a_token_and_history_are_refused_from_site_b(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_site_b_page_cannot_claim_site_a(
-    tmp_path: Path, mode: str, redis: RedisServer | None
+    tmp_path: Path, mode: str, redis: RedisServer | RedisCluster | None
 ) -> None:
     async with two_sites(tmp_path, mode, redis) as (p, _, _):
         for origin, claim, status in [(B, "a", 403), (A, "b", 403), (B, "b", 201), (A, "a", 201)]:
@@ -131,7 +148,7 @@ async def test_a_site_b_page_cannot_claim_site_a(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_quota_and_limits_of_a_used_up_leave_b_untouched(
-    tmp_path: Path, mode: str, redis: RedisServer | None
+    tmp_path: Path, mode: str, redis: RedisServer | RedisCluster | None
 ) -> None:
     """Same visitor IP on both sites: A's daily quota (2) and A's per-IP rate (3/minute) are
     A's own buckets; B goes on."""
