@@ -219,6 +219,25 @@ def api_key(argv: list[str]) -> int:
     return 0
 
 
+def check_config(args: argparse.Namespace) -> int:
+    """`check-config [FILE]`: validate the settings (with FILE as SITES_FILE when given), as
+    a start or a reload would; one line and exit 2 on the first error, 0 and a summary when
+    good. Nothing is served, nothing is connected to."""
+    from .config import ConfigError, environment, load_settings
+
+    env = environment()
+    if args.file:
+        env["SITES_FILE"] = args.file
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        print(f"quartproxy: configuration error: {exc}", file=sys.stderr)
+        return 2
+    ids = settings.sites.ids if settings.sites else ("default (no SITES_FILE)",)
+    print(f"quartproxy: configuration ok: {len(ids)} site(s): {', '.join(ids)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     if given[:1] == ["api-key"]:  # before argparse: its own arguments
@@ -228,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return erase_command(given[1:])
     parser = argparse.ArgumentParser(prog="python -m quartproxy", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=["serve", "demo"], default="serve")
+    parser.add_argument(
+        "command", nargs="?", choices=["serve", "demo", "check-config"], default="serve"
+    )
+    parser.add_argument("file", nargs="?", help="check-config: the sites file to check")
     parser.add_argument("--bind", "-b", action="append", help="HOST:PORT (repeatable)")
     parser.add_argument("--workers", "-w", type=_count, help="worker processes (serve only)")
     parser.add_argument(
@@ -244,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         help="demo only: HTTPS and HTTP/2 with a throwaway self-signed certificate",
     )
     args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args)
+    if args.file:
+        parser.error("a FILE is only for check-config")
     if args.command == "demo":
         return demo(args)
     return serve(args)

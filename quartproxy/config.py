@@ -39,6 +39,7 @@ from .core.origins import (
     parse_networks,
 )
 from .core.redis_url import parse_redis_url
+from .core.sites import SiteError, SiteRegistry, parse_registry
 
 DeploymentMode = Literal["stateless", "sqlite", "production"]
 MIN_SECRET_BYTES = 32
@@ -214,6 +215,10 @@ class Settings:
     )
     attach_spool_memory_bytes: int = setting(256 * 1024)  # per file, the rest on disk
     allow_h2c: bool = setting(False)  # HTTP/2 without TLS (http/h2c.py); it tunnels past a proxy
+    # Many sites (core/sites.py, docs/sites.md): a TOML file; unset, one implicit site
+    sites_file: str | None = setting(None)
+    # The registry read from SITES_FILE (None: the implicit site of these settings)
+    sites: SiteRegistry | None = field(default=None, repr=False, compare=False)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -312,7 +317,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     table = environment_settings()
     debug = _read("DEBUG", table["DEBUG"], env, bool) is True
     kw: dict[str, object] = {}
+    # With SITES_FILE, every site names its own webhook and origins
+    sites_file = (env.get("SITES_FILE") or "").strip()
+    per_site = {"N8N_WEBHOOK_URL": "", "ALLOWED_ORIGINS": OriginMatcher([])} if sites_file else {}
     for name, f in table.items():
+        if name in per_site and not (env.get(name) or "").strip():
+            kw[f.name] = per_site[name]
+            continue
         value = _read(name, f, env, hints[f.name])
         if value is not MISSING:
             kw[f.name] = value
@@ -320,7 +331,22 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             _check_secrets(kw["jwt_secret_key"], value, debug)
     if debug and "log_format" not in kw:
         kw["log_format"] = "text"
-    return Settings(**kw)  # type: ignore[arg-type]
+    settings = Settings(**kw)  # type: ignore[arg-type]
+    if settings.sites_file:
+        settings = replace(settings, sites=load_sites_file(settings.sites_file, settings, env))
+    return settings
+
+
+def load_sites_file(path: str, settings: Settings, env: Mapping[str, str]) -> SiteRegistry:
+    """The registry of the TOML file at `path`, or ConfigError (one line, `SITES_FILE: ...`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("SITES_FILE", f"cannot read {path}: {exc.__class__.__name__}") from None
+    try:
+        return parse_registry(text, settings, env)
+    except SiteError as exc:
+        raise ConfigError("SITES_FILE", str(exc)) from None
 
 
 def demo_settings(bind_origins: list[str], extra: Mapping[str, str] | None = None) -> Settings:

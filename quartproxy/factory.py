@@ -20,7 +20,20 @@ from .core.attachments import AttachmentPolicy
 from .core.leases import lease_timing
 from .errors import ApiError, from_status, store_unavailable
 from .http import assets as widget_assets
-from .http import chat, compat, cors, docs, headers, lean, operators, ops, sessions, status, ws
+from .http import (
+    chat,
+    compat,
+    cors,
+    docs,
+    headers,
+    lean,
+    operators,
+    ops,
+    sessions,
+    sites,
+    status,
+    ws,
+)
 from .http.common import bind_request_id, request_id
 from .http.h2c import refuse_cleartext_h2
 from .http.keepalive import shield_final_send
@@ -30,6 +43,7 @@ from .overrides import hypercorn_guards, hypercorn_h2, quart_trio_connection, we
 from .retention import purge_history_forever
 from .services import Services
 from .shipped import STATIC
+from .site_reload import reload_on_sighup
 from .store import open_store
 from .store.base import StoreUnavailable
 from .turns import TurnRunner
@@ -69,12 +83,14 @@ def create_app(
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
-    blueprints = (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, operators.bp, status.bp)
+    blueprints = (sessions.bp, chat.bp, ws.bp, compat.bp, sites.bp, ops.bp, operators.bp, status.bp)
     for bp in (*blueprints, docs.bp):
         app.register_blueprint(bp)
     widget_assets.install(app, STATIC)  # compressed once, here, not per request
     metrics.check_multiprocess_dir()  # set after the import, it would be silently ignored
-    metrics.configure(settings.allowed_origins.exact)
+    registered = settings.sites.sites if settings.sites else ()
+    exact = [o for s in registered for o in s.origins.exact] or settings.allowed_origins.exact
+    metrics.configure(exact, [s.id for s in registered] or ["default"])
 
     install_hooks(app, settings)
     install_error_handlers(app, settings)
@@ -179,12 +195,17 @@ async def own_services(
                     )
                     await turn_nursery.start(runner.run_heartbeat)
                     await turn_nursery.start(keep_leases, runner, leases)
-                    days = settings.history_retention_days
+                    days = (
+                        settings.sites.retention_days
+                        if settings.sites
+                        else settings.history_retention_days
+                    )
                     if store.keeps_history and days > 0:
                         await turn_nursery.start(
                             purge_history_forever, store, days * 86400.0, time.time
                         )
                     svc = Services(settings, store, upstream, runner)
+                    await turn_nursery.start(reload_on_sighup, svc)  # site_reload.py
                     task_status.started(svc)
                     unregister = lifecycle.register(partial(lifecycle.drain, svc))
                     metrics.worker_started()

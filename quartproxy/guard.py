@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from . import api_clients, logs, metrics, screening
 from .core.limits import Rate
 from .core.origins import client_ip, normalise_origin, rate_key
+from .core.sites import Site, quota_reset
 from .core.tokens import (
     SessionClaims,
     check_binding,
@@ -85,15 +86,43 @@ def make_caller(
     return Caller(request_origin(headers), ip, user_agent, headers)
 
 
-def admit_origin(services: Services, caller: Caller) -> str:
-    """The caller's allowed origin, or 403 origin_not_allowed. An API client's is
-    `api:<key id>` (its key was checked in make_caller)."""
+SITE_HEADER = "X-Chat-Site"  # the widget's `data-site`: a cross-check of the Origin's site
+
+
+def admit_site(services: Services, caller: Caller) -> tuple[Site, str]:
+    """The caller's site and canonical origin (core/sites.py: the Origin decides; a site id
+    sent by the widget must name that same site), or 403 origin_not_allowed."""
+    claimed = (caller.headers.get(SITE_HEADER) or "").strip() or None
     if caller.api_key is not None and caller.origin is not None:
-        return caller.origin
-    allowed = services.settings.allowed_origins.canonical(caller.origin)
-    if allowed is None:
+        return _api_client_site(services, caller.origin, claimed)
+    found = services.registry.resolve(caller.origin, claimed)
+    if found is None:
         raise ApiError(403, "origin_not_allowed", "This site is not allowed to use this chat.")
-    return allowed
+    if not found[0].implicit:
+        logs.bind_site(found[0].id)
+    return found
+
+
+def _api_client_site(services: Services, origin: str, claimed: str | None) -> tuple[Site, str]:
+    """An API client has no Origin to find its site by (its key was checked in make_caller):
+    it names the site in X-Chat-Site; with one site only, naming it is optional."""
+    registry = services.registry
+    if claimed is None and len(registry.sites) == 1:
+        return registry.sites[0], origin
+    site = registry.by_id.get(claimed or "")
+    if site is None:
+        raise ApiError(
+            403, "origin_not_allowed", f"An API client must name its site in {SITE_HEADER}."
+        )
+    if not site.implicit:
+        logs.bind_site(site.id)
+    return site, origin
+
+
+def admit_origin(services: Services, caller: Caller) -> str:
+    """The caller's allowed origin (an API client's is `api:<key id>`), or 403
+    origin_not_allowed."""
+    return admit_site(services, caller)[1]
 
 
 def bearer_token(headers: Headers) -> str:
@@ -124,14 +153,22 @@ def refuse_store_down(what: str) -> ApiError:
 
 
 async def authenticate(
-    services: Services, caller: Caller, token: str, fingerprint: str | None
+    services: Services,
+    caller: Caller,
+    token: str,
+    fingerprint: str | None,
+    site: Site | None = None,
 ) -> SessionClaims:
-    """A valid, unrevoked token, presented from its own origin and browser."""
+    """A valid, unrevoked token, presented from its own origin and browser, for `site` (the
+    request's; None: not checked). A token keeps the site it was issued for: after a reload
+    that moves its origin to another site, it no longer spends or reads anything there."""
     settings = services.settings
     claims = verify_session_token(settings.jwt_secret_key, token, now=services.clock())
     check_binding(
         claims, origin=caller.origin, fph=fingerprint_hash(fingerprint, settings.jwt_secret_key)
     )
+    if site is not None and claims.site != site.id:
+        raise ApiError(401, "session_mismatch", "This session belongs to another site.")
     try:
         record = await services.store.get_session(claims.session_id, services.clock())
     except StoreUnavailable:
@@ -146,13 +183,17 @@ async def authenticate(
     return claims
 
 
-async def limit(services: Services, tiers: Sequence[tuple[str, str, Rate]]) -> None:
+async def limit(
+    services: Services, tiers: Sequence[tuple[str, str, Rate]], site: Site | None = None
+) -> None:
     """Charge each tier `(name, key, rate)` in order, in one store call; 429 on the first that
     is exhausted (the tiers after it are not charged). When the store is unreachable,
-    RATE_LIMIT_FAIL_MODE decides: open lets requests through, closed refuses them."""
+    RATE_LIMIT_FAIL_MODE decides: open lets requests through, closed refuses them. The keys
+    are the site's own (`Site.key_prefix`): one site never spends another's buckets."""
+    prefix = site.key_prefix if site is not None else ""
     try:
         decisions = await services.store.hit_many(
-            [(f"rl:{tier}:{key}", rate) for tier, key, rate in tiers], services.clock()
+            [(f"{prefix}rl:{tier}:{key}", rate) for tier, key, rate in tiers], services.clock()
         )
     except StoreUnavailable:
         if services.settings.rate_limit_fail_mode == "open":
@@ -189,38 +230,43 @@ def widget_session_key(origin: str, widget_session_id: str) -> str:
 class Admitted:
     origin: str
     claims: SessionClaims
+    site: Site | None = None
 
 
-async def admit_session_create(services: Services, caller: Caller) -> str:
-    """Origin, the per-IP creation limit, the bot score (no message yet). The origin."""
-    origin = admit_origin(services, caller)
-    if caller.api_key is not None:  # its own budget; the browser bot screen does not apply
-        await limit_api_client(services, caller.api_key)
-        return origin
-    await limit(
-        services, [("session_create", caller.ip, services.settings.rate_limit_session_create)]
-    )
-    screening.screen_bot(services, caller, screening.signals_of(caller))
-    return origin
+async def admit_session_create(services: Services, caller: Caller) -> tuple[Site, str]:
+    """Origin (its site), the site's per-IP creation limit, the bot score (no message yet).
+    An API client: its own budget; the browser bot screen does not apply."""
+    site, origin = admit_site(services, caller)
+    if caller.api_key is not None:
+        await limit_api_client(services, caller.api_key, site=site)
+        return site, origin
+    await limit(services, [("session_create", caller.ip, site.rate_limit_session_create)], site)
+    screening.screen_bot(services, caller, screening.signals_of(caller), site)
+    return site, origin
 
 
 async def admit_chat(
     services: Services, caller: Caller, token: str, fingerprint: str | None
 ) -> Admitted:
     """A chat turn: origin, token and its binding, then the IP, session and origin tiers."""
-    origin = admit_origin(services, caller)
-    claims = await authenticate(services, caller, token, fingerprint)
-    await limit_message(services, caller, origin, claims.session_id)
-    return Admitted(origin, claims)
+    site, origin = admit_site(services, caller)
+    claims = await authenticate(services, caller, token, fingerprint, site)
+    await limit_message(services, caller, origin, claims.session_id, site)
+    return Admitted(origin, claims, site)
 
 
-async def limit_message(services: Services, caller: Caller, origin: str, session_key: str) -> None:
+async def limit_message(
+    services: Services, caller: Caller, origin: str, session_key: str, site: Site | None = None
+) -> None:
     """Charge one chat message to the three tiers, the same on every channel: the caller's IP,
-    the conversation (a proxy session id, or the official widget's derived key), the origin.
-    An API client: the conversation, its key's rate, then its key's daily quota."""
-    s = services.settings
+    the conversation (a proxy session id, or the official widget's derived key), the origin;
+    then the site's daily and monthly quotas. `site` None: the environment's rates. An API
+    client: the conversation, its key's rate and daily quota, then the site's quotas."""
+    s = site if site is not None else services.settings
     if caller.api_key is not None:
-        await limit_api_client(services, caller.api_key, session_key=session_key)
+        await limit_api_client(services, caller.api_key, session_key=session_key, site=site)
+        if site is not None:
+            await charge_quota(services, site)
         return
     await limit(
         services,
@@ -229,7 +275,41 @@ async def limit_message(services: Services, caller: Caller, origin: str, session
             ("session", session_key, s.rate_limit_session),
             ("origin", origin, s.rate_limit_origin),
         ],
+        site,
     )
+    if site is not None:
+        await charge_quota(services, site)
+
+
+QUOTA_MESSAGE = "This chat has answered all it may for now; please come back later."
+
+
+async def charge_quota(services: Services, site: Site) -> None:
+    """Count one turn against the site's day and month (UTC); 429 `rate_limited` with
+    `X-RateLimit-Tier: quota_day|quota_month` and Retry-After until the period ends once a
+    count passes its quota. Counted in the site's own keys, so one site's visitors cannot use
+    up another's. A refused turn is counted too (the quota is already spent)."""
+    now = services.clock()
+    quotas = site.quota_keys(now)
+    if not quotas:
+        return
+    try:
+        counts = await services.store.incr_many([(k, ttl) for k, ttl, _, _ in quotas], now)
+    except StoreUnavailable:
+        if services.settings.rate_limit_fail_mode == "open":
+            fail_open("quota", "failing open")
+            return
+        raise refuse_store_down("quota") from None
+    for (_, _, quota, tier), count in zip(quotas, counts, strict=True):
+        if count > quota:
+            metrics.quota_refused(site.id, tier)
+            raise ApiError(
+                429,
+                "rate_limited",
+                QUOTA_MESSAGE,
+                retry_after=quota_reset(now, tier),
+                headers={"X-RateLimit-Tier": tier},
+            )
 
 
 async def admit_read(
@@ -238,34 +318,36 @@ async def admit_read(
     """Validate, delete, history, resume: origin, token, and a per-IP budget of its own
     (RATE_LIMIT_IP applied to a separate bucket, so page loads never eat the chat budget;
     history in the stateless mode costs an n8n call, which is why it is limited at all)."""
-    origin = admit_origin(services, caller)
-    claims = await authenticate(services, caller, token, fingerprint)
-    await limit_read(services, caller)
-    return Admitted(origin, claims)
+    site, origin = admit_site(services, caller)
+    claims = await authenticate(services, caller, token, fingerprint, site)
+    await limit_read(services, caller, site)
+    return Admitted(origin, claims, site)
 
 
-async def limit_read(services: Services, caller: Caller) -> None:
+async def limit_read(services: Services, caller: Caller, site: Site | None = None) -> None:
     """The per-IP budget of reads (history, resume, validate...), apart from the chat one."""
     if caller.api_key is not None:
-        await limit_api_client(services, caller.api_key)
+        await limit_api_client(services, caller.api_key, site=site)
         return
-    await limit(services, [("read", caller.ip, services.settings.rate_limit_ip)])
+    rate = (site if site is not None else services.settings).rate_limit_ip
+    await limit(services, [("read", caller.ip, rate)], site)
 
 
-async def limit_ws_handshake(services: Services, caller: Caller) -> None:
+async def limit_ws_handshake(services: Services, caller: Caller, site: Site | None = None) -> None:
     """The per-IP budget of WebSocket handshakes: a bucket of its own (`ws`) at the rate of
     session creates (RATE_LIMIT_SESSION_CREATE). Opening a socket, like creating a session,
     makes the server hold something before any token is checked (a task, a message buffer
     for WS_AUTH_SECONDS, a log line when the auth frame is refused); a page load opens one.
     Own bucket, so sockets never use up the budget of session creates, reads or messages."""
     if caller.api_key is not None:
-        await limit_api_client(services, caller.api_key)
+        await limit_api_client(services, caller.api_key, site=site)
         return
-    await limit(services, [("ws", caller.ip, services.settings.rate_limit_session_create)])
+    rate = (site if site is not None else services.settings).rate_limit_session_create
+    await limit(services, [("ws", caller.ip, rate)], site)
 
 
 async def limit_api_client(
-    services: Services, key_id: str, *, session_key: str | None = None
+    services: Services, key_id: str, *, session_key: str | None = None, site: Site | None = None
 ) -> None:
     """An API key's own budget: every request of the key spends its rate (`api_key` tier,
     RATE_LIMIT_API_KEY, whatever the IP: one backend serves many users); a chat message (with
@@ -274,8 +356,9 @@ async def limit_api_client(
     policy = services.api_keys
     tiers = [("api_key", key_id, policy.rate)]
     if session_key is not None:
-        tiers.insert(0, ("session", session_key, services.settings.rate_limit_session))
-    await limit(services, tiers)
+        s = site if site is not None else services.settings
+        tiers.insert(0, ("session", session_key, s.rate_limit_session))
+    await limit(services, tiers, site)
     now = services.clock()
     if session_key is not None and policy.daily_quota > 0:
         try:

@@ -25,6 +25,8 @@ from hypercorn.logging import Logger as HypercornLogger
 from .config import Settings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("quartproxy_request_id", default=None)
+# The site of the request (core/sites.py), on its log lines; unset on a single-site gateway
+SITE: ContextVar[str | None] = ContextVar("quartproxy_site", default=None)
 ACCESS_LOGGER = "quartproxy.access"
 SERVER_LOGGER = "quartproxy.server"
 
@@ -54,10 +56,18 @@ def bind_request_id(request_id: str | None) -> None:
     REQUEST_ID.set(request_id)
 
 
+def bind_site(site_id: str | None) -> None:
+    """Attach the request's site id to its log lines (`site` in JSON, `site=` in text)."""
+    SITE.set(site_id)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = REQUEST_ID.get()
+        site = SITE.get()
+        if site is not None and not hasattr(record, "site"):
+            record.site = site
         return True
 
 
@@ -101,7 +111,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         rid = getattr(record, "request_id", None)
-        record.rid = f" [{rid}]" if rid else ""
+        site = getattr(record, "site", None)
+        record.rid = (f" [{rid}]" if rid else "") + (f" site={site}" if site else "")
         return super().format(record)
 
 

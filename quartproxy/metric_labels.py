@@ -55,8 +55,20 @@ REJECTION_REASONS = {
 }
 REASONS = frozenset(REJECTION_REASONS.values()) | {"bot", "spam"}
 TIERS = frozenset(
-    {"ip", "session", "origin", "session_create", "ws", "compat", "api_key", "api_quota"}
+    {
+        "ip",
+        "session",
+        "origin",
+        "session_create",
+        "ws",
+        "compat",
+        "api_key",
+        "api_quota",
+        "quota_day",
+        "quota_month",
+    }
 )
+QUOTA_PERIODS = frozenset({"quota_day", "quota_month"})
 N8N_ERROR_KINDS = frozenset(
     {
         "refused",

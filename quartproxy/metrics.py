@@ -26,6 +26,7 @@ from .metric_labels import (
     ERROR_CODES,
     N8N_ERROR_KINDS,
     OUTCOMES,
+    QUOTA_PERIODS,
     REASONS,
     REJECTION_REASONS,
     TIERS,
@@ -154,6 +155,18 @@ ORPHANS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+SITE_TURNS = Counter(
+    "quartproxy_site_turns",
+    "Chat turns per site (SITES_FILE's ids; `default` without a file) by how they ended.",
+    ["site", "outcome"],
+    registry=REGISTRY,
+)
+QUOTA_REFUSED = Counter(
+    "quartproxy_site_quota_refused",
+    "Chat turns refused because their site's daily or monthly quota was used up.",
+    ["site", "period"],
+    registry=REGISTRY,
+)
 STORE_FAILOVER_RETRIES = Counter(
     "quartproxy_store_failover_retries",
     "Redis writes sent again because the primary of their keys was gone (Redis Cluster or "
@@ -165,12 +178,23 @@ STORE_FAILOVER_RETRIES = Counter(
 # keeps one value store per process), and a process serves one app (tests build several in turn;
 # each configures its own origins when it is created).
 _origins: frozenset[str] = frozenset()
+_sites: frozenset[str] = frozenset({"default"})
 
 
-def configure(exact_origins: Iterable[str]) -> None:
-    """The origins that get their own label (canonical exact origins of ALLOWED_ORIGINS)."""
-    global _origins
+def configure(exact_origins: Iterable[str], sites: Iterable[str] = ("default",)) -> None:
+    """The origins that get their own label (canonical exact origins of ALLOWED_ORIGINS, or
+    of every site), and the site ids (the registry's: a bounded set; others are `other`)."""
+    global _origins, _sites
     _origins = frozenset(exact_origins)
+    _sites = _sites | frozenset(sites)  # a reload adds ids; a label once used stays valid
+
+
+def site_label(site: str | None) -> str:
+    return site if site in _sites else "other"
+
+
+def quota_refused(site: str, period: str) -> None:
+    QUOTA_REFUSED.labels(site_label(site), bounded(period, QUOTA_PERIODS)).inc()
 
 
 def origin_label(origin: str | None) -> str:
@@ -191,10 +215,11 @@ class TurnTimer:
     """Times one turn: create at its start, `first_token()` on each delta (only the first counts),
     `finish(outcome)` exactly once at its end."""
 
-    __slots__ = ("origin", "started", "ttft")
+    __slots__ = ("origin", "site", "started", "ttft")
 
-    def __init__(self, origin: str | None) -> None:
+    def __init__(self, origin: str | None, site: str = "default") -> None:
         self.origin = origin
+        self.site = site
         self.started = time.perf_counter()
         self.ttft: float | None = None
         TURNS_IN_FLIGHT.inc()
@@ -206,6 +231,7 @@ class TurnTimer:
 
     def finish(self, outcome: str) -> None:
         turn_finished(outcome, self.ttft, time.perf_counter() - self.started, self.origin)
+        SITE_TURNS.labels(site_label(self.site), bounded(outcome, OUTCOMES)).inc()
         TURNS_IN_FLIGHT.dec()
 
 

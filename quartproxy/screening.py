@@ -22,6 +22,7 @@ from .errors import ApiError
 from .store.base import StoreUnavailable
 
 if TYPE_CHECKING:
+    from .core.sites import Site
     from .guard import Caller
     from .services import Services
 
@@ -51,12 +52,15 @@ def signals_of(
 BLOCKED_MESSAGE = "This request looks automated and was blocked."
 
 
-def screen_bot(services: Services, caller: Caller, signals: RequestSignals) -> None:
-    """403 blocked when the score reaches BOT_SCORE_THRESHOLD (log only: BOT_ENFORCE=false).
-    Not for API clients: their valid key is what admits them (docs/api-clients.md)."""
+def screen_bot(
+    services: Services, caller: Caller, signals: RequestSignals, site: Site | None = None
+) -> None:
+    """403 blocked when the score reaches BOT_SCORE_THRESHOLD (log only: BOT_ENFORCE=false);
+    the site's own threshold and mode (None: the environment's). Not for API clients: their
+    valid key is what admits them (docs/api-clients.md)."""
     if caller.api_key is not None:
         return
-    s = services.settings
+    s = site if site is not None else services.settings
     verdict = bot_score(signals)
     if not verdict.blocks(s.bot_score_threshold):
         return
@@ -85,8 +89,8 @@ def _spam_rules(
     )
 
 
-def spam_rules(services: Services) -> SpamRules:
-    s = services.settings
+def spam_rules(services: Services, site: Site | None = None) -> SpamRules:
+    s = site if site is not None else services.settings
     return _spam_rules(
         s.spam_block_patterns,
         s.spam_max_duplicates,
@@ -104,13 +108,14 @@ async def screen_message(
     message: str,
     honeypot: str = "",
     session_started: float | None = None,
+    site: Site | None = None,
 ) -> None:
     """Bot score with the message's own signals, then the spam rules. `session_key` names the
     conversation (our session id, or the official widget's sessionId); `session_started` is
     when it began, if known. Store counters decide "first message" and "repeated message"."""
     s = services.settings
     now = services.clock()
-    rules = spam_rules(services)
+    rules = spam_rules(services, site)
     try:
         turns, repeats = await services.store.incr_many(
             [
@@ -128,11 +133,12 @@ async def screen_message(
         signals_of(
             caller, honeypot=honeypot, first_message=turns == 1, seconds_since_session=elapsed
         ),
+        site,
     )
     verdict = spam_check(message, duplicate_count=repeats, rules=rules)
     if verdict.ok:
         return
-    enforced = s.spam_enforce
+    enforced = (site if site is not None else s).spam_enforce
     metrics.screened("spam", verdict.reason, enforced)
     log.warning(
         "spam check %s: rule=%s chars=%d",

@@ -53,6 +53,8 @@ def worker(
     """One serving process. `shutdown_event` (set by a supervisor) asks for a drain, like a
     SIGTERM; `restarts` is the supervisor's shared count and `ready` the pipe on which the
     app says it has started (supervision.py); `supervisor` its pid."""
+    # A SIGHUP (sites reload, site_reload.py) before the app listens must not end the worker
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if supervisor is not None:
         _drain_when_orphaned(supervisor)
     if restarts is not None:

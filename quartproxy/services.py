@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import trio
 from .config import Settings
 from .core.api_keys import ApiKeyPolicy
 from .core.identity import IdentityPolicy
+from .core.sites import Site, SiteRegistry, implicit_site
 from .policies import api_key_policy, identity_policy
 from .store.base import Store
 from .turns import TurnRunner
@@ -33,6 +35,18 @@ class Services:
     health_logged: dict[str, tuple[float, str]] = field(default_factory=dict)
     # API key id -> when this worker last recorded its use (api_clients.note_use)
     api_key_noted: dict[str, float] = field(default_factory=dict)
+    # The sites served (core/sites.py): SITES_FILE's, else the implicit one of `settings`.
+    # Replaced whole on a reload (reload.py); a request keeps the Site it was admitted with.
+    sites: SiteRegistry | None = None
+
+    def __post_init__(self) -> None:
+        if self.sites is None:
+            self.sites = self.settings.sites or SiteRegistry((implicit_site(self.settings),))
+
+    @property
+    def registry(self) -> SiteRegistry:
+        assert self.sites is not None
+        return self.sites
 
     # The site's policies (quartproxy/policies.py), built once from the settings.
     @functools.cached_property
@@ -42,3 +56,11 @@ class Services:
     @functools.cached_property
     def identity(self) -> IdentityPolicy:
         return identity_policy(self.settings)
+
+    def identity_for(self, site: Site | None) -> IdentityPolicy:
+        """A site of SITES_FILE takes the identity keys of the environment with its own id as
+        the audience: a user token signed for one site is refused on another, and a user's
+        conversation pointer is per site (core.identity.user_key hashes the audience)."""
+        if site is None or site.implicit:
+            return self.identity
+        return dataclasses.replace(self.identity, audience=site.id)

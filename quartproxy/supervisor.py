@@ -100,6 +100,7 @@ class Supervisor:
             self.spawn()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.on_signal)
+        signal.signal(signal.SIGHUP, self.on_hangup)
         if self.reload is not None:
             self.reload.start(self.on_change)
         try:
@@ -317,6 +318,12 @@ class Supervisor:
             if self.signals > 1:  # a second signal cuts the drains short
                 self.signal(w, signal.SIGTERM)
         self.wake()
+
+    def on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP: every worker reads SITES_FILE again (site_reload.py); none is restarted."""
+        for w in self.workers:
+            if not w.asked:
+                self.signal(w, signal.SIGHUP)
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full: the loop is awake anyway

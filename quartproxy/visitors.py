@@ -52,14 +52,17 @@ def erase_command(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    key = user_key(settings.jwt_secret_key, identity_policy(settings).audience, argv[0])
+    # every site's pointer: a site of SITES_FILE is the audience of its users' tokens
+    audiences = settings.sites.ids if settings.sites else (identity_policy(settings).audience,)
+    keys = [user_key(settings.jwt_secret_key, aud, argv[0]) for aud in audiences]
 
-    async def run() -> str | None:
+    async def run() -> bool:
         async with open_store(settings) as store:
-            return await erase_user(store, key, time.time())
+            found = [await erase_user(store, key, time.time()) for key in keys]
+        return any(named is not None for named in found)
 
     erased = trio.run(run)
-    print("erased" if erased is not None else "nothing kept for this user")
+    print("erased" if erased else "nothing kept for this user")
     return 0
 
 

@@ -12,7 +12,6 @@
   var DS = (SCRIPT && SCRIPT.dataset) || {};
   var PRE = W.QuartProxyChatConfig || {};
 
-  // Options: window.QuartProxyChatConfig wins over data-* attributes, which win over defaults.
   function opt(name, dflt) {
     if (PRE[name] !== undefined && PRE[name] !== null) return PRE[name];
     if (DS[name] !== undefined) return DS[name];
@@ -35,7 +34,6 @@
     try {
       var u = new URL(raw, D.baseURI);
       if (u.protocol !== 'https:' && u.protocol !== 'http:') return '';
-      // data-proxy may carry a path prefix (a proxy mounted under /chat); a script src may not.
       return opt('proxy', '') ? (u.origin + u.pathname).replace(/\/+$/, '') : u.origin;
     } catch (e) { return ''; }
   })();
@@ -51,8 +49,8 @@
   });
   if (!TRANSPORTS.length) TRANSPORTS = ['sse', 'ws', 'ndjson'];
   var METADATA = optJSON('metadata');
-  // A signed visitor (docs/identity.md): the site's backend signs it; setUserToken() replaces it.
   var USER_TOKEN = typeof opt('userToken', '') === 'string' && opt('userToken', '') ? opt('userToken', '') : null;
+  var SITE = /^[a-z0-9][a-z0-9_-]{0,31}$/.test(String(opt('site', ''))) ? String(opt('site', '')) : '';
   var KEY = 'quartproxy-chat:' + PROXY;
 
   /* ---------------------------------------------------------------- i18n */
@@ -240,7 +238,6 @@
   var SUBTITLE = String(opt('subtitle', '') || '');
   var FOOTER = String(opt('footer', '') || ''); // Markdown: links allowed, rendered safely
   var STAMPS = opt('timestamps', true) !== false && String(opt('timestamps', '')) !== 'false';
-  // Suggested first questions: a JSON array, or `|`-separated in a data attribute.
   var STARTERS = (function () {
     var v = opt('starters', []);
     if (typeof v === 'string') {
@@ -249,16 +246,12 @@
     return (Array.isArray(v) ? v : []).map(function (x) { return String(x).trim().slice(0, 200); })
       .filter(Boolean).slice(0, 6);
   })();
-  // bubble (launcher + floating panel), inline (in a page element, always open) or fullscreen.
   var MODE = (function () {
     var m = String(opt('mode', 'bubble'));
     return m === 'inline' || m === 'fullscreen' ? m : 'bubble';
   })();
 
   /* ------------------------------------------------------------ storage */
-  // localStorage can throw (sandboxed frames, blocked storage): fall back to memory.
-  // Nothing is written before the visitor uses the chat (docs/widget-behaviour.md, Privacy):
-  // page views only read; the first write follows opening the panel or sending.
   var MEM = {};
   var STORE = (function () {
     try { return W[opt('storage', 'local') === 'session' ? 'sessionStorage' : 'localStorage'] || null; } catch (e) { return null; }
@@ -279,10 +272,8 @@
     } catch (e) { MEM[name] = raw; } // quota or blocked storage: keep this page working
   }
   var MAX_KEPT = 200;
-  // session: {token, sid, exp}; log: [{r: 'user'|'assistant', t, id?}]; pending: {mid, seq, exact, text}
   var S = { session: load('session', null), log: load('log', []), pending: load('pending', null) };
   if (!Array.isArray(S.log)) S.log = [];
-  // Kept for another user (or for an anonymous visitor, or the other way round): not shown.
   if (S.session && (S.session.u || null) !== userOf(USER_TOKEN)) {
     S = { session: null, log: [], pending: null };
     store('session', null); store('log', null); store('pending', null);
@@ -293,8 +284,6 @@
   }
 
   /* -------------------------------------------------------- fingerprint */
-  // Stable and coarse: a random per-browser id kept in this site's storage plus a few
-  // low-entropy properties, hashed. No canvas, audio, font or WebGL probing.
   function hash53(str, seed) {
     var h1 = 0xdeadbeef ^ seed, h2 = 0x41c6ce57 ^ seed;
     for (var i = 0; i < str.length; i++) {
@@ -311,8 +300,6 @@
     (W.crypto || W.msCrypto).getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return (b + 256).toString(16).slice(1); }).join('');
   }
-  // Made on first use (a session is created only when the visitor sends or resumes), so a page
-  // view that never touches the chat writes no id.
   var FP = null;
   function fingerprint() {
     if (FP) return FP;
@@ -361,20 +348,11 @@
     inline(label, a, 1, true);
     parent.appendChild(a);
   }
-  // Inline syntax: code spans, **bold**, __bold__, *italic*, _italic_, [links](url), bare
-  // URLs, \escapes. The earliest construct wins (at one index, in that order); every piece of
-  // text ends up in a text node. Found by one left-to-right scan in which each closing
-  // delimiter is looked up with a forward-only cursor, so a text costs O(length): the one
-  // regex this replaces (lazy `[\s\S]*?` bodies) rescanned to the end from every opener, and
-  // `a_a_a_…` (20k characters) hung the page (issue 13). tests/unit/test_widget_markdown.py
-  // checks it against that regex on random texts.
   var LINK_TAIL = /\]\(\s*<?([^\s<>()]+(?:\([^\s<>()]*\))?)>?(?:\s+"[^"\n]*")?\s*\)/y;
   var BARE_URL = /(?:https?:\/\/|mailto:)[^\s<>"]*[^\s<>".,:;!?'")\]]/y;
   var ESCAPABLE = '\\`*_[]()#+-.!>~|';
   function solid(c) { return c !== '' && !/\s/.test(c); }
   function wordy(c) { return /\w/.test(c); }
-  // The first index >= p where test(index) holds, else -1. Asked with p never decreasing, so
-  // each index of the text is tested at most once over all the questions.
   function cursor(text, test) {
     var next = -1, upto = 0;
     return function (p) {
@@ -385,7 +363,6 @@
       return -1;
     };
   }
-  // Where each closing delimiter may stand (j: its index; ch(k): the character at k, '' outside).
   var CLOSERS = {
     bold2: function (ch) { return function (j) { return ch(j) === '*' && ch(j + 1) === '*' && solid(ch(j - 1)); }; },
     under2: function (ch) {
@@ -401,8 +378,6 @@
   function inlineScanner(text) {
     var n = text.length;
     function ch(k) { return text.charAt(k); }
-    // made on first use: most texts have few kinds of delimiter, and every emphasis opens one
-    // inline() of its own
     var shut = {};
     function closer(kind) {
       return shut[kind] || (shut[kind] = cursor(text, CLOSERS[kind](ch)));
@@ -415,7 +390,6 @@
       m[group] = value;
       return m;
     }
-    // the first maximal run of exactly k backticks starting at or after `from` (from grows per k)
     function closingRun(k, from) {
       if (!runs) {
         runs = {};
@@ -481,8 +455,6 @@
       if (c === '\\' && c1 !== '' && ESCAPABLE.indexOf(c1) >= 0) return match(i, i + 2, 10, c1);
       return null;
     }
-    // The earliest construct at or after `pos`. "_" only opens emphasis at a word start (so
-    // snake_case stays as it is); the text before `pos` counts as a start.
     return function (pos) {
       for (var i = pos; i < n; i++) {
         var m = at(i);
@@ -589,10 +561,6 @@
     '--_focus:var(--qpc-dark-focus,#fbbf24);--_notice-bg:#3b2a07;--_notice-fg:#fde68a;' +
     '--_code-bg:rgba(255,255,255,.08);color-scheme:dark;';
   var CSS = [
-    // The host element is a <div> in the site's page: the site's rules (even !important ones)
-    // reach it, and inherited properties would flow in from it. An !important declaration of the
-    // shadow tree beats the page's, so `all:initial!important` cuts every inherited property;
-    // .root then sets the text properties explicitly.
     ':host{all:initial!important}',
     '[hidden]{display:none!important}',
     '.root{--_accent:var(--qpc-accent,#1d4ed8);--_on-accent:var(--qpc-on-accent,#fff);',
@@ -605,7 +573,6 @@
     'text-shadow:none;text-indent:0;text-align:start;font-style:normal;font-variant:normal;white-space:normal;',
     'cursor:auto;visibility:visible;tab-size:4;hyphens:manual}',
     '.root[data-scheme=dark]{' + DARK + '}',
-    // A site that set only its accent keeps it in dark mode too.
     '.root[data-scheme=dark][data-site-accent]{--_accent:var(--qpc-accent);--_on-accent:var(--qpc-on-accent,#fff)}',
     '*,*::before,*::after{box-sizing:border-box}',
     'button,textarea{font:inherit;color:inherit}',
@@ -738,7 +705,6 @@
   host.id = 'quartproxy-chat';
   host.setAttribute('data-quartproxy', VERSION);
   var shadow = host.attachShadow({ mode: 'open' });
-  // Constructed sheets are not inline <style> for CSP purposes; fall back where unsupported.
   try {
     var sheet = new CSSStyleSheet();
     sheet.replaceSync(CSS);
@@ -749,8 +715,6 @@
   var theme = String(opt('theme', 'auto'));
   var root = el('div', 'root');
   root.setAttribute('data-theme', theme === 'light' || theme === 'dark' ? theme : 'auto');
-  // Theme `auto` follows the site, not the OS: the page's own background decides; a page without
-  // one follows its `color-scheme` (and the OS only where the page allows both schemes).
   function luminance(rgb) {
     var c = rgb.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
     return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
@@ -807,8 +771,6 @@
   badge.hidden = true;
   launcher.appendChild(badge);
   var unread = 0;
-  // An answer that ends while the panel is closed: a count on the launcher, its label and one
-  // announcement (the live region lives outside the panel so it is heard while closed).
   function setUnread(n) {
     unread = n;
     badge.hidden = !n;
@@ -828,7 +790,6 @@
   h2.id = 'qpc-title';
   var resetBtn = button('icon reset', t('reset'), 'reset');
   var closeBtn = button('icon close', t('close'), 'close');
-  // "New conversation" sits at the other end of the header from "Close", and asks first.
   var titles = el('div', 'titles');
   titles.appendChild(h2);
   if (SUBTITLE) titles.appendChild(el('p', 'sub', SUBTITLE));
@@ -876,7 +837,6 @@
   var input = el('textarea');
   input.id = 'qpc-input';
   input.rows = 1;
-  // No maxLength: it would cut pasted text silently. The counter below warns instead.
   input.setAttribute('aria-describedby', 'qpc-counter');
   var counter = el('div', 'counter');
   counter.id = 'qpc-counter';
@@ -884,7 +844,6 @@
   input.placeholder = PLACEHOLDER;
   input.setAttribute('enterkeyhint', 'send');
   input.autocomplete = 'off';
-  // Honeypot for the proxy's bot check: invisible, unreachable by keyboard, hidden from AT.
   var honeypot = el('input', 'hp');
   honeypot.type = 'text';
   honeypot.name = 'homepage';
@@ -897,8 +856,6 @@
   form.appendChild(input);
   form.appendChild(honeypot);
   form.appendChild(sendBtn);
-  // While an answer streams: Stop ends it here (the gateway still finishes n8n's run and keeps
-  // the whole answer in the history: a webhook run cannot be cancelled from outside).
   var stopBtn = button('halt', t('stop'), 'stop');
   stopBtn.hidden = true;
   form.insertBefore(stopBtn, sendBtn);
@@ -986,8 +943,6 @@
     announce(text);
     return n;
   }
-  // Connection states (offline, reconnecting) share one line that is replaced, never stacked,
-  // and goes when the connection is back or the answer has ended.
   var statusEl = null, statusKind = '';
   function status(kind, text) {
     if (!kind) {
@@ -1005,8 +960,6 @@
     if (statusEl.parentNode !== log || log.lastChild !== statusEl) log.appendChild(statusEl);
     scroll(true);
   }
-  // An answer cut by the server (restart, upstream error) or by a link that never came back:
-  // kept, marked as cut, with a way to ask again.
   function markIncomplete(b, question, stopped) {
     b.classList.add('incomplete');
     var cut = el('div', 'cut');
@@ -1039,7 +992,6 @@
       log.removeAttribute('aria-busy');
     }
   }
-  // aria-disabled, not disabled: a disabled button would drop keyboard focus mid-conversation.
   function sendDisabled(on) {
     sendBtn.setAttribute('aria-disabled', on ? 'true' : 'false');
     var streaming = busy && !!current;
@@ -1056,7 +1008,6 @@
     try { if (turn.ctrl) turn.ctrl.abort(); } catch (e) { /* gone */ }
     try { if (turn.ws) turn.ws.close(1000); } catch (e) { /* gone */ }
   }
-  // Copy an answer (plain Markdown source, as the assistant wrote it).
   function tools(b, text) {
     var row = el('div', 'tools');
     var copy = button('icon copy', t('copy'), 'copy');
@@ -1084,7 +1035,6 @@
   }
 
   /* ---------------------------------------------------------- open/close */
-  // Open/closed survives reloads and navigation within this tab, not across visits.
   function rememberOpen(on) {
     if (MODE !== 'bubble') return; // always open: nothing to remember (and nothing is written)
     try { W.sessionStorage.setItem(KEY + ':open', on ? '1' : '0'); } catch (e) { /* no storage */ }
@@ -1141,7 +1091,6 @@
     }
   });
   input.addEventListener('input', function () { autosize(); count(); });
-  // Shown from 90 % of the limit; over it, the box is marked invalid and the visitor told once.
   var wasOver = false;
   function count() {
     var n = input.value.trim().length, over = n > MAX_CHARS;
@@ -1218,14 +1167,12 @@
       x.addEventListener('click', function () { pending.splice(i, 1); drawChips(); input.focus(); });
     });
   }
-  // Takes the chips' files for the message being sent (given back if it never left).
   function takeFiles() {
     var f = pending;
     pending = [];
     drawChips();
     return f;
   }
-  // The body of a turn: JSON, or FormData (its own Content-Type) when it carries files.
   function turnBody(turn) {
     var fields = { message: turn.message, metadata: METADATA, honeypot: honeypot.value };
     if (!turn.files || !turn.files.length) return JSON.stringify(fields);
@@ -1236,7 +1183,6 @@
     turn.files.forEach(function (f) { fd.append('files', f, f.name); });
     return fd;
   }
-  // The file names under a visitor's bubble (kept in the log: names only).
   function fileLine(b, names) {
     if (names && names.length) b.querySelector('.body').appendChild(el('div', 'files', '📎 ' + names.join(', ')));
   }
@@ -1246,8 +1192,6 @@
     this.code = code;
     for (var k in extra || {}) this[k] = extra[k];
   }
-  // The server's own explanation travels with the code: `message` (its sentence) and, for
-  // refusals it can say more about (spam rules), `reason`; messageFor() picks the visitor's words.
   function refusal(code, src, retry, extra) {
     var e = new QPCError(String(code || 'upstream_error'), extra);
     e.retry = typeof retry === 'number' && isFinite(retry) ? retry : null;
@@ -1263,13 +1207,13 @@
   function req(path, init) {
     init.credentials = 'omit';
     init.cache = 'no-store';
+    if (SITE) init.headers = Object.assign({}, init.headers, { 'X-Chat-Site': SITE });
     init.mode = 'cors';
     return fetch(API + path, init).catch(function (e) {
       if (e && e.name === 'AbortError') throw e;
       throw new QPCError(navigator.onLine === false ? 'offline' : 'network', { fallback: true });
     });
   }
-  // Non-2xx: the proxy's JSON error if there is one; otherwise something in between answered.
   function httpError(res) {
     return res.text().then(function (raw) {
       var body = null;
@@ -1282,8 +1226,6 @@
       return refusal(code, err, retry, { status: res.status });
     }, function () { return new QPCError('network', { status: res.status, fallback: true }); });
   }
-  // Whose session this is: the user token's `sub`, read (not verified: the proxy verifies) only
-  // to tell when the signed-in user changed. null: anonymous, or a token that is not a JWT.
   function userOf(token) {
     if (!token) return null;
     try {
@@ -1339,7 +1281,6 @@
       if (flush && buf) { onLine(buf); buf = ''; }
     };
   }
-  // Reads a fetch body, calling onText per decoded chunk; `firstByte` fires once.
   function pump(res, turn, onText, firstByte) {
     var reader = res.body.getReader();
     var dec = new TextDecoder();
@@ -1387,7 +1328,6 @@
     return { gen: gen, text: '', mid: null, seq: -1, exact: false, done: false, error: null,
       bubble: null, announced: 0, message: text, ctrl: null, reader: null, queued: false };
   }
-  // One event model for SSE, WebSocket and NDJSON: start / delta / end / error.
   function handle(turn, type, data, id) {
     if (turn.gen !== gen || turn.done || turn.stopped) return;
     data = data || {};
@@ -1413,7 +1353,6 @@
       typing(false);
       queueRender(turn);
     } else if (type === 'end') {
-      // The final text is authoritative: it repairs anything a broken link may have cost.
       if (typeof data.text === 'string' && data.text !== turn.text) turn.text = data.text;
       turn.done = true;
     } else if (type === 'error') {
@@ -1439,8 +1378,6 @@
       if (!savePendingTimer) savePendingTimer = setTimeout(function () { savePending(turn); }, 250);
     });
   }
-  // While an answer streams, the blocks before its last blank line (outside a code fence) are
-  // final: they are rendered once, and each delta re-renders only the tail after them.
   function stableEnd(text, from) {
     var re = /[^\n]*\n/g, m, fence = null, end = from;
     re.lastIndex = from;
@@ -1451,8 +1388,6 @@
     }
     return end;
   }
-  // The tail as shown mid-stream: a `**` or code span still waiting for its closing half is
-  // closed for display (or dropped when nothing follows it yet), so no raw marker flashes.
   function streamingTail(tail) {
     var nl = tail.lastIndexOf('\n') + 1, head = tail.slice(0, nl), line = tail.slice(nl);
     if (RE_FENCE.test(line) || /^\s{0,3}(```|~~~)/m.test(head)) return tail;
@@ -1485,7 +1420,6 @@
     turn.tail = Array.prototype.slice.call(frag.childNodes);
     body.appendChild(frag);
     scroll();
-    // Polite announcements, a finished sentence at a time.
     var re = /[.!?…:](\s)|\n/g, last = -1, m;
     re.lastIndex = turn.announced;
     while ((m = re.exec(turn.text))) last = m.index + m[0].length;
@@ -1495,8 +1429,6 @@
       if (said) announce(said);
     }
   }
-  // What a screen reader is told: the text as rendered (so `snake_case` keeps its underscores),
-  // blocks separated by a space, markers of a sentence cut mid-emphasis dropped.
   function plain(s) {
     var d = el('div');
     markdown(s, d);
@@ -1506,7 +1438,6 @@
     return d.textContent.replace(/\*\*|`+/g, '').replace(/\s+/g, ' ').trim();
   }
 
-  // SSE over fetch, so the token travels in a header. No first byte in time = a buffering middlebox.
   function sseTurn(turn) {
     return ensureSession().then(function () {
       var ctrl = new AbortController();
@@ -1538,7 +1469,6 @@
     });
   }
   function streamBroken(turn) {
-    // With a message id the answer is resumable; without one the turn never began here.
     return turn.mid ? new QPCError('network', { drop: true }) : new QPCError('network', { fallback: true });
   }
 
@@ -1586,7 +1516,6 @@
     });
   }
 
-  // n8n's own chunk format over a plain streamed POST: the last resort.
   function ndjsonTurn(turn) {
     return ensureSession().then(function () {
       var ctrl = new AbortController();
@@ -1624,7 +1553,6 @@
     if (navigator.onLine !== false) return Promise.resolve();
     return new Promise(function (r) { W.addEventListener('online', function on() { W.removeEventListener('online', on); r(); }); });
   }
-  // Picks the answer up where the link broke: the proxy replays what came after Last-Event-ID.
   function resume(turn, quiet) {
     var attempt = 0;
     var shown = null;
@@ -1668,7 +1596,6 @@
     }).then(function (v) { unshow(); return v; }, function (e) { unshow(); throw e; });
   }
 
-  // A fallback is remembered for an hour: the middlebox that forced it is a property of the network.
   function remembered() {
     var p = load('transport', null);
     return p && p.until > Date.now() ? p.k : null;
@@ -1697,7 +1624,6 @@
           return runTurn(turn, true);
         }
         if (e.drop) return resume(turn);
-        // A buffering middlebox hid a turn the proxy did accept; it is busy until that one ends.
         if (e.code === 'busy' && turn.buffered && busyTries < 8) {
           return wait(Math.min(1000 * Math.pow(2, busyTries++), 8000)).then(function () { return attempt(i); });
         }
@@ -1712,8 +1638,6 @@
     return attempt(0);
   }
 
-  // Words the visitor can act on, in their language. The server's own sentence is English: it is
-  // shown as is where the widget has nothing more precise to say and the visitor reads English.
   var REASONS = { automated: 'blocked', duplicate: 'spamDuplicate', links: 'spamLinks', pattern: 'spamPattern', char_flood: 'spamFlood',
     file_too_large: 'fileTooBig', too_many_files: 'tooManyFiles', total_too_large: 'filesTooBig', type_not_allowed: 'fileType', type_mismatch: 'fileMismatch' };
   function messageFor(e) {
@@ -1748,7 +1672,6 @@
     cooldownTimer = setTimeout(function () { cooldownUntil = 0; if (!busy) sendDisabled(false); }, seconds * 1000);
   }
 
-  // Returns false when the message was not accepted for sending (the caller keeps the text).
   function send(text) {
     text = String(text || '').trim();
     if (!text || busy) return false;
@@ -1788,7 +1711,6 @@
       else if (turn.bubble) turn.bubble.parentNode.removeChild(turn.bubble);
       if (e.code === 'stopped') return; // the visitor's own doing: no error to explain
       if (!turn.mid && !turn.text) {
-        // Never reached the assistant: take the message back so it can be sent again.
         var at = S.log.lastIndexOf(userEntry);
         if (at >= 0) { S.log.splice(at, 1); saveLog(); }
         if (userBubble.parentNode) userBubble.parentNode.removeChild(userBubble);
@@ -1839,7 +1761,6 @@
     }
   }
 
-  // A reload in the middle of an answer: show what we had and continue from there.
   function resumePending() {
     var p = S.pending;
     if (!p || !p.mid || busy || !S.session) return Promise.resolve();
@@ -1873,10 +1794,8 @@
       store('pending', null);
     });
   }
-  // The proxy's history wins when it knows at least as much as this browser does.
   function syncHistory() {
     var s = S.session;
-    // A signed visitor's conversation may exist on another device: ask for it on open.
     if (!s && USER_TOKEN && !busy) return ensureSession().then(function () { return S.session ? syncHistory() : null; }, noop);
     if (!s || !s.sid || busy) return Promise.resolve();
     var g = gen;
@@ -1907,8 +1826,6 @@
     resumePending().then(syncHistory);
   }
 
-  // The signed-in user changed (setUserToken): drop what this browser shows and keeps of the
-  // previous one, without erasing their conversation on the proxy (they may come back).
   function switchUser(token) {
     var before = userOf(USER_TOKEN);
     USER_TOKEN = typeof token === 'string' && token ? token : null;
@@ -1953,7 +1870,6 @@
     renderAll();
     announce(t('fresh'));
     if (old && old.token) {
-      // Best effort: the proxy erases the session, its history and buffers.
       fetch(API + '/session', {
         method: 'DELETE', keepalive: true, credentials: 'omit', mode: 'cors',
         headers: { 'Authorization': 'Bearer ' + old.token, 'X-Chat-Fingerprint': fingerprint() }
@@ -1962,7 +1878,6 @@
     emit('reset', {});
   }
 
-  // Another tab of the same site chatted: follow its transcript when idle.
   W.addEventListener('storage', function (e) {
     if (!e.key || e.key.indexOf(KEY + ':') !== 0 || busy) return;
     if (e.key === KEY + ':log' || e.key === KEY + ':session') {
@@ -1995,8 +1910,6 @@
   };
   renderAll();
   function mount() {
-    // A child of <html>, not of <body>: a transform (or filter) on the site's <body> would make
-    // it the containing block of the widget's position:fixed parts and carry them off screen.
     var target = MODE === 'inline' ? D.querySelector(String(opt('target', '') || '#quartproxy-chat-inline')) : null;
     if (MODE === 'inline' && !target) {
       if (W.console) W.console.error('[quartproxy] data-mode="inline" needs data-target: an element of the page');
@@ -2016,5 +1929,34 @@
     emit('ready', { version: VERSION });
   }
   if (D.body) mount(); else D.addEventListener('DOMContentLoaded', mount);
+
+  /* ---------------------------------------------------------------- site defaults */
+  function applySiteDefaults(d) {
+    if (!d || typeof d !== 'object') return;
+    if (typeof d.title === 'string' && d.title && !opt('title', '')) {
+      TITLE = d.title;
+      h2.textContent = TITLE;
+    }
+    if (typeof d.greeting === 'string' && d.greeting && opt('welcome', undefined) === undefined) {
+      WELCOME = d.greeting;
+      if (!busy) renderAll();
+    }
+    if ((d.theme === 'light' || d.theme === 'dark') && opt('theme', undefined) === undefined) {
+      theme = d.theme;
+      root.setAttribute('data-theme', theme);
+    }
+    if (typeof d.accent === 'string' && /^#[0-9a-fA-F]{6}$/.test(d.accent) &&
+        !getComputedStyle(host).getPropertyValue('--qpc-accent').trim()) {
+      host.style.setProperty('--qpc-accent', d.accent);
+    }
+    applyScheme();
+    emit('site', { site: SITE });
+  }
+  if (SITE) {
+    req('/sites/' + encodeURIComponent(SITE) + '/widget', { method: 'GET' })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(applySiteDefaults)
+      .catch(function () { /* the built-in defaults stay */ });
+  }
 
 })();

@@ -116,6 +116,27 @@ class OriginMatcher:
         return None
 
 
+def overlap(a: OriginMatcher, b: OriginMatcher) -> str | None:
+    """An origin both matchers allow, or None when they are disjoint (complete: exact
+    origins are tried against the other matcher; two wildcards overlap when scheme and port
+    agree and one suffix ends with the other, e.g. `*.a.example.com` inside `*.example.com`).
+    Sites' origins must be disjoint (core/sites.py), so an Origin names at most one site."""
+    for origin in sorted(a.exact):
+        if b.canonical(origin) is not None:
+            return origin
+    for origin in sorted(b.exact):
+        if a.canonical(origin) is not None:
+            return origin
+    for x in a._wild:
+        for y in b._wild:
+            nested = x.suffix.endswith(y.suffix) or y.suffix.endswith(x.suffix)
+            if x.scheme == y.scheme and x.port == y.port and nested:
+                longer = max(x.suffix, y.suffix, key=len)
+                port = f":{x.port}" if x.port else ""
+                return f"{x.scheme}://*{longer}{port}"
+    return None
+
+
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
     """Comma-separated CIDRs or addresses. Raises ValueError naming the bad entry."""
     nets: list[IPNetwork] = []

@@ -21,6 +21,7 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 
 from ..errors import ApiError
+from .sites import IMPLICIT_ID
 
 SESSION_ALG = "HS256"
 UPSTREAM_TTL_SECONDS = 30
@@ -83,6 +84,7 @@ class SessionClaims:
     token_id: str
     # A signed visitor's checked claims (core.identity.VerifiedUser.claims), else None
     user: dict[str, str] | None = None
+    site: str = IMPLICIT_ID  # the site it was issued for (core/sites.py); absent: the implicit one
 
 
 def _utf8(text: str) -> bytes:
@@ -109,10 +111,14 @@ def issue_session_token(
     now: float,
     ttl: float,
     user: dict[str, str] | None = None,
+    site: str = IMPLICIT_ID,
 ) -> tuple[str, SessionClaims]:
-    """`user`: claims the gateway has verified (core.identity), carried as `usr`."""
+    """`user`: claims the gateway has verified (core.identity), carried as `usr`; `site`: the
+    site it is good for, carried as `ste`."""
     iat = int(now)
-    claims = SessionClaims(session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex, user)
+    claims = SessionClaims(
+        session_id, origin, fph, iat, iat + int(ttl), uuid.uuid4().hex, user=user, site=site
+    )
     payload: dict[str, Any] = {
         "sid": session_id,
         "org": origin,
@@ -121,6 +127,7 @@ def issue_session_token(
         "exp": claims.expires_at,
         "jti": claims.token_id,
         "typ": "qp-session",
+        "ste": site,
     }
     if user is not None:
         payload["usr"] = user
@@ -168,13 +175,13 @@ def verify_session_token(secret: str, token: str, *, now: float) -> SessionClaim
     expired = exp + LEEWAY_SECONDS < max(now, time.time())
     if expired or payload.get("typ") != "qp-session":
         raise ApiError(401, "unauthorized", "The session has expired.")
-    fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"])
+    site = payload.get("ste", IMPLICIT_ID)
+    fields = (payload["sid"], payload["org"], payload["fph"], payload["jti"], site)
     if not all(isinstance(f, str) for f in fields):
         raise ApiError(401, "unauthorized", "A valid session token is required.")
     user = _user_claims(payload.get("usr"))
-    return SessionClaims(
-        payload["sid"], payload["org"], payload["fph"], iat, exp, payload["jti"], user
-    )
+    sid, org, fph, jti = fields[:4]
+    return SessionClaims(sid, org, fph, iat, exp, jti, user=user, site=site)
 
 
 def _user_claims(raw: object) -> dict[str, str] | None:

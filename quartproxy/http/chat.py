@@ -73,6 +73,7 @@ async def _start_turn() -> tuple[Services, str, EventSource]:
             session_started=admitted.claims.issued_at,
             user=admitted.claims.user,
             files=files,
+            site=admitted.site,
         )
     except BaseException:
         close_all(files)  # no turn took them
@@ -163,7 +164,11 @@ async def history(session_id: str) -> Response:
         ]
     else:
         pairs = await svc.upstream.load_previous_session(
-            session_id=session_id, origin=origin, request_id=request_id(), user=claims.user
+            session_id=session_id,
+            origin=origin,
+            request_id=request_id(),
+            user=claims.user,
+            site=admitted.site,
         )
         # n8n's memory keeps neither ids nor times: give stable ids by position.
         created = iso(svc.clock())

@@ -27,6 +27,7 @@ from ..core.attachments import Attachment, close_all
 from ..core.events import End, Error
 from ..core.messages import ChatInput, InputLimits
 from ..core.n8n_parse import langchain_message
+from ..core.sites import Site
 from ..errors import ApiError, from_status
 from ..guard import Caller
 from ..services import Services
@@ -54,7 +55,9 @@ NDJSON_PING = b"\n"
 async def n8n_chat() -> Response:
     svc = services()
     who = caller()
-    origin = guard.admit_origin(svc, who)
+    site, origin = guard.admit_site(svc, who)
+    if not site.n8n_chat:
+        raise ApiError(404, "not_found", "This chat endpoint is not enabled for this site.")
     limits = InputLimits.from_settings(svc.settings)
     files: tuple[Attachment, ...] = ()
     upload: uploads.Upload | None = None
@@ -77,12 +80,12 @@ async def n8n_chat() -> Response:
         key = guard.widget_session_key(origin, body.session_id)
         if body.action == "loadPreviousSession":
             close_all(files)
-            return await _history(svc, who, origin, key)
+            return await _history(svc, who, origin, key, site)
         assert body.message is not None
-        await guard.limit_message(svc, who, origin, key)
+        await guard.limit_message(svc, who, origin, key, site)
         chat = ChatInput(body.message, body.metadata, honeypot="")
         turn = await open_turn(
-            svc, who, origin, key, chat, request_id(), session_started=None, files=files
+            svc, who, origin, key, chat, request_id(), session_started=None, files=files, site=site
         )
     except BaseException:
         close_all(files)  # no turn took them
@@ -127,16 +130,16 @@ async def _whole_answer(turn: LiveTurn) -> Response:
                 raise ApiError(status, event.code, event.message)
 
 
-async def _history(svc: Services, who: Caller, origin: str, key: str) -> Response:
+async def _history(svc: Services, who: Caller, origin: str, key: str, site: Site) -> Response:
     """The conversation so far, in the LangChain form the widget reads; [] when unknown.
     Charged to the per-IP read budget, like every history read (in the stateless mode it
     costs an n8n call), never to the chat budget."""
-    await guard.limit_read(svc, who)
+    await guard.limit_read(svc, who, site)
     if svc.store.keeps_history:
         pairs = [(e.role, e.text) for e in await svc.store.history(key)]
     else:
         pairs = await svc.upstream.load_previous_session(
-            session_id=key, origin=origin, request_id=request_id()
+            session_id=key, origin=origin, request_id=request_id(), site=site
         )
     return jsonify({"data": [langchain_message(role, text) for role, text in pairs]})
 

@@ -23,7 +23,9 @@ from quart import Response, request
 from ..errors import ApiError
 from .common import services
 
-ALLOW_HEADERS = "Authorization, Content-Type, Last-Event-ID, X-Chat-Fingerprint, X-Request-ID"
+ALLOW_HEADERS = (
+    "Authorization, Content-Type, Last-Event-ID, X-Chat-Fingerprint, X-Chat-Site, X-Request-ID"
+)
 EXPOSE_HEADERS = "Retry-After, X-Request-ID, X-RateLimit-Tier"
 MAX_AGE = "600"
 
@@ -32,7 +34,8 @@ def allowed_origin() -> str | None:
     origin = request.headers.get("Origin")
     if not origin:
         return None
-    return services().settings.allowed_origins.canonical(origin)
+    found = services().registry.site_of(origin)  # any site's origin (core/sites.py)
+    return found[1] if found else None
 
 
 async def preflight() -> Response | None:

@@ -41,6 +41,8 @@ async def erase_user() -> Response:
     user_id = body.get("user_id")
     if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
         raise ApiError(400, "bad_request", "Invalid field 'user_id': a string of 1 to 256.")
-    erased = await visitors.end_conversation(svc, svc.identity, user_id)
+    erased = False
+    for site in svc.registry.sites:  # a user's conversation is per site (Services.identity_for)
+        erased = await visitors.end_conversation(svc, svc.identity_for(site), user_id) or erased
     log.info("erasure by user id: %s", "done" if erased else "nothing kept")
     return jsonify({"erased": erased})

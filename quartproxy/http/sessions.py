@@ -26,7 +26,7 @@ def iso(ts: float) -> str:
 async def create() -> tuple[Response, int]:
     svc = services()
     who = caller()
-    origin = await guard.admit_session_create(svc, who)
+    site, origin = await guard.admit_session_create(svc, who)
     given = messages.parse_session_body(
         *(await read_body()), InputLimits.from_settings(svc.settings)
     )
@@ -34,12 +34,14 @@ async def create() -> tuple[Response, int]:
     now = svc.clock()
     user: VerifiedUser | None = None
     if given.user_token is not None:  # a signed visitor: checked before anything is kept
-        user = verify_user_token(svc.identity, given.user_token, now=now)
+        user = verify_user_token(svc.identity_for(site), given.user_token, now=now)
     fph = fingerprint_hash(fingerprint, svc.settings.jwt_secret_key)
     session_id = str(uuid.uuid4())
     try:
         if user is not None:
-            session_id = await visitors.conversation_of(svc, svc.identity, user, origin, now)
+            session_id = await visitors.conversation_of(
+                svc, svc.identity_for(site), user, origin, now
+            )
         token, claims = issue_session_token(
             svc.settings.jwt_secret_key,
             session_id=session_id,
@@ -48,6 +50,7 @@ async def create() -> tuple[Response, int]:
             now=now,
             ttl=svc.settings.session_ttl_seconds,
             user=user.claims() if user is not None else None,
+            site=site.id,
         )
         await svc.store.put_session(
             SessionRecord(session_id, origin, fph, now, claims.expires_at, metadata)
@@ -74,9 +77,10 @@ async def validate() -> Response:
 @bp.delete("/api/v1/session")
 async def delete() -> tuple[str, int]:
     svc = services()
-    claims = (await admit_read(caller())).claims
+    admitted = await admit_read(caller())
+    claims = admitted.claims
     svc.turns.cancel_session(claims.session_id)
     await svc.store.delete_session(claims.session_id)
     if claims.user is not None:  # the user's shared conversation ends on every device
-        await visitors.end_conversation(svc, svc.identity, claims.user["sub"])
+        await visitors.end_conversation(svc, svc.identity_for(admitted.site), claims.user["sub"])
     return "", 204

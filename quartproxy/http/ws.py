@@ -22,6 +22,7 @@ from .. import guard, logs, metrics
 from ..core import messages, render
 from ..core.events import is_final
 from ..core.messages import InputLimits
+from ..core.sites import Site
 from ..core.ws_protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_TRY_AGAIN,
@@ -64,16 +65,16 @@ async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
         who = guard.make_caller(
             svc, headers, websocket.remote_addr, headers.getlist("X-Forwarded-For")
         )
-        origin = guard.admit_origin(svc, who)
+        site, origin = guard.admit_site(svc, who)
         # Every handshake spends the caller's per-IP handshake budget: a script opening
         # sockets in a loop is stopped with 429 before the upgrade (guard.limit_ws_handshake).
-        await guard.limit_ws_handshake(svc, who)
+        await guard.limit_ws_handshake(svc, who, site)
     except ApiError as err:
         # Refused at the handshake: a plain HTTP answer; the socket never opens.
         metrics.rejected(err, headers.get("Origin"))
         return jsonify(err.body()), err.status, err.all_headers()
     await websocket.accept()
-    channel = WsChannel(svc, who, origin, incoming_request_id(headers))
+    channel = WsChannel(svc, who, origin, incoming_request_id(headers), site)
     logs.bind_request_id(channel.rid)
     code = CLOSE_GOING_AWAY
     with metrics.stream_open("ws"):
@@ -92,8 +93,11 @@ async def chat_ws() -> tuple[Response, int, dict[str, str]] | None:
 
 
 class WsChannel:
-    def __init__(self, svc: Services, who: Caller, origin: str, rid: str) -> None:
+    def __init__(
+        self, svc: Services, who: Caller, origin: str, rid: str, site: Site | None = None
+    ) -> None:
         self.svc = svc
+        self.site = site
         self.who = who
         self.origin = origin
         self.rid = rid
@@ -147,7 +151,9 @@ class WsChannel:
                 "unauthorized", 'The first frame must be {"type": "auth", "token": "..."}.'
             )
         try:
-            claims = await guard.authenticate(self.svc, self.who, frame.token, frame.fingerprint)
+            claims = await guard.authenticate(
+                self.svc, self.who, frame.token, frame.fingerprint, self.site
+            )
         except ApiError as err:
             return await self._refuse(err.code, err.message, err.status)
         except (ValueError, TypeError, LookupError, RecursionError) as exc:
@@ -217,6 +223,7 @@ class WsChannel:
             self.rid,
             session_started=claims.issued_at,
             user=claims.user,
+            site=admitted.site,
         )
 
     async def _follow(self, turn: LiveTurn) -> None:

@@ -33,6 +33,15 @@ class SessionValid(BaseModel):
     expires_at: str
 
 
+class WidgetDefaults(BaseModel):
+    site: str = Field(description="The site's id (`default` without SITES_FILE)")
+    title: str | None = None
+    greeting: str | None = None
+    language: str | None = Field(None, description="A language tag, e.g. `en`, `pt-BR`")
+    theme: Literal["light", "dark", "auto"] | None = None
+    accent: str | None = Field(None, description="`#rrggbb`")
+
+
 class HistoryMessage(BaseModel):
     message_id: str
     role: Literal["user", "assistant"]
@@ -68,6 +77,7 @@ MODELS: list[type[BaseModel]] = [
     ErrorBody,
     SessionCreated,
     SessionValid,
+    WidgetDefaults,
     History,
     Health,
 ]

@@ -14,6 +14,7 @@ from .models import (
     History,
     SessionCreated,
     SessionValid,
+    WidgetDefaults,
 )
 
 SSE_EXAMPLE = (
@@ -130,6 +131,16 @@ PATHS: dict[str, dict[str, Any]] = {
             "security": BEARER,
             "parameters": [{"$ref": "#/components/parameters/Fingerprint"}],
             "responses": {"204": {"description": "Deleted"}, **_errors(401)},
+        }
+    },
+    "/api/v1/sites/{site_id}/widget": {
+        "get": {
+            "summary": "A site's widget defaults",
+            "description": "The title, greeting, language, theme and accent of the site's "
+            "widget (only those the sites file sets). The Origin must be one of that site's.",
+            "tags": ["sessions"],
+            "parameters": [_path_param("site_id")],
+            "responses": {"200": _json(WidgetDefaults, "The defaults"), **_errors(403, 429)},
         }
     },
     "/api/v1/chat/message": {

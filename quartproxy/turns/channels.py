@@ -20,6 +20,7 @@ from .live import EventSource, LiveTurn
 from .runner import Busy, TurnRequest
 
 if TYPE_CHECKING:
+    from ..core.sites import Site
     from ..guard import Caller
     from ..services import Services
 
@@ -37,6 +38,7 @@ async def open_turn(
     session_started: float | None,
     user: dict[str, str] | None = None,
     files: tuple[Attachment, ...] = (),
+    site: Site | None = None,
 ) -> LiveTurn:
     """What comes after admission and the body — the bot and spam screen, then the turn —
     shared by every channel (SSE, NDJSON, WebSocket, @n8n/chat) so none can skip a check."""
@@ -47,10 +49,11 @@ async def open_turn(
         message=body.message,
         honeypot=body.honeypot,
         session_started=session_started,
+        site=site,
     )
     if not svc.turns.accepting:
         raise ApiError(503, "shutting_down", "The server is restarting; try again in a moment.")
-    req = TurnRequest(session_key, origin, body.message, body.metadata, rid, user, files)
+    req = TurnRequest(session_key, origin, body.message, body.metadata, rid, user, files, site)
     try:
         return await svc.turns.start(req)
     except Busy:

@@ -35,6 +35,7 @@ from ..core.events import (
     from_record,
     to_record,
 )
+from ..core.sites import Site
 from ..store.base import HistoryEntry, Store, StoreUnavailable
 from ..upstream import N8nClient
 from .live import STORE_DOWN, BufferedTurn, EventSource, LiveTurn
@@ -63,6 +64,7 @@ class TurnRequest:
     user: dict[str, str] | None = None  # a signed visitor's verified claims (core.identity)
     # Spooled files (core.attachments); the runner closes them when the turn ends.
     files: tuple[Attachment, ...] = ()
+    site: Site | None = None  # its webhook and upstream secret; None: the environment's
 
 
 def _notes(files: tuple[Attachment, ...]) -> tuple[tuple[str, str, int], ...]:
@@ -285,7 +287,7 @@ class TurnRunner:
 
     async def _run(self, req: TurnRequest, turn: LiveTurn) -> None:
         parts: list[str] = []
-        timer = metrics.TurnTimer(req.origin)
+        timer = metrics.TurnTimer(req.origin, req.site.id if req.site else "default")
 
         async def emit(events: list[TurnEvent]) -> None:
             if turn.done:
@@ -312,6 +314,7 @@ class TurnRunner:
                     request_id=req.request_id,
                     user=req.user,
                     files=req.files,
+                    site=req.site,
                 )
                 if not turn.done:
                     text = "".join(parts)

@@ -20,6 +20,7 @@ from ..config import Settings
 from ..core.attachments import Attachment
 from ..core.events import Delta, Error, TurnEvent
 from ..core.n8n_parse import N8nAnswerParser, parse_history
+from ..core.sites import Site
 from ..core.tokens import upstream_token
 from ..overrides.httpx_stream import take_raw_stream
 from .transport import PooledTransport
@@ -45,8 +46,11 @@ class N8nClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.url = settings.n8n_webhook_url
+        # With SITES_FILE there is no global webhook: /health probes the first site's n8n
+        first = settings.sites.sites[0] if settings.sites else None
+        self.url = settings.n8n_webhook_url or (first.webhook_url if first else "")
         self._url = httpx.URL(self.url)  # parsed once, not on every call
+        self._site_urls: dict[str, httpx.URL] = {}  # a site's webhook, parsed once
         self._clock = clock
         # Timeouts are enforced with trio cancel scopes around each step (first byte, gap
         # between chunks) so they read as the contract states them; the transport only bounds
@@ -80,6 +84,17 @@ class N8nClient:
     async def aclose(self) -> None:
         await self.client.aclose()  # closes the transport too
 
+    def _webhook(self, site: Site | None) -> httpx.URL:
+        """The webhook of `site` (None: N8N_WEBHOOK_URL)."""
+        if site is None:
+            return self._url
+        url = self._site_urls.get(site.webhook_url)
+        if url is None:
+            if len(self._site_urls) >= 4096:  # reloads may change URLs; keep the cache bounded
+                self._site_urls.clear()
+            url = self._site_urls[site.webhook_url] = httpx.URL(site.webhook_url)
+        return url
+
     def _headers(
         self,
         *,
@@ -89,14 +104,17 @@ class N8nClient:
         request_id: str,
         user: dict[str, str] | None = None,
         files: Sequence[Attachment] = (),
+        site: Site | None = None,
     ) -> dict[str, str]:
+        """The request's headers with a fresh upstream JWT, signed with the site's own secret
+        and algorithm (None: SESSION_SECRET_KEY and N8N_JWT_ALGORITHM)."""
         token = upstream_token(
-            self.settings.session_secret_key,
+            site.upstream_secret if site else self.settings.session_secret_key,
             session_id=session_id,
             origin=origin,
             message_id=message_id,
             now=self._clock(),
-            algorithm=self.settings.n8n_jwt_algorithm,
+            algorithm=site.upstream_algorithm if site else self.settings.n8n_jwt_algorithm,
             user=user,
             files=[f.sha256 for f in files],
         )
@@ -123,6 +141,7 @@ class N8nClient:
         request_id: str,
         user: dict[str, str] | None = None,
         files: Sequence[Attachment] = (),
+        site: Site | None = None,
     ) -> None:
         """Hand `emit` the deltas as n8n produces them (one list per upstream read), then at
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
@@ -150,6 +169,7 @@ class N8nClient:
                         request_id=request_id,
                         user=user,
                         files=files,
+                        site=site,
                     )
                 )
             if response is None or first_byte.cancelled_caught:
@@ -239,8 +259,10 @@ class N8nClient:
         request_id: str,
         user: dict[str, str] | None = None,
         files: Sequence[Attachment] = (),
+        site: Site | None = None,
     ) -> httpx.Request:
-        """The sendMessage request: JSON, or multipart with files (upload_body.py)."""
+        """The sendMessage request to the site's webhook: JSON, or multipart with files
+        (upload_body.py)."""
         headers = self._headers(
             session_id=session_id,
             origin=origin,
@@ -248,14 +270,16 @@ class N8nClient:
             request_id=request_id,
             user=user,
             files=files,
+            site=site,
         )
+        url = self._webhook(site)
         if files:
             stream = upload_body(session_id, message, metadata, files)
             headers["Content-Type"] = stream.content_type
             # httpx sets Host (and the length) only for a body it encodes itself
-            headers["Host"] = self._url.netloc.decode("ascii")
+            headers["Host"] = url.netloc.decode("ascii")
             return httpx.Request(
-                "POST", self._url, stream=stream, headers=headers, extensions=self._timeouts
+                "POST", url, stream=stream, headers=headers, extensions=self._timeouts
             )
         body = {
             "action": "sendMessage",
@@ -265,7 +289,7 @@ class N8nClient:
         }
         return httpx.Request(
             "POST",
-            self._url,
+            self._webhook(site),
             content=json.dumps(body, ensure_ascii=False).encode(),
             headers=headers,
             extensions=self._timeouts,
@@ -293,21 +317,24 @@ class N8nClient:
         origin: str,
         request_id: str,
         user: dict[str, str] | None = None,
+        site: Site | None = None,
     ) -> list[tuple[str, str]]:
-        """History kept by n8n (its chat memory). Anything but a readable answer is []."""
+        """History kept by n8n (its chat memory), from the site's webhook. Anything but a
+        readable answer is []."""
         headers = self._headers(
             session_id=session_id,
             origin=origin,
             message_id="history",
             request_id=request_id,
             user=user,
+            site=site,
         )
         headers["Accept"] = "application/json"
         body = {"action": "loadPreviousSession", "sessionId": session_id}
         try:
             sent = time.perf_counter()
             with trio.move_on_after(self.settings.n8n_timeout_seconds):
-                response = await self.client.post(self.url, json=body, headers=headers)
+                response = await self.client.post(self._webhook(site), json=body, headers=headers)
                 metrics.n8n_response("loadPreviousSession", time.perf_counter() - sent)
                 if response.status_code != 200:
                     log.info("n8n history answered HTTP %s", response.status_code)

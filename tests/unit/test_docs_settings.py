@@ -21,7 +21,7 @@ CONFIG_SOURCE = Path(config.__file__).read_text(encoding="utf-8")
 
 # Fields of Settings that are not read from the environment. Each is checked below to really
 # not be an environment variable, so this list cannot hide a forgotten setting.
-NOT_FROM_ENVIRONMENT = {"health_cache_seconds", "demo"}
+NOT_FROM_ENVIRONMENT = {"health_cache_seconds", "demo", "sites"}
 
 # The codes of the public contract (its "Errors" section). The contract lives outside the
 # repository, so its list is repeated here; docs/api.md must document each one.

@@ -95,6 +95,17 @@ def test_notes_are_not_shipped_and_code_is_indented_into_the_iife() -> None:
     assert "\n/**" not in built and "\n  /**" not in built  # no editor's note went out
 
 
+def test_whole_line_comments_are_not_shipped_but_code_with_slashes_is() -> None:
+    source = (
+        "// why\nvar u = 'https://x.example'; // kept: not a whole line\n  // indented why\nf();\n"
+    )
+    assert builder.part("x.js", source) == (
+        "  var u = 'https://x.example'; // kept: not a whole line\n  f();\n"
+    )
+    shipped = builder.build()
+    assert not [line for line in shipped.splitlines() if line.lstrip().startswith("//")]
+
+
 def test_parts_stay_small() -> None:
     sizes = {n: len((builder.SOURCES / n).read_text("utf-8").splitlines()) for n in builder.ORDER}
     assert max(sizes.values()) < 400, sizes

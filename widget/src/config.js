@@ -57,4 +57,6 @@ if (!TRANSPORTS.length) TRANSPORTS = ['sse', 'ws', 'ndjson'];
 var METADATA = optJSON('metadata');
 // A signed visitor (docs/identity.md): the site's backend signs it; setUserToken() replaces it.
 var USER_TOKEN = typeof opt('userToken', '') === 'string' && opt('userToken', '') ? opt('userToken', '') : null;
+// data-site: the site id of a gateway serving several (docs/sites.md); sent as X-Chat-Site
+var SITE = /^[a-z0-9][a-z0-9_-]{0,31}$/.test(String(opt('site', ''))) ? String(opt('site', '')) : '';
 var KEY = 'quartproxy-chat:' + PROXY;

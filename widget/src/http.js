@@ -25,6 +25,7 @@ function authHeaders(json) {
 function req(path, init) {
   init.credentials = 'omit';
   init.cache = 'no-store';
+  if (SITE) init.headers = Object.assign({}, init.headers, { 'X-Chat-Site': SITE });
   init.mode = 'cors';
   return fetch(API + path, init).catch(function (e) {
     if (e && e.name === 'AbortError') throw e;
