@@ -45,6 +45,10 @@ async def test_sighup_reloads_every_worker_without_dropping_a_live_answer(
             server_process(env, workers=2) as server,
             httpx.AsyncClient(base_url=server.url, headers=BROWSER_HEADERS, timeout=BOUND) as c,
         ):
+            # both workers serving (and reading the file) before it changes: a worker still
+            # starting would read the new file at start and have nothing to reload
+            with trio.fail_after(BOUND):
+                await server.wait_log(lambda line: "Running on" in str(line.get("msg")), count=2)
             headers = {"Origin": A}
             r = await c.post(
                 "/api/v1/session/create", json={"fingerprint": FINGERPRINT}, headers=headers
