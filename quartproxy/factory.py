@@ -25,7 +25,13 @@ from .http.common import bind_request_id, request_id
 from .http.h2c import refuse_cleartext_h2
 from .http.keepalive import shield_final_send
 from .leases import keep_leases
-from .overrides import hypercorn_guards, hypercorn_h2, quart_trio_connection, werkzeug_headers
+from .overrides import (
+    hypercorn_guards,
+    hypercorn_h2,
+    hypercorn_send,
+    quart_trio_connection,
+    werkzeug_headers,
+)
 from .retention import purge_history_forever
 from .services import Services
 from .store import open_store
@@ -63,6 +69,7 @@ def create_app(
         app.asgi_app, lean.share_response_headers
     )
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
+    hypercorn_send.install()  # overrides/hypercorn_send.py: a socket write without 2 yields
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
     for bp in (sessions.bp, chat.bp, ws.bp, compat.bp, ops.bp, status.bp, docs.bp):
