@@ -122,6 +122,7 @@ class Result:
     # (first delta + k / rate); and every delta received while measuring
     late: list[float] = field(default_factory=list)
     deltas: int = 0
+    writes: int = 0  # HTTP chunks holding deltas: the proxy's socket writes (its unit of work)
     error_kinds: dict[str, int] = field(default_factory=dict)
 
     def fail(self, why: str) -> None:
@@ -254,6 +255,7 @@ class User:
 
     def count(self, arrivals: list[tuple[float, int]]) -> None:
         self.r.deltas += sum(n for _, n in arrivals)
+        self.r.writes += sum(1 for _, n in arrivals if n)
         if not self.a.gap:
             return
         k, t0 = 0, None
@@ -382,6 +384,7 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
         "ttfd_ms": {p: pct(result.ttfd, p) for p in (50, 90, 99)},
         "turn_ms": {p: pct(result.turn, p) for p in (50, 99)},
         "deltas": result.deltas,
+        "writes": result.writes,
         "delta_late_ms": {p: pct(result.late, p) for p in (50, 99)},
         "loadgen_cpu_pct": round(100 * cpu / elapsed, 1) if elapsed else None,
         "setup_s": round(setup_s, 2),

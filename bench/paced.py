@@ -11,8 +11,10 @@ Two parts of `python -m bench.run` (`--parts paced,delta_cost`):
 - `delta_cost`: the worker's CPU time per streamed delta, robust to other load on the machine:
   CPU seconds of the worker process (from /proc, so what other processes use is not counted)
   over the deltas the load generator received in the same window. Two answer lengths at the
-  same pace and concurrency, alternated; the difference per extra delta is the marginal cost
-  of one delta without the turn's fixed cost.
+  same pace and concurrency, alternated; the slope per extra streamed write is the marginal
+  cost of one delta without the turn's fixed cost. Per write, not per delta: under load the
+  fake n8n falls behind, several deltas then arrive in one read and leave in one write, at
+  the cost of about one (the load generator counts both; `deltas_per_write` says how much).
 
 The measured window is marked by the load generator (`--marks`): the driver samples the
 worker's CPU at the marks, so session set-up and warm-up are not counted.
@@ -63,8 +65,10 @@ def window(
     if proxy is not None:
         res["proxy_cpu_pct"] = round(100 * (c1 - c0) / (t1 - t0), 1)
         res["proxy_cpu_s"] = round(c1 - c0, 3)
-        deltas = res["deltas"]
+        deltas, writes = res["deltas"], res["writes"]
         res["cpu_us_per_delta"] = round(1e6 * (c1 - c0) / deltas, 1) if deltas else None
+        res["cpu_us_per_write"] = round(1e6 * (c1 - c0) / writes, 1) if writes else None
+        res["deltas_per_write"] = round(deltas / writes, 3) if writes else None
     return res
 
 
@@ -116,16 +120,25 @@ def delta_cost(b: Bench) -> None:
     try:
         b.loadgen(port, "sse", 10, pin="1", duration=1, warmup=0.5)
         per_turn: dict[int, list[float]] = {short: [], long_: []}
+        writes_per_turn: dict[int, list[float]] = {short: [], long_: []}
         per_delta: dict[int, list[float]] = {short: [], long_: []}
+        coalesced: list[float] = []
         for _ in range(b.a.cost_rounds):
             for n in (short, long_):
                 res = window(b, proxy, port, "sse", c, f"bench:{n}:{RATE}", b.a.duration)
-                # deltas of whole turns only would be exact; partial turns at the window's
-                # edges count their received deltas, which is what the CPU was spent on
+                # Turns in the window = deltas / n (partial turns at the edges count their
+                # received deltas, which is what the CPU was spent on). On a loaded machine
+                # the fake n8n falls behind and several deltas arrive in one read and leave in
+                # one write, which costs the proxy about as much as one delta: the unit of
+                # work is the write, so the slope is taken per write, not per delta.
+                turns = res["deltas"] / n
                 per_delta[n].append(res["proxy_cpu_s"] / res["deltas"])
-                per_turn[n].append(res["proxy_cpu_s"] / res["deltas"] * n)
+                per_turn[n].append(res["proxy_cpu_s"] / turns)
+                writes_per_turn[n].append(res["writes"] / turns)
+                coalesced.append(res["deltas_per_write"])
         avg = {n: sum(v) / len(v) for n, v in per_turn.items()}
-        marginal = (avg[long_] - avg[short]) / (long_ - short)
+        wpt = {n: sum(v) / len(v) for n, v in writes_per_turn.items()}
+        marginal = (avg[long_] - avg[short]) / (wpt[long_] - wpt[short])
         row = {
             "scenario": "delta_cost",
             "concurrency": c,
@@ -134,14 +147,15 @@ def delta_cost(b: Bench) -> None:
                 str(n): round(1e6 * sum(v) / len(v), 1) for n, v in per_delta.items()
             },
             "marginal_us_per_delta": round(1e6 * marginal, 1),
-            "fixed_ms_per_turn": round(1e3 * (avg[short] - marginal * short), 3),
+            "fixed_ms_per_turn": round(1e3 * (avg[short] - marginal * wpt[short]), 3),
+            "deltas_per_write": round(max(coalesced), 3),
             "rounds": b.a.cost_rounds,
         }
         b.results.append(row)
         print(
             f"delta_cost c={c} at {RATE}/s: all-in {row['cpu_us_per_delta']} µs/delta, "
-            f"marginal {row['marginal_us_per_delta']} µs/delta, fixed "
-            f"{row['fixed_ms_per_turn']} ms/turn",
+            f"marginal {row['marginal_us_per_delta']} µs/write, fixed "
+            f"{row['fixed_ms_per_turn']} ms/turn, up to {row['deltas_per_write']} deltas/write",
             flush=True,
         )
     finally:
@@ -187,7 +201,8 @@ def markdown(results: list[dict[str, Any]]) -> list[str]:
                 f"CPU per delta ({r['concurrency']} streams at {r['rate']} tokens/s, worker CPU "
                 f"time / deltas received, {r['rounds']} alternated rounds): all-in "
                 f"{r['cpu_us_per_delta']} µs by answer length; marginal "
-                f"**{r['marginal_us_per_delta']} µs per delta**, fixed "
-                f"{r['fixed_ms_per_turn']} ms per turn.",
+                f"**{r['marginal_us_per_delta']} µs per streamed write** (a delta, or the "
+                f"deltas of one upstream read; up to {r.get('deltas_per_write')} deltas per "
+                f"write in this run), fixed {r['fixed_ms_per_turn']} ms per turn.",
             ]
     return out
