@@ -562,7 +562,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
-        if "proxy" not in r or "direct" not in r:
+        if "proxy" not in r or "direct" not in r or r["scenario"] == "paced_capacity":
             continue
         p, d = r["proxy"], r["direct"]
         t, u = p["ttfd_ms"], p["turn_ms"]
@@ -625,6 +625,9 @@ def main() -> None:
         help="comma-separated subset of throughput,ceiling,workers,stores,idle,paced,delta_cost",
     )
     p.add_argument("--paced-levels", help="paced part: streams per step, e.g. 50,100,200,300")
+    p.add_argument(
+        "--paced-all", action="store_true", help="paced part: every level, past a broken limit"
+    )
     p.add_argument("--paced-chunks", type=int, default=50, help="paced part: tokens per answer")
     p.add_argument("--cost-streams", type=int, default=50, help="delta_cost: concurrent streams")
     p.add_argument("--cost-rounds", type=int, default=2, help="delta_cost: alternated rounds")
