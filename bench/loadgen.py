@@ -84,8 +84,11 @@ class Conn:
         del self.buf[:n]
         return out
 
-    async def chunks(self, first: bytes, on_first: list[float]) -> bytes:
-        """Read a chunked body to its end; note the time `first` is first seen."""
+    async def chunks(
+        self, first: bytes, on_first: list[float], arrivals: list[tuple[float, int]] | None = None
+    ) -> bytes:
+        """Read a chunked body to its end; note the time `first` is first seen, and in
+        `arrivals` (when given) each HTTP chunk's arrival time with how many `first` it holds."""
         out = bytearray()
         seen = False
         while True:
@@ -101,6 +104,8 @@ class Conn:
                 del self.buf[: i + 4]
                 return bytes(out)
             out += self.buf[i + 2 : i + 2 + size]
+            if arrivals is not None:
+                arrivals.append((time.perf_counter(), self.buf.count(first, i + 2, i + 2 + size)))
             del self.buf[: i + 2 + size + 2]
             if not seen and first in out:
                 seen = True
@@ -113,6 +118,11 @@ class Result:
     errors: int = 0
     ttfd: list[float] = field(default_factory=list)
     turn: list[float] = field(default_factory=list)
+    # paced answers: how late each delta after the first came, against the fake's schedule
+    # (first delta + k / rate); and every delta received while measuring
+    late: list[float] = field(default_factory=list)
+    deltas: int = 0
+    writes: int = 0  # HTTP chunks holding deltas: the proxy's socket writes (its unit of work)
     error_kinds: dict[str, int] = field(default_factory=dict)
 
     def fail(self, why: str) -> None:
@@ -223,7 +233,10 @@ class User:
                 self.r.fail(f"http_{status}")
                 return
             marker = b"event: delta" if self.a.mode == "sse" else b'"type":"item"'
-            body = await conn.chunks(marker, first)
+            arrivals: list[tuple[float, int]] = []
+            body = await conn.chunks(marker, first, arrivals)
+            if self.a.measuring:
+                self.count(arrivals)
             end = b"event: end" if self.a.mode == "sse" else b'"type":"end"'
             ok = end in body
             if b"\r\nconnection: close" in head:
@@ -239,6 +252,20 @@ class User:
             self.r.turns += 1
             self.r.ttfd.append(first[0] - t0)
             self.r.turn.append(t1 - t0)
+
+    def count(self, arrivals: list[tuple[float, int]]) -> None:
+        self.r.deltas += sum(n for _, n in arrivals)
+        self.r.writes += sum(1 for _, n in arrivals if n)
+        if not self.a.gap:
+            return
+        k, t0 = 0, None
+        for t, n in arrivals:
+            for _ in range(n):
+                if t0 is None:
+                    t0 = t
+                else:
+                    self.r.late.append(max(0.0, t - t0 - k * self.a.gap))
+                k += 1
 
     async def ws_turn(self, first: list[float]) -> bool:
         assert self.conn is not None
@@ -312,6 +339,7 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
     # (during the warm-up, so the measured window is the steady state). Same for direct.
     paced = re.fullmatch(r"bench:(\d+):(\d+(?:\.\d+)?)", a.message)
     stagger = int(paced[1]) / float(paced[2]) if paced and float(paced[2]) > 0 else 0.0
+    a.gap = 1 / float(paced[2]) if stagger else 0.0
     rng = random.Random(1)
 
     async def loop(u: User) -> None:
@@ -331,9 +359,13 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
             n.start_soon(loop, u)
         await trio.sleep(a.warmup)
         a.measuring = True
+        if a.marks:  # the driver samples the proxy's CPU at the marks (bench/paced.py)
+            print(json.dumps({"mark": "start"}), flush=True)
         t0 = time.perf_counter()
         c0 = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = time.perf_counter() - t0
+    if a.marks:
+        print(json.dumps({"mark": "stop"}), flush=True)
     c1 = resource.getrusage(resource.RUSAGE_SELF)
     del cpu0
     for u in users:
@@ -351,6 +383,9 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
         "turns_per_s": round(result.turns / elapsed, 1) if elapsed else 0,
         "ttfd_ms": {p: pct(result.ttfd, p) for p in (50, 90, 99)},
         "turn_ms": {p: pct(result.turn, p) for p in (50, 99)},
+        "deltas": result.deltas,
+        "writes": result.writes,
+        "delta_late_ms": {p: pct(result.late, p) for p in (50, 99)},
         "loadgen_cpu_pct": round(100 * cpu / elapsed, 1) if elapsed else None,
         "setup_s": round(setup_s, 2),
     }
@@ -461,6 +496,7 @@ def main() -> None:
     p.add_argument("--message", default="bench:20:0")
     p.add_argument("--open-timeout", type=float, default=120.0)
     p.add_argument("--open-concurrency", type=int, default=200, help="idle: opening at once")
+    p.add_argument("--marks", action="store_true", help="print start/stop of the measured window")
     a = p.parse_args()
     from bench.fake_n8n import raise_nofile
 

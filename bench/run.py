@@ -328,6 +328,18 @@ class Bench:
             finally:
                 proc.stop()
 
+    def paced(self) -> None:
+        """Concurrent paced streams stepped up until a limit breaks (bench/paced.py)."""
+        from . import paced
+
+        paced.paced(self)
+
+    def delta_cost(self) -> None:
+        """The worker's CPU per streamed delta, robust to other load (bench/paced.py)."""
+        from . import paced
+
+        paced.delta_cost(self)
+
     def ws_available(self, port: int) -> bool:
         try:
             self.loadgen(port, "ws", 1, pin="1", duration=0.3, warmup=0.1)
@@ -550,7 +562,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
-        if "proxy" not in r or "direct" not in r:
+        if "proxy" not in r or "direct" not in r or r["scenario"] == "paced_capacity":
             continue
         p, d = r["proxy"], r["direct"]
         t, u = p["ttfd_ms"], p["turn_ms"]
@@ -595,6 +607,9 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{' / '.join(str(x) for x in load) if load else '?'} | {r['heartbeat_s']} | "
                 f"{r['hold_cpu_pct']} | {r['cpu_us_per_ping']} | {r.get('cpu_pct_at_15s')} |"
             )
+    from .paced import markdown as paced_markdown
+
+    out += paced_markdown(doc["results"])
     skipped = [r for r in doc["results"] if "skipped" in r]
     if skipped:
         out += ["", "Skipped: " + "; ".join(f"{r['scenario']} ({r['skipped']})" for r in skipped)]
@@ -606,9 +621,16 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short runs, fewer levels (~3 min)")
     p.add_argument(
         "--parts",
-        default="throughput,ceiling,workers,stores,idle",
-        help="comma-separated subset of throughput,ceiling,workers,stores,idle",
+        default="throughput,ceiling,workers,stores,idle,paced,delta_cost",
+        help="comma-separated subset of throughput,ceiling,workers,stores,idle,paced,delta_cost",
     )
+    p.add_argument("--paced-levels", help="paced part: streams per step, e.g. 50,100,200,300")
+    p.add_argument(
+        "--paced-all", action="store_true", help="paced part: every level, past a broken limit"
+    )
+    p.add_argument("--paced-chunks", type=int, default=50, help="paced part: tokens per answer")
+    p.add_argument("--cost-streams", type=int, default=50, help="delta_cost: concurrent streams")
+    p.add_argument("--cost-rounds", type=int, default=2, help="delta_cost: alternated rounds")
     p.add_argument("--levels", help="concurrency levels, e.g. 1,10,50,200")
     p.add_argument("--idle", help="idle stream counts, e.g. 1000,5000,10000")
     p.add_argument("--duration", type=float, help="measured seconds per run")
@@ -623,6 +645,8 @@ def main() -> None:
     a.parts = a.parts.split(",")
     a.warmup = 1.0
     a.levels = [int(x) for x in (a.levels or "1,10,50,200").split(",")]
+    steps = a.paced_levels or "25,50,100,150,200,250,300,400,500,600"
+    a.paced_levels = [int(x) for x in steps.split(",")]
     if a.quick:
         a.duration = a.duration or 3.0
         a.idle = [int(x) for x in (a.idle or "1000").split(",")]

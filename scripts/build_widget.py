@@ -11,8 +11,8 @@ so a part may call a function of a later one from inside a function. Each part m
 `/** … */` note for whoever edits it; the note is not shipped, nor are whole-line `//`
 comments (≈ 3.7 KB of the gzipped file: the reasons are for editors, not for visitors' bandwidth;
 the parts use no template literals or line continuations, where such a line would be text).
-Everything else is copied as it is, indented by two spaces. tests/unit/test_widget_build.py fails when static/widget.js
-and the parts disagree. How to work on the widget: docs/widget.md.
+Everything else is copied as it is, indented by two spaces. tests/unit/test_widget_build.py
+fails when static/widget.js and the parts disagree. How to work on the widget: docs/widget.md.
 """
 
 from __future__ import annotations

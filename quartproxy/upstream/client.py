@@ -147,106 +147,101 @@ class N8nClient:
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
         (only Cancelled, and whatever `emit` raises, propagate).
 
-        A callback rather than an async generator: the read loop can then stay inside one
-        cancel scope for the whole answer (a generator must not yield inside one), whose
-        deadline is only moved when it has drifted, instead of a new `move_on_after` per
-        chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, docs/benchmarks.md)."""
-        transport = self.transport
+        Steps: `_send` (the request, until the head or the first-byte timeout), `_refusal`
+        (no head, or not 200), `_pump` (the body, read by read), `_tail` (what the parser
+        holds at the end); `_failure` maps transport errors to the contract's codes."""
         response: httpx.Response | None = None
         try:
-            sent = time.perf_counter()
-            with trio.move_on_after(self.settings.n8n_timeout_seconds) as first_byte:
-                # Built in the call, so no local keeps the request (its headers, JWT and body)
-                # for the minutes an answer may stream; nor does the transport's response.
-                # (~2.5 KB per open answer, bench/memory_profile.py.)
-                response = await transport.handle_async_request(
-                    self._answer_request(
-                        session_id=session_id,
-                        origin=origin,
-                        message_id=message_id,
-                        message=message,
-                        metadata=metadata,
-                        request_id=request_id,
-                        user=user,
-                        files=files,
-                        site=site,
-                    )
-                )
-            if response is None or first_byte.cancelled_caught:
-                log.warning("n8n sent no answer within %ss", self.settings.n8n_timeout_seconds)
-                metrics.n8n_error("timeout")
-                await emit([TIMEOUT])
-                return
-            metrics.n8n_response("sendMessage", time.perf_counter() - sent)
-            if response.status_code != 200:
-                log.warning("n8n answered HTTP %s (%s)", response.status_code, _why(response))
-                metrics.n8n_error(metrics.n8n_status_kind(response.status_code))
-                await emit([REJECTED])
+            response = await self._send(
+                session_id=session_id,
+                origin=origin,
+                message_id=message_id,
+                message=message,
+                metadata=metadata,
+                request_id=request_id,
+                user=user,
+                files=files,
+                site=site,
+            )
+            refused = _refusal(response, self.settings.n8n_timeout_seconds)
+            if refused is not None or response is None:
+                await emit([refused or TIMEOUT])
                 return
             parser = N8nAnswerParser(response.headers.get("content-type", ""))
-            # Raw bytes when n8n sends them as they are (we ask for identity); decoded bytes
-            # when a server in front of n8n compresses regardless of Accept-Encoding.
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            # The transport's stream itself when the bytes are raw, not aiter_raw(): one async
-            # generator fewer per chunk and per open answer (overrides/httpx_stream.py). A body
-            # already read (some transports hand one over) is replayed by aiter_bytes. The
-            # finally below closes the stream.
-            raw: httpx.AsyncByteStream | None = None
-            if encoding in ("", "identity"):
-                raw = take_raw_stream(response)
-            chunks: AsyncIterable[bytes] = raw if raw is not None else response.aiter_bytes()
-            gap = self.settings.n8n_timeout_seconds  # until the first body byte
-            idle = self.settings.n8n_stream_idle_seconds
-            # The gap timer fires between `gap` and `gap + slack` after the last chunk: the
-            # deadline is re-armed only once it has drifted by `slack`, not on every chunk.
-            slack = min(1.0, idle / 10)
-            started = False
-            with trio.CancelScope(deadline=trio.current_time() + gap) as reading:
-                async for data in chunks:
-                    now = trio.current_time()
-                    if not started or reading.deadline < now + idle:
-                        started = True
-                        reading.deadline = now + idle + slack
-                    events = parser.feed(data)
-                    if events:
-                        if isinstance(events[-1], Error):
-                            metrics.n8n_parse_error(events[-1].message)
-                        await emit(events)
-                        if isinstance(events[-1], Error):
-                            return
-            if reading.cancelled_caught:
-                log.warning("n8n stream stalled for %ss", idle if started else gap)
-                metrics.n8n_error("stalled")
-                await emit([TIMEOUT])
-                return
-            tail = parser.close()
-            if tail and isinstance(tail[-1], Error):
-                metrics.n8n_parse_error(tail[-1].message)
-            if parser.garbage_lines:
-                log.info("n8n stream had %d unreadable lines (skipped)", parser.garbage_lines)
-            if tail:
-                await emit(tail)
-        except httpx.ConnectError as exc:
-            # host:port and the reason (refused, TLS: certificate verify failed...); never the
-            # webhook path, which is the secret part of N8N_WEBHOOK_URL
-            log.warning("n8n refused the connection (%s)", exc)
-            metrics.n8n_error("refused")
-            await emit([UNAVAILABLE])
-        except httpx.PoolTimeout:
-            log.warning("all %d n8n connections busy", self.settings.n8n_max_connections)
-            metrics.n8n_error("pool_exhausted")
-            await emit([UNAVAILABLE])
-        except httpx.TimeoutException:
-            metrics.n8n_error("timeout")
-            await emit([TIMEOUT])
+            if await self._pump(_body(response), parser, emit):
+                await _tail(parser, emit)
         except (httpx.HTTPError, httpx.StreamError) as exc:
-            log.warning("n8n stream failed: %s", type(exc).__name__)
-            metrics.n8n_error("transport")
-            await emit([CUT])
+            await emit([self._failure(exc)])
         finally:
             if response is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
                     await response.aclose()
+
+    async def _send(self, **call: Any) -> httpx.Response | None:
+        """The sendMessage call up to the response head; None when none came within
+        N8N_TIMEOUT_SECONDS. The request is built in the call, so no local keeps it (its
+        headers, JWT and body) for the minutes an answer may stream; nor does the transport's
+        response (~2.5 KB per open answer, bench/memory_profile.py)."""
+        sent = time.perf_counter()
+        with trio.move_on_after(self.settings.n8n_timeout_seconds):
+            response = await self.transport.handle_async_request(self._answer_request(**call))
+            metrics.n8n_response("sendMessage", time.perf_counter() - sent)
+            return response
+        return None
+
+    async def _pump(
+        self, chunks: AsyncIterable[bytes], parser: N8nAnswerParser, emit: Emit
+    ) -> bool:
+        """Feed the body to the parser and `emit` each read's events. False when the answer
+        already ended here (an Error event, or the body stalled: TIMEOUT), True at the body's end.
+
+        A callback rather than an async generator: the read loop can then stay inside one
+        cancel scope for the whole answer (a generator must not yield inside one), whose
+        deadline is only moved when it has drifted, instead of a new `move_on_after` per
+        chunk (measured: ~7 % of the worker's CPU at 20 chunks per turn, docs/benchmarks.md).
+        The gap timer fires between `idle` and `idle + slack` after the last chunk."""
+        gap = self.settings.n8n_timeout_seconds  # until the first body byte
+        idle = self.settings.n8n_stream_idle_seconds
+        slack = min(1.0, idle / 10)
+        started = False
+        with trio.CancelScope(deadline=trio.current_time() + gap) as reading:
+            async for data in chunks:
+                now = trio.current_time()
+                if not started or reading.deadline < now + idle:
+                    started = True
+                    reading.deadline = now + idle + slack
+                events = parser.feed(data)
+                if events:
+                    if isinstance(events[-1], Error):
+                        metrics.n8n_parse_error(events[-1].message)
+                    await emit(events)
+                    if isinstance(events[-1], Error):
+                        return False
+        if reading.cancelled_caught:
+            log.warning("n8n stream stalled for %ss", idle if started else gap)
+            metrics.n8n_error("stalled")
+            await emit([TIMEOUT])
+            return False
+        return True
+
+    def _failure(self, exc: httpx.HTTPError | httpx.StreamError) -> Error:
+        """The contract's error for a failed call, logged and counted."""
+        if isinstance(exc, httpx.ConnectError):
+            # host:port and the reason (refused, TLS: certificate verify failed...); never the
+            # webhook path, which is the secret part of N8N_WEBHOOK_URL
+            log.warning("n8n refused the connection (%s)", exc)
+            metrics.n8n_error("refused")
+            return UNAVAILABLE
+        if isinstance(exc, httpx.PoolTimeout):
+            log.warning("all %d n8n connections busy", self.settings.n8n_max_connections)
+            metrics.n8n_error("pool_exhausted")
+            return UNAVAILABLE
+        if isinstance(exc, httpx.TimeoutException):
+            metrics.n8n_error("timeout")
+            return TIMEOUT
+        log.warning("n8n stream failed: %s", type(exc).__name__)
+        metrics.n8n_error("transport")
+        return CUT
 
     def _answer_request(
         self,
@@ -370,6 +365,43 @@ class N8nClient:
             result = {"status": "fail", "detail": _describe(exc)}
         self._health = (time.monotonic(), result)
         return result
+
+
+def _refusal(response: httpx.Response | None, timeout: float) -> Error | None:
+    """The error for an answer that never started (no head in time, not HTTP 200), logged
+    and counted; None for a 200."""
+    if response is None:
+        log.warning("n8n sent no answer within %ss", timeout)
+        metrics.n8n_error("timeout")
+        return TIMEOUT
+    if response.status_code != 200:
+        log.warning("n8n answered HTTP %s (%s)", response.status_code, _why(response))
+        metrics.n8n_error(metrics.n8n_status_kind(response.status_code))
+        return REJECTED
+    return None
+
+
+def _body(response: httpx.Response) -> AsyncIterable[bytes]:
+    """The body's bytes: the transport's stream itself when n8n sends them as they are (we ask
+    for identity), not aiter_raw(): one async generator fewer per chunk and per open answer
+    (overrides/httpx_stream.py); decoded bytes when a server in front of n8n compresses
+    regardless of Accept-Encoding, or when the body was already read (aiter_bytes replays it).
+    stream_answer's finally closes the stream."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    raw = take_raw_stream(response) if encoding in ("", "identity") else None
+    return raw if raw is not None else response.aiter_bytes()
+
+
+async def _tail(parser: N8nAnswerParser, emit: Emit) -> None:
+    """What the parser still holds when the body ended (a last line without newline, or the
+    error of an answer cut off before its end)."""
+    tail = parser.close()
+    if tail and isinstance(tail[-1], Error):
+        metrics.n8n_parse_error(tail[-1].message)
+    if parser.garbage_lines:
+        log.info("n8n stream had %d unreadable lines (skipped)", parser.garbage_lines)
+    if tail:
+        await emit(tail)
 
 
 def _no_cookies() -> CookieJar:

@@ -26,6 +26,7 @@ and the readability check just before reuse.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -136,6 +137,27 @@ async def _send(stream: trio.abc.Stream, wire: bytes) -> None:
     await stream.send_all(wire)
 
 
+async def _receive(stream: trio.abc.Stream) -> bytes | bytearray:
+    """`receive_some(READ_SIZE)`, without its exception on plain TCP. trio's `receive_some`
+    tries recv(2) first, which on a streamed answer finds nothing yet (n8n writes one token
+    every ~20 ms): a BlockingIOError raised and caught inside two context managers, then the
+    wait for readability and a second recv(2), per delta. Here: wait for readability (a full
+    checkpoint: cancellable, always yields), then one read. A few µs per delta (within the
+    noise of bench/paced.py's delta_cost). Only one task ever reads a connection (the pool
+    hands it to one exchange at a time), which is what trio's conflict detector checks."""
+    if _RAW_READ and type(stream) is trio.SocketStream:
+        sock = stream.socket
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            return os.read(sock.fileno(), READ_SIZE)
+        except BlockingIOError:  # woken without data (spurious): trio's own path
+            pass
+    return await stream.receive_some(READ_SIZE)
+
+
+_RAW_READ = os.name == "posix"  # os.read on a socket's descriptor
+
+
 async def _exchange(
     conn: Connection, wire: bytes, reader: ResponseReader, body: UploadBody | None = None
 ) -> Head:
@@ -149,7 +171,7 @@ async def _exchange(
             head = reader.head()
             if head is not None:
                 return head
-            data = await conn.stream.receive_some(READ_SIZE)
+            data = await _receive(conn.stream)
             if not data:
                 if not got_any:
                     raise _StaleConnection()
@@ -186,7 +208,7 @@ class _Body(httpx.AsyncByteStream):
                     yield data
                 if reader.complete:
                     break
-                got = await conn.stream.receive_some(READ_SIZE)
+                got = await _receive(conn.stream)
                 if got:
                     reader.feed(got)
                 else:

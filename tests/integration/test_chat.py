@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -276,3 +277,12 @@ async def test_compressed_upstream_answer_is_decoded(proxy: Proxy) -> None:
     events = await sse_turn(proxy, s, "gzip:squeezed answer")
     assert [e.event for e in events] == ["start", "delta", "end"]
     assert events[-1].data["text"] == "squeezed answer"
+
+
+async def test_the_startup_heap_is_kept_out_of_the_garbage_collectors_passes(proxy: Proxy) -> None:
+    """A full collection stalls every stream of the worker for as long as it traverses; what
+    start-up built lives as long as the process, so it is frozen (factory.freeze_startup_heap):
+    the app is no longer among the objects a collection traverses."""
+    assert not any(obj is proxy.app for obj in gc.get_objects())
+    s = await proxy.session()
+    assert [e.event for e in await sse_turn(proxy, s, "hi")][-1] == "end"

@@ -104,3 +104,9 @@ def test_the_verified_versions_apply_every_override() -> None:
     response = httpx.Response(200, stream=httpx.ByteStream(b"raw"))
     assert httpx_stream.take_raw_stream(response) is response.stream
     assert response.is_stream_consumed
+
+
+def test_hypercorn_protocol_send_is_the_one_that_was_bypassed() -> None:
+    send = TCPServer.protocol_send  # the original, whether or not the override is installed
+    seen = {"TCPServer.protocol_send": fingerprint(getattr(send, "__wrapped__", send))}
+    read("hypercorn", seen, {"0.18.0": {"TCPServer.protocol_send": "225856426bff7be0"}})

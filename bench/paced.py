@@ -1,0 +1,216 @@
+"""Paced streams: what one worker carries when answers come as an LLM streams them.
+
+Two parts of `python -m bench.run` (`--parts paced,delta_cost`):
+
+- `paced`: concurrent SSE streams at 50 tokens/s (`bench:<chunks>:50`, one upstream write per
+  token), stepped up until a limit breaks: the worker's CPU over 80 % of its core, the added
+  time to first delta over 20 ms p99, or a delta delayed over 20 ms p99 (how late each delta
+  after the first arrives against the fake n8n's schedule, proxy minus direct). Each level runs
+  against the proxy and directly against the fake n8n, back to back. The curve is
+  streams → proxy CPU, added ttfd p50/p99, added delta delay p50/p99.
+- `delta_cost`: the worker's CPU time per streamed delta, robust to other load on the machine:
+  CPU seconds of the worker process (from /proc, so what other processes use is not counted)
+  over the deltas the load generator received in the same window. Two answer lengths at the
+  same pace and concurrency, alternated; the slope per extra streamed write is the marginal
+  cost of one delta without the turn's fixed cost. Per write, not per delta: under load the
+  fake n8n falls behind, several deltas then arrive in one read and leave in one write, at
+  the cost of about one (the load generator counts both; `deltas_per_write` says how much).
+
+The measured window is marked by the load generator (`--marks`): the driver samples the
+worker's CPU at the marks, so session set-up and warm-up are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import Bench, Proc
+
+CPU_LIMIT = 80.0  # % of the worker's core
+TTFD_LIMIT = 20.0  # added ms, p99
+LATE_LIMIT = 20.0  # added ms, p99
+RATE = 50  # tokens/s
+
+
+def window(
+    b: Bench, proxy: Proc | None, port: int, mode: str, c: int, message: str, duration: float
+) -> dict[str, Any]:
+    """One loadgen run; the worker's CPU sampled over the measured window only."""
+    from .run import PY, ROOT, nofile, taskset
+
+    cmd = [*taskset("1"), PY, "-m", "bench.loadgen", "--port", str(port), "--mode", mode]
+    cmd += ["-c", str(c), "--message", message, "--duration", str(duration), "--marks"]
+    cmd += ["--warmup", str(max(1.0, b.a.warmup))]
+    popen = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=nofile
+    )
+    assert popen.stdout is not None
+    marks: dict[str, tuple[float, float]] = {}
+    last = ""
+    for raw in popen.stdout:
+        last = raw.decode().strip()
+        mark = json.loads(last).get("mark") if last.startswith('{"mark"') else None
+        if mark:
+            cpu = proxy.cpu() if proxy is not None else 0.0
+            marks[mark] = (time.monotonic(), cpu, b.fake.cpu() if b.fake is not None else 0.0)
+    popen.wait(900)
+    if popen.returncode != 0 or "stop" not in marks:
+        err = popen.stderr.read().decode()[-2000:] if popen.stderr else ""
+        raise RuntimeError(f"loadgen failed: {err}")
+    res: dict[str, Any] = json.loads(last)
+    (t0, c0, f0), (t1, c1, f1) = marks["start"], marks["stop"]
+    # the other side's share: at the top of the curve it shows whether the fake n8n and the
+    # load generator (sharing CPU 1) kept up
+    res["fake_cpu_pct"] = round(100 * (f1 - f0) / (t1 - t0), 1)
+    if proxy is not None:
+        res["proxy_cpu_pct"] = round(100 * (c1 - c0) / (t1 - t0), 1)
+        res["proxy_cpu_s"] = round(c1 - c0, 3)
+        deltas, writes = res["deltas"], res["writes"]
+        res["cpu_us_per_delta"] = round(1e6 * (c1 - c0) / deltas, 1) if deltas else None
+        res["cpu_us_per_write"] = round(1e6 * (c1 - c0) / writes, 1) if writes else None
+        res["deltas_per_write"] = round(deltas / writes, 3) if writes else None
+    return res
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 2)
+
+
+def paced(b: Bench) -> None:
+    chunks = b.a.paced_chunks
+    message = f"bench:{chunks}:{RATE}"
+    proxy, port = b.start_proxy()
+    try:
+        b.loadgen(port, "sse", 10, pin="1", duration=1, warmup=0.5)  # warm the process
+        for c in b.a.paced_levels:
+            via = window(b, proxy, port, "sse", c, message, b.a.duration)
+            direct = window(b, None, b.fake_port, "direct", c, message, b.a.duration)
+            row: dict[str, Any] = {"scenario": "paced_capacity", "concurrency": c}
+            row["message"] = message
+            row["proxy"], row["direct"] = via, direct
+            row["added_ttfd_ms"] = {
+                p: _sub(via["ttfd_ms"][p], direct["ttfd_ms"][p]) for p in ("50", "99")
+            }
+            row["added_late_ms"] = {
+                p: _sub(via["delta_late_ms"][p], direct["delta_late_ms"][p]) for p in ("50", "99")
+            }
+            broken = []
+            if via["proxy_cpu_pct"] > CPU_LIMIT:
+                broken.append(f"cpu {via['proxy_cpu_pct']} % > {CPU_LIMIT}")
+            if (row["added_ttfd_ms"]["99"] or 0) > TTFD_LIMIT:
+                broken.append(f"added ttfd p99 {row['added_ttfd_ms']['99']} ms > {TTFD_LIMIT}")
+            if (row["added_late_ms"]["99"] or 0) > LATE_LIMIT:
+                broken.append(f"added delta delay p99 {row['added_late_ms']['99']} ms")
+            if via["errors"]:
+                broken.append(f"{via['errors']} errors")
+            row["broken"] = broken
+            b.results.append(row)
+            print(_paced_line(row), flush=True)
+            if broken and not b.a.paced_all:
+                break
+    finally:
+        proxy.stop()
+
+
+def delta_cost(b: Bench) -> None:
+    """CPU µs per delta at two answer lengths, alternated (short, long, short, long)."""
+    short, long_ = 20, 80
+    c = b.a.cost_streams
+    proxy, port = b.start_proxy()
+    try:
+        b.loadgen(port, "sse", 10, pin="1", duration=1, warmup=0.5)
+        per_turn: dict[int, list[float]] = {short: [], long_: []}
+        writes_per_turn: dict[int, list[float]] = {short: [], long_: []}
+        per_delta: dict[int, list[float]] = {short: [], long_: []}
+        coalesced: list[float] = []
+        for _ in range(b.a.cost_rounds):
+            for n in (short, long_):
+                res = window(b, proxy, port, "sse", c, f"bench:{n}:{RATE}", b.a.duration)
+                # Turns in the window = deltas / n (partial turns at the edges count their
+                # received deltas, which is what the CPU was spent on). On a loaded machine
+                # the fake n8n falls behind and several deltas arrive in one read and leave in
+                # one write, which costs the proxy about as much as one delta: the unit of
+                # work is the write, so the slope is taken per write, not per delta.
+                turns = res["deltas"] / n
+                per_delta[n].append(res["proxy_cpu_s"] / res["deltas"])
+                per_turn[n].append(res["proxy_cpu_s"] / turns)
+                writes_per_turn[n].append(res["writes"] / turns)
+                coalesced.append(res["deltas_per_write"])
+        avg = {n: sum(v) / len(v) for n, v in per_turn.items()}
+        wpt = {n: sum(v) / len(v) for n, v in writes_per_turn.items()}
+        marginal = (avg[long_] - avg[short]) / (wpt[long_] - wpt[short])
+        row = {
+            "scenario": "delta_cost",
+            "concurrency": c,
+            "rate": RATE,
+            "cpu_us_per_delta": {
+                str(n): round(1e6 * sum(v) / len(v), 1) for n, v in per_delta.items()
+            },
+            "marginal_us_per_delta": round(1e6 * marginal, 1),
+            "fixed_ms_per_turn": round(1e3 * (avg[short] - marginal * wpt[short]), 3),
+            "deltas_per_write": round(max(coalesced), 3),
+            "rounds": b.a.cost_rounds,
+        }
+        b.results.append(row)
+        print(
+            f"delta_cost c={c} at {RATE}/s: all-in {row['cpu_us_per_delta']} µs/delta, "
+            f"marginal {row['marginal_us_per_delta']} µs/write, fixed "
+            f"{row['fixed_ms_per_turn']} ms/turn, up to {row['deltas_per_write']} deltas/write",
+            flush=True,
+        )
+    finally:
+        proxy.stop()
+
+
+def _paced_line(r: dict[str, Any]) -> str:
+    p = r["proxy"]
+    return (
+        f"paced c={r['concurrency']:<4} cpu {p['proxy_cpu_pct']} % "
+        f"({p['cpu_us_per_delta']} µs/delta, {p['cpu_us_per_write']} µs/write)  "
+        f"added ttfd p50/p99 {r['added_ttfd_ms']['50']}/"
+        f"{r['added_ttfd_ms']['99']} ms  added delay p50/p99 {r['added_late_ms']['50']}/"
+        f"{r['added_late_ms']['99']} ms  errors {p['errors']}  fake/loadgen cpu "
+        f"{p['fake_cpu_pct']}/{p['loadgen_cpu_pct']} %"
+        + (f"  BROKEN: {', '.join(r['broken'])}" if r["broken"] else "")
+    )
+
+
+def markdown(results: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    rows = [r for r in results if r.get("scenario") == "paced_capacity"]
+    if rows:
+        out += [
+            "",
+            f"Paced capacity (SSE, n8n at {RATE} tokens/s; limits: CPU ≤ {CPU_LIMIT:.0f} %, added "
+            f"ttfd ≤ {TTFD_LIMIT:.0f} ms p99, added delta delay ≤ {LATE_LIMIT:.0f} ms p99):",
+            "",
+            "| streams | proxy CPU % | CPU µs per delta / per write | added ttfd p50 / p99 ms | "
+            "added delta delay p50 / p99 ms | errors | CPU % fake / loadgen | limit broken |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            p = r["proxy"]
+            out.append(
+                f"| {r['concurrency']} | {p['proxy_cpu_pct']} | {p['cpu_us_per_delta']} / "
+                f"{p.get('cpu_us_per_write')} | "
+                f"{r['added_ttfd_ms']['50']} / {r['added_ttfd_ms']['99']} | "
+                f"{r['added_late_ms']['50']} / {r['added_late_ms']['99']} | {p['errors']} | "
+                f"{p.get('fake_cpu_pct')} / {p.get('loadgen_cpu_pct')} | "
+                f"{'; '.join(r['broken']) or '-'} |"
+            )
+    for r in results:
+        if r.get("scenario") == "delta_cost":
+            out += [
+                "",
+                f"CPU per delta ({r['concurrency']} streams at {r['rate']} tokens/s, worker CPU "
+                f"time / deltas received, {r['rounds']} alternated rounds): all-in "
+                f"{r['cpu_us_per_delta']} µs by answer length; marginal "
+                f"**{r['marginal_us_per_delta']} µs per streamed write** (a delta, or the "
+                f"deltas of one upstream read; up to {r.get('deltas_per_write')} deltas per "
+                f"write in this run), fixed {r['fixed_ms_per_turn']} ms per turn.",
+            ]
+    return out
