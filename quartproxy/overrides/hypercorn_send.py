@@ -52,6 +52,12 @@ def install() -> bool:
             data = event.data
             sent = write_now(self.stream, data)
             if sent == len(data):
+                # One pass through the scheduler all the same (the original made two): without
+                # it an app that answers before its request body was read ran to its end in one
+                # step, ahead of the connection's reader, and Hypercorn closed the keep-alive
+                # connection (the client's next request: "Server disconnected"). Shielded, as
+                # the original send was: a write that happened is never reported cancelled.
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             if sent:
                 # the rest must follow, even if this task is cancelled meanwhile (the original

@@ -50,11 +50,25 @@ def installed() -> None:
     assert hypercorn_send.install()
 
 
-async def test_a_write_the_kernel_takes_needs_no_yield() -> None:
+async def test_a_write_the_kernel_takes_is_made_at_once_and_never_reported_cancelled() -> None:
+    """Hypercorn's path takes its lock first, which raises Cancelled in a cancelled scope; the
+    fast path writes before any checkpoint, and its one yield is shielded."""
     server, peer = pair()
-    with trio.testing.assert_no_checkpoints():
+    with trio.CancelScope() as scope:
+        scope.cancel()
         await TCPServer.protocol_send(server, RawData(data=b"event: delta\n\n"))  # type: ignore[arg-type]
+    assert not scope.cancelled_caught
     assert await read(peer, 14) == b"event: delta\n\n"
+
+
+async def test_the_fast_path_still_lets_the_connections_reader_run() -> None:
+    """One pass through the scheduler per write: without it an app answering before its
+    request body was read finished ahead of Hypercorn's reader, which then closed the
+    keep-alive connection under the client (seen in tests/integration/test_api_clients.py)."""
+    server, peer = pair()
+    with pytest.raises(AssertionError, match="yielded"), trio.testing.assert_no_checkpoints():
+        await TCPServer.protocol_send(server, RawData(data=b"x"))  # type: ignore[arg-type]
+    assert await read(peer, 1) == b"x"
 
 
 async def test_what_the_kernel_does_not_take_goes_through_hypercorns_path_in_order() -> None:
