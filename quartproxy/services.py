@@ -58,9 +58,14 @@ class Services:
         return identity_policy(self.settings)
 
     def identity_for(self, site: Site | None) -> IdentityPolicy:
-        """A site of SITES_FILE takes the identity keys of the environment with its own id as
-        the audience: a user token signed for one site is refused on another, and a user's
-        conversation pointer is per site (core.identity.user_key hashes the audience)."""
+        """A site of SITES_FILE has its own id as the audience (a user token signed for one
+        site is refused on another, and a user's conversation pointer is per site:
+        core.identity.user_key hashes the audience), and its own identity secrets when it sets
+        them (then only those: no other key signs for it), else the environment's keys."""
         if site is None or site.implicit:
             return self.identity
+        if site.identity_secrets:
+            return IdentityPolicy(
+                site.id, site.identity_secrets, max_lifetime=self.identity.max_lifetime
+            )
         return dataclasses.replace(self.identity, audience=site.id)

@@ -137,6 +137,37 @@ def _secret(where: str, table: Mapping[str, Any], env: Mapping[str, str], debug:
     return value
 
 
+IDENTITY_KEYS = ("identity_secrets", "identity_secrets_env")
+
+
+def _identity_secrets(
+    where: str, table: Mapping[str, Any], env: Mapping[str, str], debug: bool
+) -> tuple[str, ...]:
+    """Optional: `identity_secrets` (a list in the file) or `identity_secrets_env` (the name of
+    a variable holding them comma-separated), the current secret first (rotation: two)."""
+    given = [k for k in IDENTITY_KEYS if k in table]
+    if not given:
+        return ()
+    if len(given) != 1:
+        raise SiteError(f"{where}: set at most one of identity_secrets, identity_secrets_env")
+    key = given[0]
+    if key == "identity_secrets_env":
+        name = table[key]
+        if not isinstance(name, str) or not (env.get(name) or "").strip():
+            raise SiteError(f"{where}.{key}: variable {name!r} is not set")
+        items = [p.strip() for p in env[name].split(",") if p.strip()]
+    else:
+        items = table[key]
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise SiteError(f"{where}.{key}: expected a list of secrets")
+    if not items:
+        raise SiteError(f"{where}.{key}: expected at least one secret")
+    for n, secret in enumerate(items, 1):
+        if len(secret.encode()) < MIN_SECRET_BYTES and not debug:
+            raise SiteError(f"{where}.{key}: secret {n} must be at least {MIN_SECRET_BYTES} bytes")
+    return tuple(items)
+
+
 def _widget(where: str, v: object) -> WidgetDefaults:
     if not isinstance(v, dict):
         raise SiteError(f"{where}: expected a table")
@@ -159,7 +190,7 @@ def site_from_table(
     site_id: str, table: Mapping[str, Any], base: Site, env: Mapping[str, str], *, debug: bool
 ) -> Site:
     where = f"sites.{site_id}"
-    known = set(_FIELDS) | set(SECRET_KEYS) | {"widget"}
+    known = set(_FIELDS) | set(SECRET_KEYS) | set(IDENTITY_KEYS) | {"widget"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise SiteError(f"{where}: unknown key {unknown[0]!r}")
@@ -171,4 +202,5 @@ def site_from_table(
     }
     values["upstream_secret"] = _secret(where, table, env, debug)
     values["widget"] = _widget(f"{where}.widget", table.get("widget", {}))
+    values["identity_secrets"] = _identity_secrets(where, table, env, debug)
     return replace(base, id=site_id, implicit=False, **values)  # type: ignore[arg-type]

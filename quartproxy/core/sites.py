@@ -88,6 +88,9 @@ class Site:
     n8n_chat: bool  # the @n8n/chat drop-in endpoint (POST /api/v1/n8n/chat)
     widget: WidgetDefaults = WidgetDefaults()
     implicit: bool = False  # built from the environment (no SITES_FILE)
+    # The site's own HS256 secrets for user tokens (docs/identity.md), current one first; empty:
+    # the environment's identity keys, with this site's id as the audience.
+    identity_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def key_prefix(self) -> str:

@@ -31,13 +31,19 @@ APP = {"User-Agent": "python-httpx/0.28", "X-Api-Key": KEY}  # no Origin: not a 
 
 
 @asynccontextmanager
-async def two_sites(tmp_path: Path, mode: str) -> AsyncIterator[tuple[Proxy, FakeN8n, FakeN8n]]:
+async def two_sites(
+    tmp_path: Path, mode: str, extra_b: str = ""
+) -> AsyncIterator[tuple[Proxy, FakeN8n, FakeN8n]]:
     fake_a, fake_b = FakeN8n(secret=SECRET_A), FakeN8n(secret=SECRET_B)
     async with AsyncExitStack() as stack:
         for fake in (fake_a, fake_b):
             fake.url = f"{await stack.enter_async_context(served(fake))}/webhook/chat"
-        path = tmp_path / "sites.toml"
-        path.write_text(sites_toml(fake_a.url, fake_b.url))
+        path = tmp_path / "sites.example.toml"
+        path.write_text(
+            sites_toml(fake_a.url, fake_b.url).replace(
+                "[sites.b.widget]", f"{extra_b}\n[sites.b.widget]"
+            )
+        )
         env = {
             "SITES_FILE": str(path),
             "N8N_WEBHOOK_URL": "",
@@ -51,9 +57,9 @@ async def two_sites(tmp_path: Path, mode: str) -> AsyncIterator[tuple[Proxy, Fak
         yield proxy, fake_a, fake_b
 
 
-def user_token(sub: str, aud: str) -> str:
+def user_token(sub: str, aud: str, secret: str = IDENTITY_SECRET) -> str:
     claims = {"sub": sub, "aud": aud, "exp": int(time.time()) + 300}
-    return jwt.encode(claims, IDENTITY_SECRET, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 async def signed_session(p: Proxy, origin: str, token: str) -> httpx.Response:
@@ -104,3 +110,13 @@ async def test_a_user_token_is_good_on_the_site_it_names_only(tmp_path: Path, mo
         assert on_b.status_code == 201
         # ... and another on site b, whose pages never see site a's conversation
         assert on_b.json()["session_id"] != first.json()["session_id"]
+
+
+async def test_a_site_with_its_own_identity_secret_takes_no_other_key(tmp_path: Path) -> None:
+    own = "identity-secret-of-site-b-only-0123456789abcdef"
+    async with two_sites(tmp_path, "stateless", f'identity_secrets = ["{own}"]') as (p, _a, _b):
+        # the environment's key signs for site a, but not for site b, which has its own
+        assert (await signed_session(p, A, user_token("ada", "a"))).status_code == 201
+        assert (await signed_session(p, B, user_token("ada", "b"))).status_code == 401
+        assert (await signed_session(p, B, user_token("ada", "b", own))).status_code == 201
+        assert (await signed_session(p, A, user_token("ada", "a", own))).status_code == 401

@@ -145,6 +145,28 @@ def test_secret_from_a_named_variable() -> None:
     assert reg.by_id["a"].upstream_secret == "z" * 32
 
 
+def test_a_site_may_have_its_own_identity_secrets_never_echoed() -> None:
+    own = "i" * 32
+    reg = parse_registry(two(extra_a=f'identity_secrets = ["{own}", "{"o" * 32}"]\n'), SETTINGS, {})
+    assert reg.by_id["a"].identity_secrets == (own, "o" * 32)
+    assert reg.by_id["b"].identity_secrets == ()  # the environment's keys
+    assert own not in repr(reg.by_id["a"])
+    reg = parse_registry(
+        two(extra_b='identity_secrets_env = "B_IDS"\n'), SETTINGS, {"B_IDS": f" {own} , {'p' * 32}"}
+    )
+    assert reg.by_id["b"].identity_secrets == (own, "p" * 32)
+    for extra, error in [
+        ('identity_secrets = ["short"]\n', "sites.a.identity_secrets: secret 1 must be"),
+        ("identity_secrets = []\n", "sites.a.identity_secrets: expected at least one"),
+        ("identity_secrets = 5\n", "sites.a.identity_secrets: expected a list"),
+        ('identity_secrets_env = "NOPE"\n', "variable 'NOPE' is not set"),
+        (f'identity_secrets = ["{own}"]\nidentity_secrets_env = "X"\n', "at most one of"),
+    ]:
+        with pytest.raises(SiteError) as caught:
+            parse_registry(two(extra_a=extra), SETTINGS, {"X": own})
+        assert error in str(caught.value) and own not in str(caught.value)
+
+
 def test_the_setting_names_the_file_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "sites.example.toml"
     path.write_text(two().replace("https://b.example", "https://a.example"))
