@@ -94,7 +94,7 @@ def admit_site(services: Services, caller: Caller) -> tuple[Site, str]:
     sent by the widget must name that same site), or 403 origin_not_allowed."""
     claimed = (caller.headers.get(SITE_HEADER) or "").strip() or None
     if caller.api_key is not None and caller.origin is not None:
-        return _api_client_site(services, caller.origin, claimed)
+        return _api_client_site(services, caller.api_key, caller.origin, claimed)
     found = services.registry.resolve(caller.origin, claimed)
     if found is None:
         raise ApiError(403, "origin_not_allowed", "This site is not allowed to use this chat.")
@@ -103,11 +103,19 @@ def admit_site(services: Services, caller: Caller) -> tuple[Site, str]:
     return found
 
 
-def _api_client_site(services: Services, origin: str, claimed: str | None) -> tuple[Site, str]:
+def _api_client_site(
+    services: Services, key_id: str, origin: str, claimed: str | None
+) -> tuple[Site, str]:
     """An API client has no Origin to find its site by (its key was checked in make_caller):
-    it names the site in X-Chat-Site; with one site only, naming it is optional."""
+    a key of a site's own list is that site's (X-Chat-Site, if sent, must agree); an API_KEYS
+    key names the site in X-Chat-Site, optional with one site only."""
     registry = services.registry
-    if claimed is None and len(registry.sites) == 1:
+    owner = registry.key_owner(key_id)
+    if owner is not None and claimed in (None, owner.id):
+        claimed = owner.id
+    elif owner is not None:
+        raise ApiError(403, "origin_not_allowed", "This API key belongs to another site.")
+    elif claimed is None and len(registry.sites) == 1:
         return registry.sites[0], origin
     site = registry.by_id.get(claimed or "")
     if site is None:

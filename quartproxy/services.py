@@ -7,6 +7,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import trio
 
@@ -38,6 +39,9 @@ class Services:
     # The sites served (core/sites.py): SITES_FILE's, else the implicit one of `settings`.
     # Replaced whole on a reload (reload.py); a request keeps the Site it was admitted with.
     sites: SiteRegistry | None = None
+    _api_keys_cache: tuple[SiteRegistry, ApiKeyPolicy] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.sites is None:
@@ -50,8 +54,23 @@ class Services:
 
     # The site's policies (quartproxy/policies.py), built once from the settings.
     @functools.cached_property
-    def api_keys(self) -> ApiKeyPolicy:
+    def env_api_keys(self) -> ApiKeyPolicy:
         return api_key_policy(self.settings)
+
+    @property
+    def api_keys(self) -> ApiKeyPolicy:
+        """Every valid key: API_KEYS and the sites' own lists (ids unique across them, so a
+        key's id tells its site: SiteRegistry.key_owner). Rebuilt after a sites reload."""
+        registry = self.registry
+        cached = self._api_keys_cache
+        if cached is None or cached[0] is not registry:
+            base = self.env_api_keys
+            digests = dict(base.digests)
+            for site in registry.sites:
+                digests.update(site.api_keys)
+            policy = dataclasses.replace(base, digests=MappingProxyType(digests))
+            cached = self._api_keys_cache = (registry, policy)
+        return cached[1]
 
     @functools.cached_property
     def identity(self) -> IdentityPolicy:

@@ -91,6 +91,17 @@ def _url(where: str, v: object) -> str:
     return str(v)
 
 
+def _api_keys(where: str, v: object) -> Mapping[str, bytes]:
+    if not isinstance(v, list) or not all(isinstance(e, str) for e in v):
+        raise SiteError(f'{where}: expected a list of "id:sha256-hex" entries')
+    from .api_keys import parse_entries
+
+    try:
+        return parse_entries(" ".join(v))
+    except ValueError as exc:
+        raise SiteError(f"{where}: {exc}") from None
+
+
 # key -> its check; every key defaults to the implicit site's (the environment's) value
 _FIELDS: dict[str, Callable[[str, Any], object]] = {
     "origins": _origins,
@@ -112,6 +123,7 @@ _FIELDS: dict[str, Callable[[str, Any], object]] = {
     "spam_max_char_run": _int(2),
     "history_retention_days": _number(0),
     "n8n_chat": _bool,
+    "api_keys": _api_keys,
 }
 REQUIRED = ("origins", "webhook_url")
 SECRET_KEYS = ("upstream_secret", "upstream_secret_env")

@@ -91,6 +91,9 @@ class Site:
     # The site's own HS256 secrets for user tokens (docs/identity.md), current one first; empty:
     # the environment's identity keys, with this site's id as the audience.
     identity_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The site's own API keys (id -> sha256 digest, docs/api-clients.md): a key of this list
+    # admits to this site only. Ids are unique across the file and API_KEYS.
+    api_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key_prefix(self) -> str:
@@ -135,6 +138,13 @@ class SiteRegistry:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {s.id: s for s in self.sites})
+
+    def key_owner(self, key_id: str) -> Site | None:
+        """The site whose own `api_keys` list this key id, or None (an API_KEYS key)."""
+        for site in self.sites:
+            if key_id in site.api_keys:
+                return site
+        return None
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -229,6 +239,9 @@ def parse_registry(text: str, settings: Settings, env: Mapping[str, str]) -> Sit
         site = site_from_table(site_id, table, base, env, debug=settings.debug)
         if site.upstream_secret == settings.jwt_secret_key:
             raise SiteError(f"sites.{site_id}.upstream_secret: must differ from JWT_SECRET_KEY")
+        taken = set(settings_key_ids(settings)).union(*(o.api_keys for o in sites))
+        if clash := sorted(taken & set(site.api_keys)):
+            raise SiteError(f"sites.{site_id}.api_keys: key id {clash[0]!r} is already in use")
         for other in sites:
             shared = overlap(site.origins, other.origins)
             if shared is not None:
@@ -238,6 +251,11 @@ def parse_registry(text: str, settings: Settings, env: Mapping[str, str]) -> Sit
                 )
         sites.append(site)
     return SiteRegistry(tuple(sites), text_digest(text))
+
+
+def settings_key_ids(settings: Settings) -> list[str]:
+    """The ids of API_KEYS (keys every site may be named by)."""
+    return [kid for kid, _digest in settings.api_keys]
 
 
 def text_digest(text: str) -> str:

@@ -120,3 +120,18 @@ async def test_a_site_with_its_own_identity_secret_takes_no_other_key(tmp_path: 
         assert (await signed_session(p, B, user_token("ada", "b"))).status_code == 401
         assert (await signed_session(p, B, user_token("ada", "b", own))).status_code == 201
         assert (await signed_session(p, A, user_token("ada", "a", own))).status_code == 401
+
+
+async def test_a_sites_own_api_key_admits_to_that_site_only(tmp_path: Path) -> None:
+    own_key, own_entry = new_key("bapp")
+    async with two_sites(tmp_path, "stateless", f'api_keys = ["{own_entry}"]') as (p, _a, fake_b):
+        headers = {**APP, "X-Api-Key": own_key}
+        async with httpx.AsyncClient(base_url=p.url, headers=headers, timeout=30) as c:
+            r = await c.post("/api/v1/session/create", json={})  # its key tells its site
+            assert r.status_code == 201, r.text
+            auth = {"Authorization": f"Bearer {r.json()['token']}"}
+            r = await c.post("/api/v1/chat/message", json={"message": "hi"}, headers=auth)
+            assert parse_sse(r.text)[-1].data["text"] == "echo: hi"
+            r = await c.post("/api/v1/session/create", json={}, headers={"X-Chat-Site": "a"})
+            assert (r.status_code, r.json()["error"]["code"]) == (403, "origin_not_allowed")
+        assert [q["body"]["chatInput"] for q in fake_b.requests] == ["hi"]

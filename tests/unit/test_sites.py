@@ -167,6 +167,24 @@ def test_a_site_may_have_its_own_identity_secrets_never_echoed() -> None:
         assert error in str(caught.value) and own not in str(caught.value)
 
 
+def test_a_site_may_have_its_own_api_keys_with_ids_unique_everywhere() -> None:
+    from quartproxy.core.api_keys import new_key
+
+    _key, entry = new_key("shopapp")
+    reg = parse_registry(two(extra_a=f'api_keys = ["{entry}"]\n'), SETTINGS, {})
+    assert set(reg.by_id["a"].api_keys) == {"shopapp"} and not reg.by_id["b"].api_keys
+    assert reg.key_owner("shopapp") is reg.by_id["a"] and reg.key_owner("other") is None
+    assert entry.split(":")[1] not in repr(reg.by_id["a"])
+    clash = two(extra_a=f'api_keys = ["{entry}"]\n', extra_b=f'api_keys = ["{entry}"]\n')
+    with pytest.raises(SiteError, match=r"sites\.b\.api_keys: key id 'shopapp' is already in use"):
+        parse_registry(clash, SETTINGS, {})
+    with_env = load_settings({**ENV, "API_KEYS": entry})
+    with pytest.raises(SiteError, match="already in use"):  # an API_KEYS id too
+        parse_registry(two(extra_a=f'api_keys = ["{entry}"]\n'), with_env, {})
+    with pytest.raises(SiteError, match=r"sites\.a\.api_keys: entry 1 is not"):
+        parse_registry(two(extra_a='api_keys = ["nope"]\n'), SETTINGS, {})
+
+
 def test_the_setting_names_the_file_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "sites.example.toml"
     path.write_text(two().replace("https://b.example", "https://a.example"))
