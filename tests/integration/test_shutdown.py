@@ -152,6 +152,9 @@ async def test_two_workers_each_drain_before_the_server_exits(fake_n8n: FakeN8n)
             await server.wait_log(serving, count=2)  # both workers have started their apps
             server.signal(signal.SIGTERM)
             # The idle worker drains at once and exits; the busy one keeps its answer going.
+            # Both drains are under way before the answer may end (the busy worker's signal can
+            # come a little after the idle one has already exited: it would then see no answer).
+            await server.wait_log(event("drain_started"), count=2)
             await server.wait_log(event("worker_exited"))
             fake_n8n.gates["two"].set()
             seen += "".join([t async for t in chunks])
