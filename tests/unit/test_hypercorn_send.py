@@ -5,6 +5,7 @@ in progress is never overtaken; a closed peer is reported to Hypercorn as before
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,8 +47,12 @@ async def read(peer: socket.socket, n: int) -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def installed() -> None:
+def installed() -> Iterator[None]:
+    """Installed for these tests only: the app does not install it (factory.py says why), and
+    the in-process servers of later tests must run Hypercorn's own send path."""
     assert hypercorn_send.install()
+    yield
+    TCPServer.protocol_send = hypercorn_send.ORIGINALS["TCPServer.protocol_send"]  # type: ignore[method-assign]
 
 
 async def test_a_write_the_kernel_takes_is_made_at_once_and_never_reported_cancelled() -> None:
