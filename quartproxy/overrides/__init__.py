@@ -11,7 +11,8 @@ upstream report that would make it unnecessary (docs/upstream/):
   h11-cl-te-keep-alive.md). Refuses other versions.
 - `hypercorn_h2.py` - Hypercorn 0.18: HTTP/2 backpressure and buffers released on close, GOAWAY
   before an idle close, h2_max_header_list_size enforced (hypercorn-h2-*.md). Refuses.
-- `hypercorn_send.py` - Hypercorn 0.17/0.18: `TCPServer.protocol_send` writes once directly
+- `hypercorn_send.py` - (not installed by the app: factory.py says why) Hypercorn 0.17/0.18:
+  `TCPServer.protocol_send` writes once directly
   when the kernel takes the bytes (no lock and two scheduler yields per streamed delta);
   the rest, TLS and errors go through the original (hypercorn-trio-send-fast-path.md). Warns.
 - `quart_trio_connection.py` - quart-trio 0.12/0.13: the connection's `__call__` copied, one
