@@ -124,6 +124,9 @@ class Result:
     deltas: int = 0
     writes: int = 0  # HTTP chunks holding deltas: the proxy's socket writes (its unit of work)
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # --dump: (start, ttfd, total, user, turn number on its connection) per measured turn,
+    # to see whether slow turns cluster in time (a stall of the whole worker) or not
+    log: list[tuple[float, float, float, int, int]] = field(default_factory=list)
 
     def fail(self, why: str) -> None:
         self.errors += 1
@@ -252,6 +255,8 @@ class User:
             self.r.turns += 1
             self.r.ttfd.append(first[0] - t0)
             self.r.turn.append(t1 - t0)
+            if self.a.dump:
+                self.r.log.append((t0, first[0] - t0, t1 - t0, id(self) % 100000, self.n))
 
     def count(self, arrivals: list[tuple[float, int]]) -> None:
         self.r.deltas += sum(n for _, n in arrivals)
@@ -372,6 +377,10 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
         if u.conn is not None:
             await u.conn.s.aclose()
     cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+    if a.dump:
+        with open(a.dump, "w") as f:
+            for row in sorted(result.log):
+                f.write(json.dumps([round(row[0] - t0, 6), *row[1:]]) + "\n")
     return {
         "mode": a.mode,
         "concurrency": a.concurrency,
@@ -497,6 +506,7 @@ def main() -> None:
     p.add_argument("--open-timeout", type=float, default=120.0)
     p.add_argument("--open-concurrency", type=int, default=200, help="idle: opening at once")
     p.add_argument("--marks", action="store_true", help="print start/stop of the measured window")
+    p.add_argument("--dump", help="write one JSON line per measured turn to this file")
     a = p.parse_args()
     from bench.fake_n8n import raise_nofile
 
