@@ -26,6 +26,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -377,10 +378,8 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
         if u.conn is not None:
             await u.conn.s.aclose()
     cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-    if a.dump:
-        with open(a.dump, "w") as f:
-            for row in sorted(result.log):
-                f.write(json.dumps([round(row[0] - t0, 6), *row[1:]]) + "\n")
+    if a.dump:  # written by main() once the run is over
+        a.dump_lines = [json.dumps([round(r[0] - t0, 6), *r[1:]]) for r in sorted(result.log)]
     return {
         "mode": a.mode,
         "concurrency": a.concurrency,
@@ -512,6 +511,8 @@ def main() -> None:
 
     raise_nofile()
     out = trio.run(run_idle if a.mode == "idle" else run_turns, a)
+    if a.dump:
+        Path(a.dump).write_text("".join(line + "\n" for line in getattr(a, "dump_lines", [])))
     print(json.dumps(out), flush=True)
 
 
