@@ -6,7 +6,10 @@ this machine for the same exchange (POST a chat message, stream back 20 chunks):
 
     static   the route answers a prebuilt 20-item NDJSON body from a streaming generator
     relay    the route relays the fake n8n's answer over a raw keep-alive socket (no parsing,
-             no JWT, no checks, no store, no metrics), one write per upstream read
+             no JWT, no checks, no store, no metrics), one write per upstream read; the posted
+             body goes upstream as it came, so the message picks the answer as it does for
+             the fake n8n (`bench:80:50`: paced; the `ceiling_cost` part measures the
+             framework's own CPU per streamed write this way)
 
 Nothing here is used by the gateway. Upstream URL from the env var CEILING_UPSTREAM
 (`http://127.0.0.1:<port>/webhook/chat`), variant from CEILING_VARIANT.
@@ -14,7 +17,6 @@ Nothing here is used by the gateway. Upstream URL from the env var CEILING_UPSTR
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -28,14 +30,15 @@ UPSTREAM = urlsplit(os.environ.get("CEILING_UPSTREAM", "http://127.0.0.1:9/webho
 STATIC = (
     b"".join(b'{"type":"item","content":"tok%d "}\n' % i for i in range(20)) + b'{"type":"end"}\n'
 )
-BODY = json.dumps(
-    {"action": "sendMessage", "sessionId": "s", "chatInput": "bench:20:0", "metadata": {}}
-).encode()
-REQUEST = (
-    b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-    b"Content-Length: %d\r\n\r\n%s"
-    % (UPSTREAM.path.encode(), (UPSTREAM.netloc or "x").encode(), len(BODY), BODY)
+HEAD = b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n" % (
+    UPSTREAM.path.encode(),
+    (UPSTREAM.netloc or "x").encode(),
 )
+
+
+def upstream_request(body: bytes) -> bytes:
+    return HEAD + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
 
 app = QuartTrio(__name__)
 
@@ -55,13 +58,13 @@ class _Conn:
 _idle: list[_Conn] = []
 
 
-async def _answer() -> AsyncIterator[bytes]:
+async def _answer(body: bytes) -> AsyncIterator[bytes]:
     conn = (
         _idle.pop()
         if _idle
         else _Conn(await trio.open_tcp_stream(UPSTREAM.hostname or "", UPSTREAM.port or 80))
     )
-    await conn.s.send_all(REQUEST)
+    await conn.s.send_all(upstream_request(body))
     while (i := conn.buf.find(b"\r\n\r\n")) < 0:
         await conn.more()
     del conn.buf[: i + 4]
@@ -93,8 +96,8 @@ async def _static() -> AsyncIterator[bytes]:
 
 @app.post("/webhook/chat")
 async def chat() -> Response:
-    await request.get_data()
-    body = _static() if VARIANT == "static" else _answer()
+    posted = await request.get_data()
+    body = _static() if VARIANT == "static" else _answer(posted)
     response = Response(body, headers={"Content-Type": "application/x-ndjson"})
     response.timeout = None
     return response

@@ -26,6 +26,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -124,6 +125,9 @@ class Result:
     deltas: int = 0
     writes: int = 0  # HTTP chunks holding deltas: the proxy's socket writes (its unit of work)
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # --dump: (start, ttfd, total, user, turn number on its connection) per measured turn,
+    # to see whether slow turns cluster in time (a stall of the whole worker) or not
+    log: list[tuple[float, float, float, int, int]] = field(default_factory=list)
 
     def fail(self, why: str) -> None:
         self.errors += 1
@@ -252,6 +256,8 @@ class User:
             self.r.turns += 1
             self.r.ttfd.append(first[0] - t0)
             self.r.turn.append(t1 - t0)
+            if self.a.dump:
+                self.r.log.append((t0, first[0] - t0, t1 - t0, id(self) % 100000, self.n))
 
     def count(self, arrivals: list[tuple[float, int]]) -> None:
         self.r.deltas += sum(n for _, n in arrivals)
@@ -372,6 +378,8 @@ async def run_turns(a: argparse.Namespace) -> dict[str, Any]:
         if u.conn is not None:
             await u.conn.s.aclose()
     cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+    if a.dump:  # written by main() once the run is over
+        a.dump_lines = [json.dumps([round(r[0] - t0, 6), *r[1:]]) for r in sorted(result.log)]
     return {
         "mode": a.mode,
         "concurrency": a.concurrency,
@@ -497,11 +505,14 @@ def main() -> None:
     p.add_argument("--open-timeout", type=float, default=120.0)
     p.add_argument("--open-concurrency", type=int, default=200, help="idle: opening at once")
     p.add_argument("--marks", action="store_true", help="print start/stop of the measured window")
+    p.add_argument("--dump", help="write one JSON line per measured turn to this file")
     a = p.parse_args()
     from bench.fake_n8n import raise_nofile
 
     raise_nofile()
     out = trio.run(run_idle if a.mode == "idle" else run_turns, a)
+    if a.dump:
+        Path(a.dump).write_text("".join(line + "\n" for line in getattr(a, "dump_lines", [])))
     print(json.dumps(out), flush=True)
 
 

@@ -116,20 +116,24 @@ def paced(b: Bench) -> None:
         proxy.stop()
 
 
-def delta_cost(b: Bench) -> None:
-    """CPU µs per delta at two answer lengths, alternated (short, long, short, long)."""
+def delta_cost(b: Bench, ceiling: bool = False) -> None:
+    """CPU µs per delta at two answer lengths, alternated (short, long, short, long).
+    `ceiling`: the same for the framework alone (bench/ceiling.py, `relay`: Quart on trio
+    under the same Hypercorn config relaying the fake n8n's body as it comes), the floor any
+    Quart app on this stack pays per streamed write."""
     short, long_ = 20, 80
     c = b.a.cost_streams
-    proxy, port = b.start_proxy()
+    proxy, port = b.start_ceiling("relay") if ceiling else b.start_proxy()
+    mode = "direct" if ceiling else "sse"
     try:
-        b.loadgen(port, "sse", 10, pin="1", duration=1, warmup=0.5)
+        b.loadgen(port, mode, 10, pin="1", duration=1, warmup=0.5)
         per_turn: dict[int, list[float]] = {short: [], long_: []}
         writes_per_turn: dict[int, list[float]] = {short: [], long_: []}
         per_delta: dict[int, list[float]] = {short: [], long_: []}
         coalesced: list[float] = []
         for _ in range(b.a.cost_rounds):
             for n in (short, long_):
-                res = window(b, proxy, port, "sse", c, f"bench:{n}:{RATE}", b.a.duration)
+                res = window(b, proxy, port, mode, c, f"bench:{n}:{RATE}", b.a.duration)
                 # Turns in the window = deltas / n (partial turns at the edges count their
                 # received deltas, which is what the CPU was spent on). On a loaded machine
                 # the fake n8n falls behind and several deltas arrive in one read and leave in
@@ -144,7 +148,7 @@ def delta_cost(b: Bench) -> None:
         wpt = {n: sum(v) / len(v) for n, v in writes_per_turn.items()}
         marginal = (avg[long_] - avg[short]) / (wpt[long_] - wpt[short])
         row = {
-            "scenario": "delta_cost",
+            "scenario": "ceiling_cost" if ceiling else "delta_cost",
             "concurrency": c,
             "rate": RATE,
             "cpu_us_per_delta": {
@@ -157,7 +161,7 @@ def delta_cost(b: Bench) -> None:
         }
         b.results.append(row)
         print(
-            f"delta_cost c={c} at {RATE}/s: all-in {row['cpu_us_per_delta']} µs/delta, "
+            f"{row['scenario']} c={c} at {RATE}/s: all-in {row['cpu_us_per_delta']} µs/delta, "
             f"marginal {row['marginal_us_per_delta']} µs/write, fixed "
             f"{row['fixed_ms_per_turn']} ms/turn, up to {row['deltas_per_write']} deltas/write",
             flush=True,
@@ -203,11 +207,16 @@ def markdown(results: list[dict[str, Any]]) -> list[str]:
                 f"{'; '.join(r['broken']) or '-'} |"
             )
     for r in results:
-        if r.get("scenario") == "delta_cost":
+        if r.get("scenario") in ("delta_cost", "ceiling_cost"):
+            who = (
+                "the framework alone (bench/ceiling.py relay)"
+                if r["scenario"] == "ceiling_cost"
+                else "the gateway"
+            )
             out += [
                 "",
-                f"CPU per delta ({r['concurrency']} streams at {r['rate']} tokens/s, worker CPU "
-                f"time / deltas received, {r['rounds']} alternated rounds): all-in "
+                f"CPU per delta, {who} ({r['concurrency']} streams at {r['rate']} tokens/s, "
+                f"worker CPU time / deltas received, {r['rounds']} alternated rounds): all-in "
                 f"{r['cpu_us_per_delta']} µs by answer length; marginal "
                 f"**{r['marginal_us_per_delta']} µs per streamed write** (a delta, or the "
                 f"deltas of one upstream read; up to {r.get('deltas_per_write')} deltas per "

@@ -289,30 +289,29 @@ class Bench:
         finally:
             proxy.stop()
 
+    def start_ceiling(self, variant: str) -> tuple[Proc, int]:
+        """bench/ceiling.py under the proxy's Hypercorn config, pinned like one proxy worker."""
+        port = free_port()
+        log = open(self.tmp / f"ceiling-{variant}-{port}.log", "wb")  # noqa: SIM115
+        env = {
+            **os.environ,
+            "CEILING_VARIANT": variant,
+            "CEILING_UPSTREAM": f"http://127.0.0.1:{self.fake_port}/webhook/chat",
+        }
+        cmd = [*taskset("0"), PY, "-m", "hypercorn", "-c", "hypercorn.toml"]
+        cmd += ["-b", f"127.0.0.1:{port}", "bench.ceiling:app"]
+        popen = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=nofile
+        )
+        wait_port(port)
+        return Proc(popen, "proxy"), port
+
     def ceiling(self) -> None:
         """The framework alone (bench/ceiling.py) under the same Hypercorn config, same pin,
         same load: what Quart on trio + Hypercorn can do at all for this exchange."""
         for variant in ("static", "relay"):
-            port = free_port()
-            log = open(self.tmp / f"ceiling-{variant}.log", "wb")  # noqa: SIM115
-            env = {
-                **os.environ,
-                "CEILING_VARIANT": variant,
-                "CEILING_UPSTREAM": f"http://127.0.0.1:{self.fake_port}/webhook/chat",
-            }
-            cmd = [*taskset("0"), PY, "-m", "hypercorn", "-c", "hypercorn.toml"]
-            cmd += ["-b", f"127.0.0.1:{port}", "bench.ceiling:app"]
-            popen = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=nofile,
-            )
-            proc = Proc(popen, "proxy")
+            proc, port = self.start_ceiling(variant)
             try:
-                wait_port(port)
                 self.loadgen(port, "direct", 10, pin="1", duration=1, warmup=0.5)
                 for c in (50, 200):
                     kw = {"duration": self.a.duration, "warmup": self.a.warmup}
@@ -339,6 +338,12 @@ class Bench:
         from . import paced
 
         paced.delta_cost(self)
+
+    def ceiling_cost(self) -> None:
+        """delta_cost for the framework alone (bench/ceiling.py, relay): its floor."""
+        from . import paced
+
+        paced.delta_cost(self, ceiling=True)
 
     def ws_available(self, port: int) -> bool:
         try:
@@ -573,7 +578,9 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{r['added_ttfd_ms']['50']} / {r['added_ttfd_ms']['99']} | {u['50']} / {u['99']} | "
             f"{p['errors']} | {cpu.get('proxy')} / {cpu.get('fake_n8n')} / {cpu.get('loadgen')} |"
         )
-    ceiling = [r for r in doc["results"] if r.get("scenario", "").startswith("ceiling_")]
+    ceiling = [
+        r for r in doc["results"] if r.get("scenario") in ("ceiling_static", "ceiling_relay")
+    ]
     if ceiling:
         out += [
             "",
@@ -621,8 +628,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short runs, fewer levels (~3 min)")
     p.add_argument(
         "--parts",
-        default="throughput,ceiling,workers,stores,idle,paced,delta_cost",
-        help="comma-separated subset of throughput,ceiling,workers,stores,idle,paced,delta_cost",
+        default="throughput,ceiling,workers,stores,idle,paced,delta_cost,ceiling_cost",
+        help="comma-separated subset of throughput,ceiling,workers,stores,idle,paced,delta_cost,"
+        "ceiling_cost",
     )
     p.add_argument("--paced-levels", help="paced part: streams per step, e.g. 50,100,200,300")
     p.add_argument(

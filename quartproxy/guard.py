@@ -357,26 +357,31 @@ async def limit_ws_handshake(services: Services, caller: Caller, site: Site | No
 async def limit_api_client(
     services: Services, key_id: str, *, session_key: str | None = None, site: Site | None = None
 ) -> None:
-    """An API key's own budget: every request of the key spends its rate (`api_key` tier,
-    RATE_LIMIT_API_KEY, whatever the IP: one backend serves many users); a chat message (with
-    its `session_key`) first the conversation's tier, in the same store call, then the key's
-    daily quota (API_KEY_DAILY_QUOTA). Its last use is noted for the operator list."""
-    policy = services.api_keys
-    tiers = [("api_key", key_id, policy.rate)]
+    """An API key's own budget on its site: every request of the key spends its rate
+    (`api_key` tier, the site's `rate_limit_api_key` or RATE_LIMIT_API_KEY, whatever the IP:
+    one backend serves many users); a chat message (with its `session_key`) first the
+    conversation's tier, in the same store call, then the key's daily quota on that site
+    (`api_key_daily_quota` or API_KEY_DAILY_QUOTA). Its last use is noted for the operator
+    list."""
+    s = site if site is not None else services.settings
+    tiers = [("api_key", key_id, s.rate_limit_api_key)]
     if session_key is not None:
-        s = site if site is not None else services.settings
         tiers.insert(0, ("session", session_key, s.rate_limit_session))
     await limit(services, tiers, site)
     now = services.clock()
-    if session_key is not None and policy.daily_quota > 0:
+    quota = s.api_key_daily_quota
+    if session_key is not None and quota > 0:
+        prefix = site.key_prefix if site is not None else ""
         try:
-            used = await services.store.incr(api_clients.quota_key(key_id, now), 90000.0, now)
+            used = await services.store.incr(
+                prefix + api_clients.quota_key(key_id, now), 90000.0, now
+            )
         except StoreUnavailable:
             if services.settings.rate_limit_fail_mode != "open":
                 raise refuse_store_down("api key quota") from None
             fail_open("api key quota", "failing open")
             used = 0
-        if used > policy.daily_quota:
+        if used > quota:
             raise ApiError(
                 429,
                 "rate_limited",

@@ -18,9 +18,7 @@ from .core.identity import IdentityPolicy, load_public_keys
 
 def api_key_policy(settings: Settings) -> ApiKeyPolicy:
     digests = {kid: bytes.fromhex(hexdigest) for kid, hexdigest in settings.api_keys}
-    return ApiKeyPolicy(
-        MappingProxyType(digests), settings.rate_limit_api_key, settings.api_key_daily_quota
-    )
+    return ApiKeyPolicy(MappingProxyType(digests))
 
 
 def identity_policy(settings: Settings) -> IdentityPolicy:

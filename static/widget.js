@@ -224,9 +224,14 @@
     return 'en';
   })();
   var STR = {};
-  [I18N.en, I18N[LANG], optJSON('strings')].forEach(function (src) {
-    for (var k in src) if (Object.prototype.hasOwnProperty.call(src, k)) STR[k] = String(src[k]);
-  });
+  function useLanguage(l) {
+    LANG = l;
+    STR = {};
+    [I18N.en, I18N[LANG], optJSON('strings')].forEach(function (src) {
+      for (var k in src) if (Object.prototype.hasOwnProperty.call(src, k)) STR[k] = String(src[k]);
+    });
+  }
+  useLanguage(LANG);
   function t(key, vars) {
     return (STR[key] || I18N.en[key] || key).replace(/\{(\w+)\}/g, function (m, v) {
       return vars && vars[v] !== undefined ? String(vars[v]) : m;
@@ -1931,8 +1936,29 @@
   if (D.body) mount(); else D.addEventListener('DOMContentLoaded', mount);
 
   /* ---------------------------------------------------------------- site defaults */
+  function applySiteLanguage(tag) {
+    var l = String(tag || '').toLowerCase().split('-')[0];
+    if (opt('lang', '') || !I18N[l] || l === LANG) return;
+    useLanguage(l);
+    root.lang = l;
+    if (!opt('title', '')) h2.textContent = TITLE = t('title');
+    if (opt('welcome', undefined) === undefined) WELCOME = t('welcome');
+    if (!opt('placeholder', '')) input.placeholder = PLACEHOLDER = t('placeholder');
+    [[resetBtn, 'reset'], [closeBtn, 'close'], [sendBtn, 'send'], [stopBtn, 'stop'],
+      [ATTACH.length ? attachBtn : null, 'attach']].forEach(function (b) {
+      if (b[0]) { b[0].setAttribute('aria-label', t(b[1])); b[0].title = t(b[1]); }
+    });
+    confirmText.textContent = t('confirmReset');
+    keepBtn.textContent = t('confirmNo');
+    wipeBtn.textContent = t('confirmYes');
+    log.setAttribute('aria-label', t('log'));
+    label.textContent = t('input');
+    setUnread(unread);
+    if (!busy) renderAll();
+  }
   function applySiteDefaults(d) {
     if (!d || typeof d !== 'object') return;
+    applySiteLanguage(d.language);
     if (typeof d.title === 'string' && d.title && !opt('title', '')) {
       TITLE = d.title;
       h2.textContent = TITLE;

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .limits import Rate
-
 _KEY = re.compile(r"^qp_([a-z0-9]{1,32})_([A-Za-z0-9_-]{32,128})$")
 _ENTRY = re.compile(r"^([a-z0-9]{1,32}):([0-9a-f]{64})$")
 MAX_KEY_CHARS = 200
@@ -25,13 +23,10 @@ MAX_KEY_CHARS = 200
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyPolicy:
-    """One site's API keys (id -> sha256 digest) and what a key may spend: `rate` per key
-    (the key's own tier, instead of the per-IP and per-origin ones a browser is charged) and
-    `daily_quota` chat turns per key per day (0: no quota)."""
+    """The valid API keys (id -> sha256 digest). What a key may spend is its site's
+    (`Site.rate_limit_api_key`, `Site.api_key_daily_quota`: guard.limit_api_client)."""
 
     digests: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
-    rate: Rate = Rate(120, 60.0)
-    daily_quota: int = 0
 
     @property
     def enabled(self) -> bool:

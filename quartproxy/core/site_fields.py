@@ -124,6 +124,8 @@ _FIELDS: dict[str, Callable[[str, Any], object]] = {
     "history_retention_days": _number(0),
     "n8n_chat": _bool,
     "api_keys": _api_keys,
+    "rate_limit_api_key": _rate,
+    "api_key_daily_quota": _int(0),
 }
 REQUIRED = ("origins", "webhook_url")
 SECRET_KEYS = ("upstream_secret", "upstream_secret_env")

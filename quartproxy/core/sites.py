@@ -86,6 +86,10 @@ class Site:
     spam_max_char_run: int
     history_retention_days: float
     n8n_chat: bool  # the @n8n/chat drop-in endpoint (POST /api/v1/n8n/chat)
+    # What each API key spends on this site (docs/api-clients.md): its rate, and its chat
+    # turns per UTC day (0: no quota)
+    rate_limit_api_key: Rate
+    api_key_daily_quota: int
     widget: WidgetDefaults = WidgetDefaults()
     implicit: bool = False  # built from the environment (no SITES_FILE)
     # The site's own HS256 secrets for user tokens (docs/identity.md), current one first; empty:
@@ -208,6 +212,8 @@ def implicit_site(settings: Settings) -> Site:
         spam_max_char_run=s.spam_max_char_run,
         history_retention_days=s.history_retention_days,
         n8n_chat=True,
+        rate_limit_api_key=s.rate_limit_api_key,
+        api_key_daily_quota=s.api_key_daily_quota,
         implicit=True,
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,20 +22,12 @@ from ..core.events import Delta, Error, TurnEvent
 from ..core.n8n_parse import N8nAnswerParser, parse_history
 from ..core.sites import Site
 from ..core.tokens import upstream_token
-from ..overrides.httpx_stream import take_raw_stream
+from .answers import CUT, TIMEOUT, UNAVAILABLE, Emit, body, describe, refusal, tail
 from .transport import PooledTransport
 from .upload_body import upload_body
 
 log = logging.getLogger("quartproxy.upstream")
 USER_AGENT = "quartproxy"
-
-UNAVAILABLE = Error("upstream_unavailable", "The assistant is unavailable right now.")
-TIMEOUT = Error("upstream_timeout", "The assistant took too long to answer.")
-REJECTED = Error("upstream_error", "The assistant could not answer this message.")
-CUT = Error("upstream_error", "The assistant's answer was cut off before it finished.")
-
-# Receives the events of one upstream read (never an empty list).
-Emit = Callable[[list[TurnEvent]], Awaitable[None]]
 
 
 class N8nClient:
@@ -147,7 +139,7 @@ class N8nClient:
         most one Error. No Error means the answer is whole. Never raises for upstream trouble
         (only Cancelled, and whatever `emit` raises, propagate).
 
-        Steps: `_send` (the request, until the head or the first-byte timeout), `_refusal`
+        Steps: `_send` (the request, until the head or the first-byte timeout), `refusal`
         (no head, or not 200), `_pump` (the body, read by read), `_tail` (what the parser
         holds at the end); `_failure` maps transport errors to the contract's codes."""
         response: httpx.Response | None = None
@@ -163,13 +155,13 @@ class N8nClient:
                 files=files,
                 site=site,
             )
-            refused = _refusal(response, self.settings.n8n_timeout_seconds)
+            refused = refusal(response, self.settings.n8n_timeout_seconds)
             if refused is not None or response is None:
                 await emit([refused or TIMEOUT])
                 return
             parser = N8nAnswerParser(response.headers.get("content-type", ""))
-            if await self._pump(_body(response), parser, emit):
-                await _tail(parser, emit)
+            if await self._pump(body(response), parser, emit):
+                await tail(parser, emit)
         except (httpx.HTTPError, httpx.StreamError) as exc:
             await emit([self._failure(exc)])
         finally:
@@ -362,64 +354,11 @@ class N8nClient:
             if response.status_code >= 500:
                 result["detail"] = f"HTTP {response.status_code}"
         except (httpx.HTTPError, trio.TooSlowError) as exc:
-            result = {"status": "fail", "detail": _describe(exc)}
+            result = {"status": "fail", "detail": describe(exc)}
         self._health = (time.monotonic(), result)
         return result
-
-
-def _refusal(response: httpx.Response | None, timeout: float) -> Error | None:
-    """The error for an answer that never started (no head in time, not HTTP 200), logged
-    and counted; None for a 200."""
-    if response is None:
-        log.warning("n8n sent no answer within %ss", timeout)
-        metrics.n8n_error("timeout")
-        return TIMEOUT
-    if response.status_code != 200:
-        log.warning("n8n answered HTTP %s (%s)", response.status_code, _why(response))
-        metrics.n8n_error(metrics.n8n_status_kind(response.status_code))
-        return REJECTED
-    return None
-
-
-def _body(response: httpx.Response) -> AsyncIterable[bytes]:
-    """The body's bytes: the transport's stream itself when n8n sends them as they are (we ask
-    for identity), not aiter_raw(): one async generator fewer per chunk and per open answer
-    (overrides/httpx_stream.py); decoded bytes when a server in front of n8n compresses
-    regardless of Accept-Encoding, or when the body was already read (aiter_bytes replays it).
-    stream_answer's finally closes the stream."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    raw = take_raw_stream(response) if encoding in ("", "identity") else None
-    return raw if raw is not None else response.aiter_bytes()
-
-
-async def _tail(parser: N8nAnswerParser, emit: Emit) -> None:
-    """What the parser still holds when the body ended (a last line without newline, or the
-    error of an answer cut off before its end)."""
-    tail = parser.close()
-    if tail and isinstance(tail[-1], Error):
-        metrics.n8n_parse_error(tail[-1].message)
-    if parser.garbage_lines:
-        log.info("n8n stream had %d unreadable lines (skipped)", parser.garbage_lines)
-    if tail:
-        await emit(tail)
 
 
 def _no_cookies() -> CookieJar:
     """A jar that never keeps anything: the client is shared by every visitor."""
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-
-
-def _why(response: httpx.Response) -> str:
-    if response.status_code in (401, 403):
-        return "n8n refused the proxy's JWT: check the JWT Auth credential = SESSION_SECRET_KEY"
-    if response.status_code == 404:
-        return "webhook not found: is the workflow active and N8N_WEBHOOK_URL right?"
-    return "workflow error"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused"
-    if isinstance(exc, trio.TooSlowError | httpx.TimeoutException):
-        return "timed out"
-    return type(exc).__name__

@@ -135,3 +135,31 @@ async def test_a_sites_own_api_key_admits_to_that_site_only(tmp_path: Path) -> N
             r = await c.post("/api/v1/session/create", json={}, headers={"X-Chat-Site": "a"})
             assert (r.status_code, r.json()["error"]["code"]) == (403, "origin_not_allowed")
         assert [q["body"]["chatInput"] for q in fake_b.requests] == ["hi"]
+
+
+async def test_each_site_sets_what_an_api_key_may_spend_there(tmp_path: Path) -> None:
+    """Site b: 4 requests a minute and 1 turn a day per key; site a: the environment's
+    (RATE_LIMIT_API_KEY, no daily quota). One key, both sites: b's limits stop it on b only."""
+    extra = 'rate_limit_api_key = "4/minute"\napi_key_daily_quota = 1'
+    async with two_sites(tmp_path, "stateless", extra) as (p, fake_a, fake_b):
+        async with httpx.AsyncClient(base_url=p.url, headers=APP, timeout=30) as c:
+
+            async def session(site: str) -> dict[str, str]:
+                r = await c.post("/api/v1/session/create", json={}, headers={"X-Chat-Site": site})
+                assert r.status_code == 201, r.text
+                return {"X-Chat-Site": site, "Authorization": f"Bearer {r.json()['token']}"}
+
+            on_b = await session("b")  # request 1 of 4 on b
+            r = await c.post("/api/v1/chat/message", json={"message": "b1"}, headers=on_b)
+            assert parse_sse(r.text)[-1].data["text"] == "echo: b1"
+            r = await c.post("/api/v1/chat/message", json={"message": "b2"}, headers=on_b)
+            assert (r.status_code, r.headers.get("X-RateLimit-Tier")) == (429, "api_quota")
+            await session("b")  # request 4 of 4
+            r = await c.post("/api/v1/session/create", json={}, headers={"X-Chat-Site": "b"})
+            assert (r.status_code, r.headers.get("X-RateLimit-Tier")) == (429, "api_key")
+            on_a = await session("a")  # the same key on a: a's own (the environment's) limits
+            for text in ("a1", "a2"):
+                r = await c.post("/api/v1/chat/message", json={"message": text}, headers=on_a)
+                assert parse_sse(r.text)[-1].data["text"] == f"echo: {text}"
+        assert [q["body"]["chatInput"] for q in fake_b.requests] == ["b1"]
+        assert [q["body"]["chatInput"] for q in fake_a.requests] == ["a1", "a2"]

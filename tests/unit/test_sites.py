@@ -59,9 +59,13 @@ def test_example_file_loads_through_the_setting() -> None:
 
 
 def test_values_left_out_come_from_the_environment_and_keys_are_per_site() -> None:
-    reg = parse_registry(two('rate_limit_ip = "5/minute"\nquota_day = 3\n'), SETTINGS, {})
+    extra = 'rate_limit_ip = "5/minute"\nquota_day = 3\nrate_limit_api_key = "7/hour"\n'
+    reg = parse_registry(two(extra + "api_key_daily_quota = 9\n"), SETTINGS, {})
     a, b = reg.by_id["a"], reg.by_id["b"]
     assert a.rate_limit_ip == Rate(5, 60.0) and b.rate_limit_ip == SETTINGS.rate_limit_ip
+    assert (a.rate_limit_api_key, a.api_key_daily_quota) == (Rate(7, 3600.0), 9)
+    assert b.rate_limit_api_key == SETTINGS.rate_limit_api_key
+    assert b.api_key_daily_quota == SETTINGS.api_key_daily_quota
     assert a.key_prefix == "site:a:" and b.key_prefix == "site:b:"
     assert [k[0] for k in a.quota_keys(0.0)] == ["site:a:q:d:19700101"]
     assert b.quota_keys(0.0) == []
@@ -103,6 +107,8 @@ def test_the_implicit_site_is_todays_settings_with_todays_keys() -> None:
             "sites.a.quota_day: expected a whole number of at least 0",
         ),
         (f"[sites.a]\n{A}quota_day = true\n", "sites.a.quota_day"),
+        (f"[sites.a]\n{A}api_key_daily_quota = -2\n", "sites.a.api_key_daily_quota"),
+        (f'[sites.a]\n{A}rate_limit_api_key = "0/minute"\n', "sites.a.rate_limit_api_key"),
         (f'[sites.a]\n{A}rate_limit_ip = "many"\n', "sites.a.rate_limit_ip: expected N/period"),
         (f'[sites.a]\n{A}upstream_algorithm = "none"\n', "sites.a.upstream_algorithm"),
         (

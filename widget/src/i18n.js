@@ -176,9 +176,16 @@ var LANG = (function () {
   return 'en';
 })();
 var STR = {};
-[I18N.en, I18N[LANG], optJSON('strings')].forEach(function (src) {
-  for (var k in src) if (Object.prototype.hasOwnProperty.call(src, k)) STR[k] = String(src[k]);
-});
+// The texts of a language: English under it, the page's data-strings over it. Again when the
+// site's own language arrives (site.js).
+function useLanguage(l) {
+  LANG = l;
+  STR = {};
+  [I18N.en, I18N[LANG], optJSON('strings')].forEach(function (src) {
+    for (var k in src) if (Object.prototype.hasOwnProperty.call(src, k)) STR[k] = String(src[k]);
+  });
+}
+useLanguage(LANG);
 function t(key, vars) {
   return (STR[key] || I18N.en[key] || key).replace(/\{(\w+)\}/g, function (m, v) {
     return vars && vars[v] !== undefined ? String(vars[v]) : m;

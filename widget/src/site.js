@@ -1,12 +1,36 @@
 /**
  * A site's widget defaults (GET /api/v1/sites/{id}/widget, docs/sites.md): with data-site,
- * the title, greeting, theme and accent the sites file gives, for what the page leaves unset.
+ * the language, title, greeting, theme and accent the sites file gives, for what the page
+ * leaves unset.
  * Asked once at boot; a failure changes nothing (the built-in texts stay).
  */
 
 /* ---------------------------------------------------------------- site defaults */
+// The site's language, when the page names none (data-lang): it replaces the one taken from
+// the browser, and every text already on screen is set again in it.
+function applySiteLanguage(tag) {
+  var l = String(tag || '').toLowerCase().split('-')[0];
+  if (opt('lang', '') || !I18N[l] || l === LANG) return;
+  useLanguage(l);
+  root.lang = l;
+  if (!opt('title', '')) h2.textContent = TITLE = t('title');
+  if (opt('welcome', undefined) === undefined) WELCOME = t('welcome');
+  if (!opt('placeholder', '')) input.placeholder = PLACEHOLDER = t('placeholder');
+  [[resetBtn, 'reset'], [closeBtn, 'close'], [sendBtn, 'send'], [stopBtn, 'stop'],
+    [ATTACH.length ? attachBtn : null, 'attach']].forEach(function (b) {
+    if (b[0]) { b[0].setAttribute('aria-label', t(b[1])); b[0].title = t(b[1]); }
+  });
+  confirmText.textContent = t('confirmReset');
+  keepBtn.textContent = t('confirmNo');
+  wipeBtn.textContent = t('confirmYes');
+  log.setAttribute('aria-label', t('log'));
+  label.textContent = t('input');
+  setUnread(unread);
+  if (!busy) renderAll();
+}
 function applySiteDefaults(d) {
   if (!d || typeof d !== 'object') return;
+  applySiteLanguage(d.language);
   if (typeof d.title === 'string' && d.title && !opt('title', '')) {
     TITLE = d.title;
     h2.textContent = TITLE;
