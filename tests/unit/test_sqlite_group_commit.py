@@ -58,6 +58,16 @@ async def opened(path: Path, **kw: Any) -> AsyncIterator[SqliteStore]:
         yield store
 
 
+BOUND = 20.0  # seconds: a lost wake-up fails the test instead of hanging it
+
+
+@contextlib.asynccontextmanager
+async def nursery_bounded() -> AsyncIterator[trio.Nursery]:
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            yield nursery
+
+
 @contextlib.asynccontextmanager
 async def worker_held(store: SqliteStore) -> AsyncIterator[None]:
     """Hold the store's only worker (as a running store call does) until the block ends, and
@@ -91,7 +101,7 @@ async def seqs(store: SqliteStore, message_id: str) -> list[int]:
 async def test_concurrent_appends_of_many_answers_share_one_transaction(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db") as store:
         commits = Commits(store)
-        async with trio.open_nursery() as nursery, worker_held(store):
+        async with nursery_bounded() as nursery, worker_held(store):
             for i in range(50):
                 nursery.start_soon(store.buffer_append, f"m{i}", f"s{i}", [delta(1)], TTL, NOW)
         assert commits.count == 1  # one commit for 50 answers' deltas (was 50)
@@ -104,20 +114,22 @@ async def test_concurrent_appends_of_many_answers_share_one_transaction(tmp_path
 
 
 async def test_a_lone_append_arms_no_timer(tmp_path: Path) -> None:
-    """No collection window: while a lone append is on its way to disk, no deadline is set."""
+    """No collection window: while a lone append is on its way to disk, the only deadline
+    armed is this test's own bound."""
     async with opened(tmp_path / "s.db") as store:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(store.buffer_append, "m", "s", [delta(1)], TTL, NOW)
-            await trio.testing.wait_all_tasks_blocked()
-            stats = trio.lowlevel.current_statistics()
-            assert stats.seconds_to_next_deadline == float("inf")
+        with trio.fail_after(BOUND) as bound:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.buffer_append, "m", "s", [delta(1)], TTL, NOW)
+                await trio.testing.wait_all_tasks_blocked()
+                next_in = trio.lowlevel.current_statistics().seconds_to_next_deadline
+                assert trio.current_time() + next_in == pytest.approx(bound.deadline, abs=1e-3)
         assert await seqs(store, "m") == [1]
 
 
 async def test_appends_that_queue_during_a_commit_form_the_next_group(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db") as store:
         commits = Commits(store)
-        async with trio.open_nursery() as nursery:
+        async with nursery_bounded() as nursery:
             async with worker_held(store):
                 nursery.start_soon(store.buffer_append, "a", "s", [delta(1)], TTL, NOW)
             # the group of "a" is being written (or done): these queue behind it
@@ -143,7 +155,7 @@ async def test_a_failed_transaction_fails_every_caller_of_its_group(tmp_path: Pa
                 outcomes[message_id] = "unavailable" if "locked" in str(exc) else str(exc)
 
         with write_locked(path):
-            async with trio.open_nursery() as nursery, worker_held(store):
+            async with nursery_bounded() as nursery, worker_held(store):
                 for i in range(30):
                     nursery.start_soon(append, f"m{i}")
         assert outcomes == {f"m{i}": "unavailable" for i in range(30)}
@@ -172,7 +184,7 @@ async def test_a_failure_inside_the_group_rolls_back_all_of_it(tmp_path: Path) -
             except StoreUnavailable:
                 failed.append(message_id)
 
-        async with trio.open_nursery() as nursery, worker_held(store):
+        async with nursery_bounded() as nursery, worker_held(store):
             for i in range(10):
                 nursery.start_soon(append, f"m{i}")
                 await trio.testing.wait_all_tasks_blocked()  # queued in this order
@@ -191,7 +203,7 @@ async def test_arrival_order_is_write_order_per_answer(tmp_path: Path) -> None:
     for message_id, events in calls:
         await memory.buffer_append(message_id, "s", events, TTL, NOW)
     async with opened(tmp_path / "s.db") as store:
-        async with trio.open_nursery() as nursery, worker_held(store):
+        async with nursery_bounded() as nursery, worker_held(store):
             for message_id, events in calls:
                 nursery.start_soon(store.buffer_append, message_id, "s", events, TTL, NOW)
                 await trio.testing.wait_all_tasks_blocked()  # queued in this order
@@ -224,7 +236,7 @@ async def test_a_caller_cancelled_while_queued_is_withdrawn(tmp_path: Path, whic
         commits = Commits(store)
         callers = [Caller(store, f"m{i}") for i in range(4)]
         cancelled = callers[0] if which == "leader" else callers[2]
-        async with trio.open_nursery() as nursery, worker_held(store):
+        async with nursery_bounded() as nursery, worker_held(store):
             for caller in callers:  # callers[0] leads: it waits for the worker
                 nursery.start_soon(caller.run)
                 await trio.testing.wait_all_tasks_blocked()
@@ -260,7 +272,7 @@ async def test_a_caller_cancelled_while_its_group_commits_gets_the_outcome(
     async with opened(path) as store:
         callers = [Caller(store, f"m{i}") for i in range(3)]
         with write_locked(path) as other:
-            async with trio.open_nursery() as nursery:
+            async with nursery_bounded() as nursery:
                 async with worker_held(store):
                     for caller in callers:
                         nursery.start_soon(caller.run)
