@@ -286,3 +286,38 @@ async def test_a_caller_cancelled_while_its_group_commits_gets_the_outcome(
         assert store._group.groups == 1
         for caller in callers:
             assert await seqs(store, caller.message_id) == [1]
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_a_group_writes_what_the_calls_one_by_one_would(tmp_path: Path, seed: int) -> None:
+    """Random groups (replays, gaps, final events followed by more appends, an erased session,
+    answers buffered before the group) against the memory store, the same calls one by one."""
+    rng = random.Random(seed)
+    answers = [(f"m{i}", f"s{i % 3}") for i in range(5)]  # s2 is erased before the group
+    before = [(m, s, [delta(1)]) for m, s in answers[:3]]
+    calls = []
+    for _ in range(rng.randint(1, 40)):
+        message_id, session_id = rng.choice(answers)
+        events = []
+        for _ in range(rng.randint(1, 3)):
+            seq = rng.randint(1, 12)
+            kind = rng.choice(["delta", "delta", "delta", "end", "error"])
+            events.append((seq, {"type": kind, "text": f"{seq}"}))
+        calls.append((message_id, session_id, events))
+    memory = MemoryStore()
+    async with opened(tmp_path / "s.db") as store:
+        for backend in (memory, store):
+            for message_id, session_id, events in before:
+                await backend.buffer_append(message_id, session_id, events, TTL, NOW)
+            await backend.delete_session("s2")
+        for message_id, session_id, events in calls:
+            await memory.buffer_append(message_id, session_id, events, TTL, NOW)
+        async with nursery_bounded() as nursery, worker_held(store):
+            for message_id, session_id, events in calls:
+                nursery.start_soon(store.buffer_append, message_id, session_id, events, TTL, NOW)
+                await trio.testing.wait_all_tasks_blocked()  # queued in this order
+        assert store._group.groups == len(before) + 1
+        for message_id, _ in answers:
+            want = await memory.buffer_read(message_id, 0, NOW)
+            got = await store.buffer_read(message_id, 0, NOW)
+            assert (got and got.events) == (want and want.events), message_id

@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import outcome
 import trio
 
+from ...core.events import is_final_record
 from ..base import BufferSlice, StoreUnavailable
 from .connection import SqliteBase, guarded, unavailable
 from .group import GroupCommit
-from .rows import _append_events, _encode
+from .rows import Append, _append_group, _encode
 
 
 def _caused(error: StoreUnavailable, cause: BaseException) -> StoreUnavailable:
@@ -24,23 +24,12 @@ def _caused(error: StoreUnavailable, cause: BaseException) -> StoreUnavailable:
     return error
 
 
-@dataclass(frozen=True, slots=True)
-class _Append:
-    message_id: str
-    session_id: str
-    encoded: list[tuple[int, str]]
-    expires_at: float
-    now: float
-
-
 class Buffers(SqliteBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # the leader of a group already holds self._limiter: its thread call needs its own slot
         self._group_thread = trio.CapacityLimiter(1)
-        self._group: GroupCommit[_Append, int | None] = GroupCommit(
-            self._limiter, self._write_group
-        )
+        self._group: GroupCommit[Append, int | None] = GroupCommit(self._limiter, self._write_group)
 
     # -- answer buffers (resume) --------------------------------------------------------------
     async def buffer_append(
@@ -55,9 +44,11 @@ class Buffers(SqliteBase):
         arrived meanwhile (group commit: group.py says what a cancelled call did)."""
         if not events:
             return
-        await self._group.submit(_Append(message_id, session_id, _encode(events), now + ttl, now))
+        finals = frozenset(seq for seq, record in events if is_final_record(record))
+        encoded = _encode(events)
+        await self._group.submit(Append(message_id, session_id, encoded, finals, now + ttl, now))
 
-    async def _write_group(self, batch: list[_Append]) -> list[outcome.Outcome[int | None]]:
+    async def _write_group(self, batch: list[Append]) -> list[outcome.Outcome[int | None]]:
         """One transaction for every append of the group, in their order (per answer, the
         order of its calls); run by the group's leader with the store's worker held."""
         conn = self._conn
@@ -66,10 +57,7 @@ class Buffers(SqliteBase):
 
         def append(conn: sqlite3.Connection) -> list[int | None]:
             conn.execute("BEGIN IMMEDIATE")
-            lasts = [
-                _append_events(conn, a.message_id, a.session_id, a.encoded, a.expires_at)
-                for a in batch
-            ]
+            lasts = _append_group(conn, batch)
             conn.execute("COMMIT")  # durable (WAL) before the events can reach any client
             added = sum(last is not None for last in lasts)
             if added:
