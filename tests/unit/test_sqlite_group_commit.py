@@ -295,6 +295,7 @@ async def test_a_group_writes_what_the_calls_one_by_one_would(tmp_path: Path, se
     rng = random.Random(seed)
     answers = [(f"m{i}", f"s{i % 3}") for i in range(5)]  # s2 is erased before the group
     before = [(m, s, [delta(1)]) for m, s in answers[:3]]
+    before.append(("m1", "s1", [(2, {"type": "end", "text": "1"})]))  # m1 ended before
     calls = []
     for _ in range(rng.randint(1, 40)):
         message_id, session_id = rng.choice(answers)
