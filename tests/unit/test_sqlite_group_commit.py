@@ -22,8 +22,17 @@ import pytest
 import trio
 import trio.testing
 
+from quartproxy.core.events import Delta
 from quartproxy.store import MemoryStore, StoreUnavailable
 from quartproxy.store.sqlite import SqliteStore
+from quartproxy.turns import SHUTTING_DOWN
+from tests.unit.test_turn_runner import (
+    Hooks,
+    Upstream,
+    assert_buffer_is_what_was_published,
+    running,
+)
+from tests.unit.test_turn_runner import request as turn_request
 
 NOW = 1_700_000_000.0
 TTL = 300.0
@@ -322,3 +331,35 @@ async def test_a_group_writes_what_the_calls_one_by_one_would(tmp_path: Path, se
             want = await memory.buffer_read(message_id, 0, NOW)
             got = await store.buffer_read(message_id, 0, NOW)
             assert (got and got.events) == (want and want.events), message_id
+
+
+# -- the turn runner over a group: what it publishes is what the buffer holds ------------------
+@pytest.mark.parametrize("when", ["queued", "committing"])
+async def test_a_turn_cancelled_while_its_append_waits_publishes_what_is_stored(
+    tmp_path: Path, when: str
+) -> None:
+    """Shutdown (cancel_all) while the second read's append waits: still queued, it is
+    withdrawn and never published; already in a committing group, it is stored, published,
+    and the turn ends after it. Either way live listeners and the buffer agree and end with
+    shutting_down."""
+    path = tmp_path / "s.db"
+    async with opened(path) as sqlite:
+        store = Hooks(sqlite)
+        upstream = Upstream([[Delta("a")], [Delta("b")], [Delta("never")]], pause_after=1)
+        async with running(store, upstream) as runner:
+            turn = await runner.start(turn_request())
+            await upstream.paused.wait()  # the first read is stored and published
+            with write_locked(path) as other:
+                if when == "queued":
+                    await sqlite._limiter.acquire()  # the worker is busy: the append queues
+                upstream.go_on.set()
+                await trio.testing.wait_all_tasks_blocked()
+                runner.cancel_all()
+                await trio.testing.wait_all_tasks_blocked()
+                if when == "queued":
+                    sqlite._limiter.release()
+            other.close()
+        published = [e for e in turn.events if isinstance(e, Delta)]
+        assert published == ([Delta("a")] if when == "queued" else [Delta("a"), Delta("b")])
+        assert turn.events[-1] == SHUTTING_DOWN
+        await assert_buffer_is_what_was_published(store, turn)
