@@ -22,6 +22,7 @@ import pytest
 import trio
 import trio.testing
 
+from quartproxy import metrics
 from quartproxy.core.events import Delta
 from quartproxy.store import MemoryStore, StoreUnavailable
 from quartproxy.store.sqlite import SqliteStore
@@ -102,12 +103,22 @@ def write_locked(path: Path) -> Iterator[sqlite3.Connection]:
         other.close()
 
 
+def scraped(name: str) -> float:
+    """The value /metrics shows for a metric without labels."""
+    for line in metrics.render().decode().splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not exported")
+
+
 async def seqs(store: SqliteStore, message_id: str) -> list[int]:
     got = await store.buffer_read(message_id, 0, NOW)
     return [] if got is None else [seq for seq, _ in got.events]
 
 
 async def test_concurrent_appends_of_many_answers_share_one_transaction(tmp_path: Path) -> None:
+    commits_before = scraped("quartproxy_store_buffer_commits_total")
+    appends_before = scraped("quartproxy_store_buffer_appends_total")
     async with opened(tmp_path / "s.db") as store:
         commits = Commits(store)
         async with nursery_bounded() as nursery, worker_held(store):
@@ -115,6 +126,9 @@ async def test_concurrent_appends_of_many_answers_share_one_transaction(tmp_path
                 nursery.start_soon(store.buffer_append, f"m{i}", f"s{i}", [delta(1)], TTL, NOW)
         assert commits.count == 1  # one commit for 50 answers' deltas (was 50)
         assert (store._group.groups, store._group.writes) == (1, 50)
+        # what an operator sees: one commit, 50 appends
+        assert scraped("quartproxy_store_buffer_commits_total") - commits_before == 1
+        assert scraped("quartproxy_store_buffer_appends_total") - appends_before == 50
         for i in range(50):
             assert await seqs(store, f"m{i}") == [1]
         # idle again: a lone append is its own group and commits at once

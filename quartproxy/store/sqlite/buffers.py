@@ -12,6 +12,7 @@ from typing import Any
 import outcome
 import trio
 
+from ... import metrics
 from ...core.events import is_final_record
 from ..base import BufferSlice, StoreUnavailable
 from .connection import SqliteBase, guarded, unavailable
@@ -68,6 +69,7 @@ class Buffers(SqliteBase):
             lasts = await trio.to_thread.run_sync(guarded(conn, append), limiter=self._group_thread)
         except sqlite3.DatabaseError as exc:  # the whole group failed: every caller is told
             return [outcome.Error(_caused(unavailable(exc), exc)) for _ in batch]
+        metrics.store_group_commit(len(batch))
         for a, last in zip(batch, lasts, strict=True):
             if last is not None:
                 self._wakeups.appended(a.message_id, a.session_id, last, a.expires_at, a.now)
