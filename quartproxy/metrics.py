@@ -7,7 +7,8 @@ worker) sums them. The environment variable must be set before this module is im
 is why the CLI sets it before it spawns the workers.
 
 Cheap on the hot path: label children used per turn are looked up once per turn; nothing is
-recorded per delta except the first one (time to first token).
+recorded per delta except the first one (time to first token) and, in `sqlite` mode, the group
+commits of streamed events (two label-free counters per group, so per delta only when idle).
 
 Cardinality is bounded: `origin` labels are the configured exact origins (canonical form),
 `other` for wildcard-matched or unknown origins and `none` without an Origin; every other label
@@ -171,6 +172,17 @@ STORE_FAILOVER_RETRIES = Counter(
     "quartproxy_store_failover_retries",
     "Redis writes sent again because the primary of their keys was gone (Redis Cluster or "
     "Sentinel failover under way); a rise followed by silence is a failover survived.",
+    registry=REGISTRY,
+)
+STORE_BUFFER_COMMITS = Counter(
+    "quartproxy_store_buffer_commits",
+    "SQLite transactions that stored streamed answer events (group commits: each holds the "
+    "upstream reads of every answer that arrived during the previous one).",
+    registry=REGISTRY,
+)
+STORE_BUFFER_APPENDS = Counter(
+    "quartproxy_store_buffer_appends",
+    "Upstream reads stored by those transactions (appends / commits: the mean group size).",
     registry=REGISTRY,
 )
 
@@ -353,6 +365,12 @@ def orphan_finished(result: str) -> None:
 
 def store_failover_retry() -> None:
     STORE_FAILOVER_RETRIES.inc()
+
+
+def store_group_commit(appends: int) -> None:
+    """One SQLite group commit of `appends` buffer appends (recorded per group, not per delta)."""
+    STORE_BUFFER_COMMITS.inc()
+    STORE_BUFFER_APPENDS.inc(appends)
 
 
 def worker_started() -> None:

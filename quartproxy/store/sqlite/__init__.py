@@ -5,10 +5,12 @@
 - WAL journal + `synchronous=NORMAL`: a committed transaction survives a crash or `kill -9` of
   the process (only an OS crash or power loss can lose the last commits). Every buffer event is
   committed before `buffer_append` returns, so an event a client has seen is on disk.
-- One call, one transaction (one thread hop, one commit): `buffer_append` writes all the events
-  of one upstream read, `hit_many` charges all the limit tiers of a request, `incr_many` the
-  screening counters, `begin_turn` takes the busy flag and writes the Start event and the
-  question, `finish_turn` writes the final event and the answer and releases the flag.
+- One call, one transaction (one thread hop, one commit): `hit_many` charges all the limit
+  tiers of a request, `incr_many` the screening counters, `begin_turn` takes the busy flag and
+  writes the Start event and the question, `finish_turn` writes the final event and the answer
+  and releases the flag. `buffer_append` (all the events of one upstream read) is group
+  committed (group.py): the appends of every answer that arrive while a transaction runs go
+  together in the next one, and each returns once its own is committed.
 - Read-modify-write (the GCRA step, counters, the busy flag, idempotent appends) runs in one
   `BEGIN IMMEDIATE` transaction: the write lock is taken before the read, so several processes
   on one file decide exactly (busy_timeout makes them queue instead of failing).
@@ -20,8 +22,8 @@
 
 Split by concern: schema.py (tables, migrations), connection.py (opening, the worker thread,
 the sweep), limits.py, sessions.py (with history), turns.py (busy flag, start and finish,
-worker leases), buffers.py (resume), api_keys.py (their last use), rows.py (row helpers
-inside a transaction).
+worker leases), buffers.py (resume), group.py (the group commit of buffer appends),
+api_keys.py (their last use), rows.py (row helpers inside a transaction).
 """
 
 from __future__ import annotations

@@ -94,34 +94,21 @@ class SqliteBase:
         conn = self._conn
         if conn is None:
             raise StoreUnavailable("SQLite store is closed")
-
-        def call() -> T:
-            try:
-                return fn(conn)
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-
         try:
-            return await trio.to_thread.run_sync(call, limiter=self._limiter)
+            return await trio.to_thread.run_sync(guarded(conn, fn), limiter=self._limiter)
         except sqlite3.DatabaseError as exc:
-            # locked past busy_timeout, disk full or I/O error, read-only or deleted file,
-            # corruption: the store is unavailable, never a crash of the request
-            # the extended code (SQLITE_IOERR_WRITE, SQLITE_FULL, ...) tells an operator which
-            raise StoreUnavailable(
-                f"SQLite: {type(exc).__name__}: {exc} ({getattr(exc, 'sqlite_errorname', '?')})"
-            ) from exc
+            raise unavailable(exc) from exc
 
-    def _after_write(self, conn: sqlite3.Connection, now: float) -> None:
-        """Amortised sweep of expired rows (called in the worker thread after a commit).
+    def _after_write(self, conn: sqlite3.Connection, now: float, writes: int = 1) -> None:
+        """Amortised sweep of expired rows (called in the worker thread after a commit of
+        `writes` writes: a group commit counts each of its appends).
 
         Best effort: the caller's write has committed, so a failing sweep (busy past the
         timeout, disk full) must neither report that write as failed nor skip the wake-up of
         its readers. It is rolled back, logged in one line and retried at the next write."""
-        self._writes += 1
-        if self._writes % self._sweep_every:
-            return
+        before, self._writes = self._writes, self._writes + writes
+        if before // self._sweep_every == self._writes // self._sweep_every:
+            return  # no multiple of sweep_every reached
         try:
             # a sweep never waits long for the write lock: it holds this store's only
             # connection (every other call of the worker queues behind it)
@@ -166,3 +153,27 @@ class SqliteBase:
                 raise sqlite3.OperationalError("the database file was deleted or replaced")
 
         await self._run(check)
+
+
+def guarded(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+    """`fn(conn)` for the worker thread: a transaction it leaves open on an error is rolled
+    back, so the next call starts clean."""
+
+    def call() -> T:
+        try:
+            return fn(conn)
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+
+    return call
+
+
+def unavailable(exc: sqlite3.DatabaseError) -> StoreUnavailable:
+    """Locked past busy_timeout, disk full or I/O error, read-only or deleted file, corruption:
+    the store is unavailable, never a crash of the request. The extended code
+    (SQLITE_IOERR_WRITE, SQLITE_FULL, ...) tells an operator which."""
+    return StoreUnavailable(
+        f"SQLite: {type(exc).__name__}: {exc} ({getattr(exc, 'sqlite_errorname', '?')})"
+    )

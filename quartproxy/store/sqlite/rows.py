@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ...core.events import is_final_record
@@ -55,16 +56,72 @@ def _append_events(
     if not rows or _erased(conn, session_id):
         return None
     last = rows[-1][1]
-    conn.executemany(
-        "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)", rows
-    )
-    conn.execute(
-        "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
-        "expires_at = excluded.expires_at, last_seq = excluded.last_seq",
-        (message_id, session_id, expires_at, last),
-    )
+    conn.executemany(_INSERT_EVENTS, rows)
+    conn.execute(_UPSERT_BUFFER, (message_id, session_id, expires_at, last))
     return last
+
+
+_INSERT_EVENTS = "INSERT OR REPLACE INTO buffer_events (message_id, seq, record) VALUES (?, ?, ?)"
+_UPSERT_BUFFER = (
+    "INSERT INTO buffers (message_id, session_id, expires_at, last_seq) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+    "expires_at = excluded.expires_at, last_seq = excluded.last_seq"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One buffer_append call waiting for its group's transaction."""
+
+    message_id: str
+    session_id: str
+    encoded: list[tuple[int, str]]
+    finals: frozenset[int]  # the seqs of its final events (FINAL_TYPES)
+    expires_at: float
+    now: float
+
+
+def _append_group(conn: sqlite3.Connection, appends: Sequence[Append]) -> list[int | None]:
+    """Inside a write transaction: `_append_events` of each append, in order, with the same
+    results as those calls one after the other (a later append of an answer sees the earlier
+    ones: its last seq, whether it ended), but one read of the buffers' state and one write per
+    table for the whole group instead of five statements per append."""
+    mids = json.dumps(list({a.message_id: None for a in appends}))
+    state: dict[str, tuple[int, bool]] = {}  # message id -> (last seq, last event is final)
+    for mid, last, record in conn.execute(
+        "SELECT b.message_id, b.last_seq, e.record FROM buffers b LEFT JOIN buffer_events e "
+        "ON e.message_id = b.message_id AND e.seq = b.last_seq "
+        "WHERE b.message_id IN (SELECT value FROM json_each(?))",
+        (mids,),
+    ):
+        state[mid] = (int(last), record is not None and is_final_record(json.loads(record)))
+    sids = json.dumps(list({a.session_id: None for a in appends}))
+    erased = {
+        sid
+        for (sid,) in conn.execute(
+            "SELECT session_id FROM erased_sessions "
+            "WHERE session_id IN (SELECT value FROM json_each(?))",
+            (sids,),
+        )
+    }
+    events: list[tuple[str, int, str]] = []
+    heads: list[tuple[str, str, float, int]] = []
+    lasts: list[int | None] = []
+    for a in appends:
+        last, ended = state.get(a.message_id, (None, False))
+        rows = appendable(last, ended, a.encoded)
+        if not rows or a.session_id in erased:
+            lasts.append(None)
+            continue
+        new = rows[-1][0]
+        state[a.message_id] = (new, new in a.finals)
+        events.extend((a.message_id, seq, data) for seq, data in rows)
+        heads.append((a.message_id, a.session_id, a.expires_at, new))
+        lasts.append(new)
+    if events:
+        conn.executemany(_INSERT_EVENTS, events)
+        conn.executemany(_UPSERT_BUFFER, heads)
+    return lasts
 
 
 _HistoryRow = tuple[str, str, str, str, float, int, str]
