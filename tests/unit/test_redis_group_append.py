@@ -354,3 +354,16 @@ async def test_a_turn_cancelled_while_its_append_waits_publishes_what_is_stored(
         assert published == ([Delta("a")] if when == "queued" else [Delta("a"), Delta("b")])
         assert turn.events[-1] == SHUTTING_DOWN
         await assert_buffer_is_what_was_published(store, turn)
+
+
+@pytest.mark.cluster
+async def test_a_cluster_sends_each_append_alone(redis_cluster: Any) -> None:
+    """In a Redis Cluster the answers of a group live on different nodes: each append keeps its
+    own round trip (store/redis/buffers.py says why), and they are all stored."""
+    async with RedisStore(redis_cluster.url, prefix=f"t{uuid.uuid4().hex[:8]}:") as store:
+        async with nursery_bounded() as nursery:
+            for i in range(20):
+                nursery.start_soon(store.buffer_append, f"m{i}", f"s{i}", [delta(1)], TTL, NOW)
+        assert store._group.groups == 0
+        for i in range(20):
+            assert await seqs(store, f"m{i}") == [1]
