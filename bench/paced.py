@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,9 +38,17 @@ RATE = 50  # tokens/s
 
 
 def window(
-    b: Bench, proxy: Proc | None, port: int, mode: str, c: int, message: str, duration: float
+    b: Bench,
+    proxy: Proc | None,
+    port: int,
+    mode: str,
+    c: int,
+    message: str,
+    duration: float,
+    probe: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """One loadgen run; the worker's CPU sampled over the measured window only."""
+    """One loadgen run; the worker's CPU (and `probe`'s counters, e.g. Redis's) sampled over
+    the measured window only."""
     from .run import PY, ROOT, nofile, taskset
 
     cmd = [*taskset("1"), PY, "-m", "bench.loadgen", "--port", str(port), "--mode", mode]
@@ -49,7 +58,8 @@ def window(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=nofile
     )
     assert popen.stdout is not None
-    marks: dict[str, tuple[float, float]] = {}
+    marks: dict[str, tuple[float, float, float]] = {}
+    probed: dict[str, dict[str, float]] = {}
     last = ""
     for raw in popen.stdout:
         last = raw.decode().strip()
@@ -57,6 +67,8 @@ def window(
         if mark:
             cpu = proxy.cpu() if proxy is not None else 0.0
             marks[mark] = (time.monotonic(), cpu, b.fake.cpu() if b.fake is not None else 0.0)
+            if probe is not None:
+                probed[mark] = probe()
     popen.wait(900)
     if popen.returncode != 0 or "stop" not in marks:
         err = popen.stderr.read().decode()[-2000:] if popen.stderr else ""
@@ -73,6 +85,8 @@ def window(
         res["cpu_us_per_delta"] = round(1e6 * (c1 - c0) / deltas, 1) if deltas else None
         res["cpu_us_per_write"] = round(1e6 * (c1 - c0) / writes, 1) if writes else None
         res["deltas_per_write"] = round(deltas / writes, 3) if writes else None
+    if probe is not None:
+        res["probe"] = {k: probed["stop"][k] - probed["start"][k] for k in probed["stop"]}
     return res
 
 
@@ -116,24 +130,63 @@ def paced(b: Bench) -> None:
         proxy.stop()
 
 
+def _redis_probe(url: str) -> Callable[[], dict[str, float]]:
+    """Scripts Redis was sent (EVALSHA + EVAL: one per round trip of the store's appends, begin
+    and finish) and its CPU seconds, from INFO (redis-cli: outside the worker's CPU)."""
+    from tests.redis_server import cli
+
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+
+    def probe() -> dict[str, float]:
+        out = {"scripts": 0.0, "redis_cpu_s": 0.0}
+        for line in cli(port, "INFO", "all").splitlines():
+            name, _, value = line.partition(":")
+            if name in ("cmdstat_evalsha", "cmdstat_eval"):
+                out["scripts"] += float(dict(f.split("=") for f in value.split(","))["calls"])
+            elif name in ("used_cpu_user", "used_cpu_sys"):
+                out["redis_cpu_s"] += float(value)
+        return out
+
+    return probe
+
+
+def _cost_store(b: Bench) -> tuple[dict[str, str], Callable[[], dict[str, float]] | None]:
+    """The proxy's environment for `--cost-mode`, and what to sample besides its CPU."""
+    mode = b.a.cost_mode
+    if mode == "memory":
+        return {}, None
+    if mode == "sqlite":
+        return {"DEPLOYMENT_MODE": "sqlite"}, None
+    url = b.start_redis()
+    if url is None:
+        raise RuntimeError("--cost-mode production needs redis-server (.ci/setup-redis.sh)")
+    return {"DEPLOYMENT_MODE": "production", "REDIS_URL": url}, _redis_probe(url)
+
+
 def delta_cost(b: Bench, ceiling: bool = False) -> None:
-    """CPU µs per delta at two answer lengths, alternated (short, long, short, long).
+    """CPU µs per delta at two answer lengths, alternated (short, long, short, long); with
+    `--cost-mode production` also Redis's scripts (round trips) and CPU per delta.
     `ceiling`: the same for the framework alone (bench/ceiling.py, `relay`: Quart on trio
     under the same Hypercorn config relaying the fake n8n's body as it comes), the floor any
     Quart app on this stack pays per streamed write."""
     short, long_ = 20, 80
     c = b.a.cost_streams
-    proxy, port = b.start_ceiling("relay") if ceiling else b.start_proxy()
-    mode = "direct" if ceiling else "sse"
+    if ceiling:
+        (proxy, port), probe, mode = b.start_ceiling("relay"), None, "direct"
+    else:
+        env, probe = _cost_store(b)
+        (proxy, port), mode = b.start_proxy(**env), "sse"
     try:
         b.loadgen(port, mode, 10, pin="1", duration=1, warmup=0.5)
         per_turn: dict[int, list[float]] = {short: [], long_: []}
         writes_per_turn: dict[int, list[float]] = {short: [], long_: []}
         per_delta: dict[int, list[float]] = {short: [], long_: []}
+        scripts_per_turn: dict[int, list[float]] = {short: [], long_: []}
+        redis_us: list[float] = []
         coalesced: list[float] = []
         for _ in range(b.a.cost_rounds):
             for n in (short, long_):
-                res = window(b, proxy, port, mode, c, f"bench:{n}:{RATE}", b.a.duration)
+                res = window(b, proxy, port, mode, c, f"bench:{n}:{RATE}", b.a.duration, probe)
                 # Turns in the window = deltas / n (partial turns at the edges count their
                 # received deltas, which is what the CPU was spent on). On a loaded machine
                 # the fake n8n falls behind and several deltas arrive in one read and leave in
@@ -144,11 +197,15 @@ def delta_cost(b: Bench, ceiling: bool = False) -> None:
                 per_turn[n].append(res["proxy_cpu_s"] / turns)
                 writes_per_turn[n].append(res["writes"] / turns)
                 coalesced.append(res["deltas_per_write"])
+                if "probe" in res:
+                    scripts_per_turn[n].append(res["probe"]["scripts"] / turns)
+                    redis_us.append(1e6 * res["probe"]["redis_cpu_s"] / res["deltas"])
         avg = {n: sum(v) / len(v) for n, v in per_turn.items()}
         wpt = {n: sum(v) / len(v) for n, v in writes_per_turn.items()}
         marginal = (avg[long_] - avg[short]) / (wpt[long_] - wpt[short])
         row = {
             "scenario": "ceiling_cost" if ceiling else "delta_cost",
+            "store": "-" if ceiling else b.a.cost_mode,
             "concurrency": c,
             "rate": RATE,
             "cpu_us_per_delta": {
@@ -159,11 +216,24 @@ def delta_cost(b: Bench, ceiling: bool = False) -> None:
             "deltas_per_write": round(max(coalesced), 3),
             "rounds": b.a.cost_rounds,
         }
+        extra = ""
+        if redis_us:
+            spt = {n: sum(v) / len(v) for n, v in scripts_per_turn.items()}
+            # the slope per extra write, as for the CPU: the turn's own begin/finish left out
+            row["redis_round_trips_per_write"] = round(
+                (spt[long_] - spt[short]) / (wpt[long_] - wpt[short]), 3
+            )
+            row["redis_cpu_us_per_delta"] = round(sum(redis_us) / len(redis_us), 1)
+            extra = (
+                f", Redis {row['redis_round_trips_per_write']} round trips/write, "
+                f"{row['redis_cpu_us_per_delta']} µs Redis CPU/delta"
+            )
         b.results.append(row)
         print(
-            f"{row['scenario']} c={c} at {RATE}/s: all-in {row['cpu_us_per_delta']} µs/delta, "
-            f"marginal {row['marginal_us_per_delta']} µs/write, fixed "
-            f"{row['fixed_ms_per_turn']} ms/turn, up to {row['deltas_per_write']} deltas/write",
+            f"{row['scenario']} [{row['store']}] c={c} at {RATE}/s: all-in "
+            f"{row['cpu_us_per_delta']} µs/delta, marginal {row['marginal_us_per_delta']} "
+            f"µs/write, fixed {row['fixed_ms_per_turn']} ms/turn, up to "
+            f"{row['deltas_per_write']} deltas/write" + extra,
             flush=True,
         )
     finally:

@@ -639,6 +639,13 @@ def main() -> None:
     p.add_argument("--paced-chunks", type=int, default=50, help="paced part: tokens per answer")
     p.add_argument("--cost-streams", type=int, default=50, help="delta_cost: concurrent streams")
     p.add_argument("--cost-rounds", type=int, default=2, help="delta_cost: alternated rounds")
+    p.add_argument(
+        "--cost-mode",
+        choices=("memory", "sqlite", "production"),
+        default="memory",
+        help="delta_cost: the proxy's store (production: a local redis-server; Redis's round "
+        "trips and CPU per delta are reported too)",
+    )
     p.add_argument("--levels", help="concurrency levels, e.g. 1,10,50,200")
     p.add_argument("--idle", help="idle stream counts, e.g. 1000,5000,10000")
     p.add_argument("--duration", type=float, help="measured seconds per run")

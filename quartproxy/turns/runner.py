@@ -7,9 +7,10 @@ and only then published to listeners, so whatever a client has seen can be resum
 survives a crash of the process in the durable modes.
 
 Store calls of one turn: `begin_turn` (busy flag, Start, question), one `buffer_append` per
-upstream read (SQLite commits those of several answers together and returns each once its own
-is committed; a call cancelled before its group was taken raises Cancelled and wrote nothing,
-one that returned is stored: store/sqlite/group.py), `finish_turn` (final event, answer,
+upstream read (SQLite commits those of several answers together, one Redis or Sentinel sends
+them in one round trip; each returns once its own is stored; a call cancelled before its group
+was taken raises Cancelled and wrote nothing, one that returned is stored: store/group.py),
+`finish_turn` (final event, answer,
 release of the flag). The busy flag is a
 lease owned by this worker (`worker_id`) and renewed while the turn runs (leases.py); an answer
 cut short (an error mid-stream, shutdown) keeps its partial text in history, marked incomplete.

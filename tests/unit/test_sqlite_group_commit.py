@@ -1,4 +1,4 @@
-"""Group commit of buffer appends in the SQLite store (store/sqlite/group.py): appends of several
+"""Group commit of buffer appends in the SQLite store (store/group.py): appends of several
 answers that queue while the store's worker is busy go in one transaction; every caller of a
 group gets the group's outcome (a failed transaction fails all of them, atomically); the order
 of arrival is the order of writing; a cancelled caller's append happened exactly when its call

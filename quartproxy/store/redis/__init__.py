@@ -30,6 +30,10 @@ Redis Cluster slot (RedisKeys in client.py; one Redis and Sentinel use the same)
 - Writes to several slots (a turn's index, pointer and owner entries beside its session's
   script) go as one pipeline (`_pipeline`): one round trip on one Redis, one per node in a
   cluster; atomic per command, not across them (docs/topologies.md says what that means).
+- Buffer appends of several answers (streamed deltas) that arrive while one round trip of
+  appends is in flight go together in the next, as one `buf_append_many` script over all their
+  slots: on one Redis and behind Sentinel only (no slots there); a cluster sends each append
+  alone (buffers.py says why).
 
 Why Streams for answer buffers: one primitive gives both replay-from-id (XRANGE) and
 live-follow (XREAD BLOCK from the last id seen), without a window between "read what exists"

@@ -123,7 +123,8 @@ redis.call('SET', KEYS[5], '1', 'EX', ARGV[2])
 return #mids
 """
 
-# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, fin (1: the last event is final),
+# KEYS: bufm, buf, sbuf, erased. ARGV: sid, exp, ttl_ms, mid, fin (1: the event with the highest
+# seq, the first such, is final: when anything is added it is the last event added),
 # then seq, record of each event.
 # -> the last seq added, -1 when nothing was (erased session, ended answer, or only replays).
 # Mirrors core.turn_buffer.appendable; the fin flag caches core.events.is_final_record.
@@ -143,7 +144,7 @@ for i = 6, #ARGV, 2 do
 end
 if added == nil then return -1 end
 redis.call('HSET', KEYS[1], 'sid', ARGV[1], 'exp', ARGV[2], 'last', added)
-if ARGV[5] == '1' and tonumber(added) == tonumber(ARGV[#ARGV - 1]) then
+if ARGV[5] == '1' then
   redis.call('HSET', KEYS[1], 'fin', '1')
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -151,6 +152,63 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 return last
+"""
+
+# The appends of several answers in one round trip (one Redis or Sentinel: no cluster, where
+# their keys live in different slots). KEYS: per append bufm, buf, sbuf, erased, pointer.
+# ARGV: per append a header n (events), sid, exp, ttl ms, mid, fin, pointer px (0: not due),
+# then n pairs seq, record. Each append is _BUF_APPEND's body (plus its pointer SET, which a
+# lone append sends beside the script), run under pcall so that an error in one append (a key of
+# the wrong type) is that caller's alone. -> per append its new last seq (-1: nothing added), or
+# the error text (a string).
+_BUF_APPEND_MANY = """
+local function append(k, a, n)
+  if tonumber(ARGV[a + 6]) > 0 then
+    redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 6])
+  end
+  if redis.call('EXISTS', KEYS[k + 3]) == 1 then return -1 end
+  local m = redis.call('HMGET', KEYS[k], 'last', 'fin')
+  if m[2] == '1' then return -1 end
+  local last = tonumber(m[1])
+  local added = nil
+  local first = a + 7
+  local stop = first + 2 * n - 2
+  for i = first, stop, 2 do
+    local seq = tonumber(ARGV[i])
+    if last == nil or seq > last then
+      redis.call('XADD', KEYS[k + 1], ARGV[i] .. '-1', 's', ARGV[i], 'r', ARGV[i + 1])
+      last = seq
+      added = ARGV[i]
+    end
+  end
+  if added == nil then return -1 end
+  redis.call('HSET', KEYS[k], 'sid', ARGV[a + 1], 'exp', ARGV[a + 2], 'last', added)
+  if ARGV[a + 5] == '1' then
+    redis.call('HSET', KEYS[k], 'fin', '1')
+  end
+  redis.call('PEXPIRE', KEYS[k], ARGV[a + 3])
+  redis.call('PEXPIRE', KEYS[k + 1], ARGV[a + 3])
+  redis.call('SADD', KEYS[k + 2], ARGV[a + 4])
+  if redis.call('PTTL', KEYS[k + 2]) < tonumber(ARGV[a + 3]) then
+    redis.call('PEXPIRE', KEYS[k + 2], ARGV[a + 3])
+  end
+  return last
+end
+local out = {}
+local a = 1
+for k = 1, #KEYS, 5 do
+  local n = tonumber(ARGV[a])
+  local ok, res = pcall(append, k, a, n)
+  if ok then
+    out[#out + 1] = res
+  elseif type(res) == 'table' and res.err then
+    out[#out + 1] = tostring(res.err)
+  else
+    out[#out + 1] = tostring(res)
+  end
+  a = a + 7 + 2 * n
+end
+return out
 """
 
 # KEYS: bufm, buf. ARGV: now, first id. -> false | {sid, {seq, record, seq, record, ...}}
@@ -181,6 +239,7 @@ SCRIPTS = {  # name -> (text, sha1)
         "hist_purge_one": _HIST_PURGE_ONE,
         "delete_session": _DELETE_SESSION,
         "buf_append": _BUF_APPEND,
+        "buf_append_many": _BUF_APPEND_MANY,
         "buf_read": _BUF_READ,
         "begin": _BEGIN,
         "finish": _FINISH,

@@ -16,7 +16,7 @@ from ... import metrics
 from ...core.events import is_final_record
 from ..base import BufferSlice, StoreUnavailable
 from .connection import SqliteBase, guarded, unavailable
-from .group import GroupCommit
+from ..group import GroupCommit
 from .rows import Append, _append_group, _encode
 
 

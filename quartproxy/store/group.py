@@ -1,8 +1,10 @@
 """Group commit: writes that arrive while a transaction is running go together in the next one.
 
-With one SQLite connection (one worker thread at a time), one commit per streamed delta of every
-running answer is what limits `sqlite` mode: the commits queue behind each other, each paying its
-WAL frames. `GroupCommit.submit` coalesces them without any timer:
+Used by both durable backends for buffer appends (one per streamed delta of every running
+answer). With one SQLite connection (one worker thread at a time) the commits queued behind each
+other, each paying its WAL frames (store/sqlite/buffers.py); with Redis each append was its own
+round trip (store/redis/buffers.py: one Redis or Sentinel; a Cluster keeps one per append).
+`GroupCommit.submit` coalesces them without any timer:
 
 - a caller that finds no group in progress leads: it takes the store's worker (the connection's
   CapacityLimiter), then every write queued by then, and writes them in one transaction;
