@@ -15,8 +15,8 @@ import trio
 from ... import metrics
 from ...core.events import is_final_record
 from ..base import BufferSlice, StoreUnavailable
-from .connection import SqliteBase, guarded, unavailable
 from ..group import GroupCommit
+from .connection import SqliteBase, guarded, unavailable
 from .rows import Append, _append_group, _encode
 
 
