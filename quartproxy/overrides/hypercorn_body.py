@@ -8,7 +8,7 @@ stream whose h11 connection is in SEND_BODY with a chunked writer (so not HEAD, 
 an HTTP/1.0 client, not a Content-Length body). Everything else - the start, the last body
 message, HTTP/2, WebSocket, errors - goes through the original. tests/unit/test_overrides.py
 fingerprints every function whose behaviour this reproduces. Upstream proposal, ready to send:
-docs/upstream/hypercorn-h11-body-fast-path.md.
+docs/upstream/h11-send-data-fast-path.md.
 
 Why: each delta of a streamed answer went `app_send` (a `Body` event) -> `H11Protocol.
 stream_send` (an isinstance chain) -> `_send_h11_event` -> h11 `Connection.send(Data(...))` (a
@@ -22,7 +22,7 @@ replaced only when `our_state`/`their_state` change. The writer itself keeps no 
 mode. So the same bytes (`%x\\r\\n` + data + `\\r\\n`) are made here in one formatting and sent
 with the same one `await self.send(RawData(...))`: the same awaits, so the same cancellation and
 scheduling as before (the keep-alive and cancellation behaviour of the final send is untouched,
-it takes the original path). Measured: docs/benchmarks.md, "CPU per delta".
+it takes the original path). Measured: docs/benchmarks.md, "A body chunk framed once".
 """
 
 from __future__ import annotations
