@@ -76,7 +76,7 @@ def install() -> bool:
                     and type(connection._writer) is ChunkedWriter
                     # Hypercorn drops a HEAD body by the method it upper-cased; h11 frames by
                     # the method as sent (a "head" request gets a chunked writer): keep both.
-                    # 204/304 and 1xx never reach a chunked writer (h11: Content-Length 0).
+                    # 204/304 get h11's Content-Length 0 writer; a 1xx leaves it in SEND_RESPONSE.
                     and self.scope["method"] != "HEAD"
                 ):
                     await send.__self__.send(RawData(data=b"%x\r\n%s\r\n" % (len(body), body)))
