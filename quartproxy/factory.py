@@ -41,6 +41,7 @@ from .http.keepalive import shield_final_send
 from .http.uploads import upload_request_class
 from .leases import keep_leases
 from .overrides import (
+    hypercorn_body,
     hypercorn_guards,
     hypercorn_h2,
     quart_trio_connection,
@@ -87,6 +88,7 @@ def create_app(
         app.asgi_app, lean.share_response_headers
     )
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
+    hypercorn_body.install()  # overrides/hypercorn_body.py: a streamed HTTP/1.1 chunk framed once
     # overrides/hypercorn_send.py (a socket write without Hypercorn's two yields, ≈25 % less CPU
     # per streamed write) is NOT installed: it makes an early answer (a 401/403 before the body
     # was read) finish ahead of the connection's reader more often, and Hypercorn then closes the

@@ -15,6 +15,10 @@ upstream report that would make it unnecessary (docs/upstream/):
   `TCPServer.protocol_send` writes once directly
   when the kernel takes the bytes (no lock and two scheduler yields per streamed delta);
   the rest, TLS and errors go through the original (hypercorn-trio-send-fast-path.md). Warns.
+- `hypercorn_body.py` - Hypercorn 0.18 + h11 0.16: a streamed HTTP/1.1 body chunk (h11 in
+  chunked SEND_BODY) framed once and handed to `protocol_send`, past `Body`, `stream_send` and
+  h11's state machine, which change no state for it; the rest goes through the original
+  (h11-send-data-fast-path.md). Warns.
 - `quart_trio_connection.py` - quart-trio 0.12/0.13: the connection's `__call__` copied, one
   task fewer per request (quart-trio-one-task-per-request.md). Warns, falls back.
 - `werkzeug_headers.py` - Werkzeug 3.0/3.1: `Headers._list` lookups without an exception, a

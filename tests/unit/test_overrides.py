@@ -110,3 +110,90 @@ def test_hypercorn_protocol_send_is_the_one_that_was_bypassed() -> None:
     send = TCPServer.protocol_send  # the original, whether or not the override is installed
     seen = {"TCPServer.protocol_send": fingerprint(getattr(send, "__wrapped__", send))}
     read("hypercorn", seen, {"0.18.0": {"TCPServer.protocol_send": "225856426bff7be0"}})
+
+
+def test_hypercorn_and_h11_body_path_is_the_one_that_was_bypassed() -> None:
+    """overrides/hypercorn_body.py frames a chunk itself because, for a Data event in chunked
+    SEND_BODY, h11 changes no state and Hypercorn adds nothing but the framing: re-read these
+    (and the override's docstring argument) before trusting another version."""
+    import h11
+    from h11 import _state, _writers
+    from hypercorn import utils
+    from hypercorn.protocol.h11 import H11Protocol
+    from hypercorn.protocol.http_stream import HTTPStream
+
+    send = HTTPStream.app_send  # the original, whether or not the override is installed
+    hyper = {
+        "HTTPStream.app_send": fingerprint(getattr(send, "__wrapped__", send)),
+        "H11Protocol.stream_send": fingerprint(H11Protocol.stream_send),
+        "H11Protocol._send_h11_event": fingerprint(H11Protocol._send_h11_event),
+        "suppress_body": fingerprint(utils.suppress_body),
+    }
+    read(
+        "hypercorn",
+        hyper,
+        {
+            "0.18.0": {
+                "HTTPStream.app_send": "c806044b99736985",
+                "H11Protocol.stream_send": "56a36254a368d71a",
+                "H11Protocol._send_h11_event": "5e40283daa303ec7",
+                "suppress_body": "21eb6cd69f3c0cd7",
+            }
+        },
+    )
+    state = _state.ConnectionState
+    seen = {
+        "Connection.send_with_data_passthrough": h11.Connection.send_with_data_passthrough,
+        "Connection._process_event": h11.Connection._process_event,
+        "Connection._respond_to_state_changes": h11.Connection._respond_to_state_changes,
+        "ConnectionState.process_event": state.process_event,
+        "ConnectionState.process_error": state.process_error,
+        "ConnectionState.start_next_cycle": state.start_next_cycle,
+        "ConnectionState._fire_state_triggered_transitions": (
+            state._fire_state_triggered_transitions
+        ),
+        "BodyWriter.__call__": _writers.BodyWriter.__call__,
+        "ChunkedWriter.send_data": _writers.ChunkedWriter.send_data,
+    }
+    read(
+        "h11",
+        {name: fingerprint(func) for name, func in seen.items()},
+        {
+            "0.16.0": {
+                "Connection.send_with_data_passthrough": "e8332d21fb1a2963",
+                "Connection._process_event": "34a61e13cd672ae1",
+                "Connection._respond_to_state_changes": "b2a6461c234de46b",
+                "ConnectionState.process_event": "cf17ddff4b02ae70",
+                "ConnectionState.process_error": "22e2a6297e97bd95",
+                "ConnectionState.start_next_cycle": "0f778bb3984a1d2e",
+                "ConnectionState._fire_state_triggered_transitions": "09f0fcf0cee957e0",
+                "BodyWriter.__call__": "f8d0c6746a6fdd9a",
+                "ChunkedWriter.send_data": "0fbc8fb565f7029f",
+            }
+        },
+    )
+    # a Data event leaves the server in SEND_BODY (no transition to follow)
+    assert _state.EVENT_TRIGGERED_TRANSITIONS[h11.SERVER][h11.SEND_BODY][h11.Data] is h11.SEND_BODY
+
+
+def test_the_body_fast_path_is_not_applied_on_an_unverified_h11(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hypercorn.protocol.http_stream import HTTPStream
+
+    from quartproxy.overrides import hypercorn_body
+
+    was_installed = bool(hypercorn_body.ORIGINALS)
+    hypercorn_body.uninstall()
+    stock = HTTPStream.app_send
+    monkeypatch.setattr(versions, "version", lambda name: "99.0" if name == "h11" else "0.18.0")
+    monkeypatch.setattr(versions, "_warned", set())
+    with caplog.at_level(logging.WARNING, "quartproxy.overrides"):
+        assert not hypercorn_body.install()
+    assert HTTPStream.app_send is stock
+    assert "verified against h11 0.16.x; found 99.0" in caplog.text
+    monkeypatch.undo()
+    assert hypercorn_body.install()
+    assert HTTPStream.app_send is not stock
+    if not was_installed:
+        hypercorn_body.uninstall()
