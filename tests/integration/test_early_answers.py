@@ -91,7 +91,7 @@ async def test_an_answer_complete_before_the_body_arrives_keeps_the_connection(
 async def early_answers_then_good_ones(
     proxy: Proxy, content: Callable[[], Any], extra: dict[str, str]
 ) -> None:
-    assert hypercorn_send.install()  # the app installs it; the race is most likely with it
+    assert hypercorn_send.installed()  # by the app (factory.py): the race is likeliest with it
     session = await proxy.session()
     good_headers = proxy.auth(session)
     json_type = {"Content-Type": "application/json", **extra}
