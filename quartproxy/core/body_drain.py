@@ -40,7 +40,10 @@ def drain_budget(http_version: str, headers: Iterable[tuple[bytes, bytes]]) -> i
             chunked = value.strip().lower().endswith(b"chunked")
     if chunked:
         return DRAIN_MAX_BYTES
-    if length is None or not length.isdigit() or len(length) > 18:
+    if length is None or not length.isdigit():
         return None
-    declared = int(length)
+    try:
+        declared = int(length)
+    except ValueError:  # more digits than Python converts (h11 refuses more than 20 anyway)
+        return None
     return declared if 0 < declared <= DRAIN_MAX_BYTES else None

@@ -9,7 +9,8 @@ closed, so every worker waits the full `graceful_timeout` for clients that will 
 another request.
 
 Shielding the final body send lets Hypercorn finish its bookkeeping. The send itself is already
-shielded inside Hypercorn (socket writes), so this adds no new way to hang.
+shielded inside Hypercorn (socket writes), so this adds no new way to hang (the body drain
+below waits inside the same shield, DRAIN_SECONDS at most).
 
 The same wrapper marks the scope while the app runs the request, so that the access log writes
 one line per request (logs.AccessLogger explains the race with Hypercorn's early line).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from quartproxy.core.body_drain import DRAIN_MAX_BYTES, drain_budget
+from quartproxy.core.body_drain import DRAIN_MAX_BYTES, DRAIN_SECONDS, drain_budget
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.0"])
@@ -18,6 +18,12 @@ def test_a_small_declared_body_is_read_to_its_length(version: str) -> None:
 def test_a_body_declared_bigger_than_the_bound_is_not_read() -> None:
     assert drain_budget("1.1", [(b"content-length", b"65537")]) is None
     assert drain_budget("1.1", [(b"content-length", b"9" * 40)]) is None
+    assert drain_budget("1.1", [(b"content-length", b"1" * 5000)]) is None  # no ValueError
+
+
+def test_a_client_can_hold_an_early_answer_one_second_at_most() -> None:
+    """The bound docs/operations.md and the threat model state (a body declared and not sent)."""
+    assert 0 < DRAIN_SECONDS <= 1.0
 
 
 @pytest.mark.parametrize(
