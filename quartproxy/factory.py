@@ -44,6 +44,7 @@ from .overrides import (
     hypercorn_body,
     hypercorn_guards,
     hypercorn_h2,
+    hypercorn_send,
     quart_trio_connection,
     werkzeug_headers,
 )
@@ -89,11 +90,12 @@ def create_app(
     )
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
     hypercorn_body.install()  # overrides/hypercorn_body.py: a streamed HTTP/1.1 chunk framed once
-    # overrides/hypercorn_send.py (a socket write without Hypercorn's two yields, ≈25 % less CPU
-    # per streamed write) is NOT installed: it makes an early answer (a 401/403 before the body
-    # was read) finish ahead of the connection's reader more often, and Hypercorn then closes the
-    # keep-alive connection under the client (seen in CI even with one yield kept). Enable it
-    # only with the bounded body drain before early answers (docs/benchmarks.md, issue 20).
+    # overrides/hypercorn_send.py: a socket write without Hypercorn's two yields (≈25 % less CPU
+    # per streamed write). It made an early answer (a 401/403 before the body was read) finish
+    # ahead of the connection's reader more often, and Hypercorn closed the keep-alive connection
+    # under the client; shield_final_send above now reads a small body to its end before the
+    # answer's last message (core/body_drain.py), which closes that race for every server path.
+    hypercorn_send.install()
     if not settings.allow_h2c:  # http/h2c.py: cleartext HTTP/2 is a tunnel past the proxy
         app.asgi_app = refuse_cleartext_h2(app.asgi_app)  # type: ignore[method-assign]
     blueprints = (sessions.bp, chat.bp, ws.bp, compat.bp, sites.bp, ops.bp, operators.bp, status.bp)

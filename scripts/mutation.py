@@ -90,6 +90,7 @@ MODULES: dict[str, list[str]] = {
         U + "test_n8n_parse_fuzz.py",
     ],
     "ws_protocol": [U + "test_ws_protocol_boundaries.py", U + "test_ws_protocol.py"],
+    "body_drain": [U + "test_body_drain.py"],
 }
 PRELOAD = ["pytest", "trio", "pytest_trio", "hypothesis", "pydantic", "jwt", "httpx", "h11"]
 

@@ -11,8 +11,7 @@ upstream report that would make it unnecessary (docs/upstream/):
   h11-cl-te-keep-alive.md). Refuses other versions.
 - `hypercorn_h2.py` - Hypercorn 0.18: HTTP/2 backpressure and buffers released on close, GOAWAY
   before an idle close, h2_max_header_list_size enforced (hypercorn-h2-*.md). Refuses.
-- `hypercorn_send.py` - (not installed by the app: factory.py says why) Hypercorn 0.17/0.18:
-  `TCPServer.protocol_send` writes once directly
+- `hypercorn_send.py` - Hypercorn 0.17/0.18: `TCPServer.protocol_send` writes once directly
   when the kernel takes the bytes (no lock and two scheduler yields per streamed delta);
   the rest, TLS and errors go through the original (hypercorn-trio-send-fast-path.md). Warns.
 - `hypercorn_body.py` - Hypercorn 0.18 + h11 0.16: a streamed HTTP/1.1 body chunk (h11 in
@@ -30,7 +29,10 @@ Not overrides, but resting on how a library behaves (public extension points, ea
 through a real server; listed so an upgrade re-reads them):
 
 - `http/keepalive.py` - an ASGI wrapper shielding the final body send, because quart-trio cancels
-  the request nursery inside Hypercorn's last `send` (keep-alive timer never re-armed).
+  the request nursery inside Hypercorn's last `send` (keep-alive timer never re-armed); before
+  it, an early answer reads a small request body to its end, because Hypercorn closes the
+  keep-alive connection when the answer ends before the request
+  (hypercorn-early-answer-closes-keep-alive.md).
 - `logs.AccessLogger` - Hypercorn's `logger_class` hook; holds back the early access line
   Hypercorn writes when a client closes right after the body (hypercorn-double-access-log.md).
 - `http/h2c.py` - an ASGI wrapper reading `http_version`/`scheme` from the scope.

@@ -73,6 +73,12 @@ def install() -> bool:
     return True
 
 
+def installed() -> bool:
+    from hypercorn.trio.tcp_server import TCPServer
+
+    return bool(getattr(TCPServer.protocol_send, _MARK, False))
+
+
 def write_now(stream: trio.SocketStream, data: bytes) -> int:
     """One non-blocking write(2) of `data` (trio's sockets are non-blocking): how much the
     kernel took, 0 when it took nothing or failed (the caller's slow path then reports it)."""

@@ -48,8 +48,8 @@ async def read(peer: socket.socket, n: int) -> bytes:
 
 @pytest.fixture(autouse=True)
 def installed() -> Iterator[None]:
-    """Installed for these tests only: the app does not install it (factory.py says why), and
-    the in-process servers of later tests must run Hypercorn's own send path."""
+    """Installed for these tests, whatever ran before; Hypercorn's own send restored after (the
+    app installs the fast path again when it is built: factory.py)."""
     assert hypercorn_send.install()
     yield
     TCPServer.protocol_send = hypercorn_send.ORIGINALS["TCPServer.protocol_send"]  # type: ignore[method-assign]
