@@ -43,6 +43,7 @@ from .leases import keep_leases
 from .overrides import (
     hypercorn_guards,
     hypercorn_h2,
+    hypercorn_read,
     quart_trio_connection,
     werkzeug_headers,
 )
@@ -87,6 +88,7 @@ def create_app(
         app.asgi_app, lean.share_response_headers
     )
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
+    hypercorn_read.install()  # overrides/hypercorn_read.py: ≈3 KB less per waiting connection
     # overrides/hypercorn_send.py (a socket write without Hypercorn's two yields, ≈25 % less CPU
     # per streamed write) is NOT installed: it makes an early answer (a 401/403 before the body
     # was read) finish ahead of the connection's reader more often, and Hypercorn then closes the

@@ -15,6 +15,9 @@ upstream report that would make it unnecessary (docs/upstream/):
   `TCPServer.protocol_send` writes once directly
   when the kernel takes the bytes (no lock and two scheduler yields per streamed delta);
   the rest, TLS and errors go through the original (hypercorn-trio-send-fast-path.md). Warns.
+- `hypercorn_read.py` - Hypercorn 0.17/0.18: `TCPServer._read_data` on plain TCP waits with
+  `wait_readable` and one read(2), keeping neither trio's receive wrappers nor the last read
+  while a connection waits (≈ 3 KB per open stream; hypercorn-trio-lean-idle-read.md). Warns.
 - `quart_trio_connection.py` - quart-trio 0.12/0.13: the connection's `__call__` copied, one
   task fewer per request (quart-trio-one-task-per-request.md). Warns, falls back.
 - `werkzeug_headers.py` - Werkzeug 3.0/3.1: `Headers._list` lookups without an exception, a

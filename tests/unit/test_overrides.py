@@ -2,7 +2,7 @@
 when the library changes the code the override copies, replaces or relies on, so the override
 is re-read before a new version is trusted. (The Hypercorn guards have their own:
 test_hypercorn_guards.py.) Behaviour is tested elsewhere: test_lean.py, test_fast_headers.py,
-tests/integration/test_http2*.py, test_idle_streams.py, test_chat.py."""
+tests/integration/test_http2*.py, test_idle_streams.py, test_chat.py, test_hypercorn_read.py."""
 
 from __future__ import annotations
 
@@ -110,3 +110,9 @@ def test_hypercorn_protocol_send_is_the_one_that_was_bypassed() -> None:
     send = TCPServer.protocol_send  # the original, whether or not the override is installed
     seen = {"TCPServer.protocol_send": fingerprint(getattr(send, "__wrapped__", send))}
     read("hypercorn", seen, {"0.18.0": {"TCPServer.protocol_send": "225856426bff7be0"}})
+
+
+def test_hypercorn_read_data_is_the_one_that_was_replaced() -> None:
+    read_data = TCPServer._read_data  # the original, whether or not the override is installed
+    seen = {"TCPServer._read_data": fingerprint(getattr(read_data, "__wrapped__", read_data))}
+    read("hypercorn", seen, {"0.18.0": {"TCPServer._read_data": "7ca747d922c65cf1"}})
