@@ -26,7 +26,7 @@ from ..core.turn_buffer import appendable, finish_outcome, finish_reads_from
 from .base import BufferSlice, HistoryEntry, OwnedTurn, SessionRecord
 
 
-@dataclass
+@dataclass(slots=True)  # one per open answer: no per-instance dict
 class _Buffer:
     session_id: str
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
