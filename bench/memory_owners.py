@@ -23,9 +23,9 @@ from pathlib import Path
 
 # (file path fragment, owner), first match wins; checked against the owner frame's filename
 OWNERS: tuple[tuple[str, str], ...] = (
-    ("quartproxy/overrides/quart_trio_connection", "quart-trio: request nursery, listener"),
-    ("quartproxy/overrides/werkzeug_headers", "Quart: request, response, headers"),
-    ("quartproxy/overrides/hypercorn", "Hypercorn: connection, h11, scope"),
+    ("quartproxy/overrides/quart_trio_connection.py", "quart-trio: request nursery, listener"),
+    ("quartproxy/overrides/werkzeug_headers.py", "Quart: request, response, headers"),
+    ("overrides/hypercorn_", "Hypercorn: connection, h11, scope"),
     ("/hypercorn/", "Hypercorn: connection, h11, scope"),
     ("trio/_highlevel_serve_listeners", "Hypercorn: connection, h11, scope"),  # its accept loop
     ("/h11/", "Hypercorn: connection, h11, scope"),
@@ -33,8 +33,8 @@ OWNERS: tuple[tuple[str, str], ...] = (
     ("/quart/", "Quart: request, response, headers"),
     ("/werkzeug/", "Quart: request, response, headers"),
     ("quartproxy/upstream/", "ours: upstream call (socket, httpx, parser)"),
-    ("quartproxy/core/http1", "ours: upstream call (socket, httpx, parser)"),
-    ("quartproxy/core/n8n_parse", "ours: upstream call (socket, httpx, parser)"),
+    ("quartproxy/core/http1.py", "ours: upstream call (socket, httpx, parser)"),
+    ("quartproxy/core/n8n_parse.py", "ours: upstream call (socket, httpx, parser)"),
     ("/httpx/", "ours: upstream call (socket, httpx, parser)"),
     ("trio/_highlevel_open_tcp_stream", "ours: upstream call (socket, httpx, parser)"),
     ("quartproxy/turns/", "ours: turn (runner, LiveTurn, follow)"),

@@ -86,7 +86,7 @@ def create_app(
         upstream_transport = EchoTransport(settings.session_secret_key)
 
     app.asgi_app = shield_final_send(  # type: ignore[method-assign]
-        app.asgi_app, lean.share_response_headers
+        app.asgi_app, lean.share_response_headers, lean.share_request_header_names
     )
     hypercorn_h2.install()  # overrides/hypercorn_h2.py: h2 backpressure, GOAWAY on idle close
     hypercorn_read.install()  # overrides/hypercorn_read.py: ≈3 KB less per waiting connection

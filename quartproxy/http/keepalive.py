@@ -15,7 +15,8 @@ The same wrapper marks the scope while the app runs the request, so that the acc
 one line per request (logs.AccessLogger explains the race with Hypercorn's early line).
 
 `headers`, when given, rewrites the response headers of `http.response.start` on the way
-(lean.share_response_headers): one wrapper, so one closure and one frame per request.
+(lean.share_response_headers); `request_headers`, when given, sees the scope's request headers
+first (lean.share_request_header_names): one wrapper, so one closure and one frame per request.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ HeaderList = list[tuple[bytes, bytes]]
 
 
 def shield_final_send(
-    asgi_app: Any, headers: Callable[[HeaderList], HeaderList] | None = None
+    asgi_app: Any,
+    headers: Callable[[HeaderList], HeaderList] | None = None,
+    request_headers: Callable[[HeaderList], None] | None = None,
 ) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":
             await asgi_app(scope, receive, send)
             return
+        if request_headers is not None:
+            request_headers(scope["headers"])
 
         async def send_shielded(message: dict[str, Any]) -> None:
             kind = message["type"]
