@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.memory_profile --steps 500,1500            # RSS, objects
     .venv/bin/python -m bench.memory_profile --steps 500,1500 --trace 1  # + tracemalloc by line
-    .venv/bin/python -m bench.memory_profile --steps 200,600 --trace 30  # + tracebacks
+    .venv/bin/python -m bench.memory_profile --steps 200,600 --trace 30  # + tracebacks, owners
 
 Serves the real app (create_app, the repo's hypercorn.toml, DEPLOYMENT_MODE=stateless, the
 bench's settings) under Hypercorn in this process, next to the bench's fake n8n in its own
@@ -10,7 +10,15 @@ process. At each step a load generator process (bench/loadgen.py, mode idle, mes
 opens more idle SSE streams and keeps them open; once they are all open this process collects
 garbage and records its RSS, the bytes tracemalloc sees, and live objects by type. The report
 gives each per stream, as the difference between the last two steps (warm-up and one-off
-allocations fall out), and with --trace the lines (or tracebacks) that allocated it.
+allocations fall out), and with --trace the lines (or tracebacks) that allocated it; with
+tracebacks (--trace 30) also by owner (Hypercorn, quart-trio, Quart, our upstream call, our
+turn...: bench/memory_owners.py) and by task.
+
+What RSS counts: the process's resident pages, i.e. the Python heap (pymalloc arenas and
+malloc'd blocks) with its fragmentation and allocator headers, which is why RSS per stream is a
+few KiB above what tracemalloc traces. Not counted: the kernel's side of each socket (socket,
+file and epoll structures, and the receive/send buffers holding unread or unsent bytes: slab
+and skb memory, see /proc/net/sockstat), two sockets per stream here.
 
 RSS with tracemalloc on includes tracemalloc's own bookkeeping (tens of bytes per block):
 compare RSS against a run without --trace. Bench-only; 127.0.0.1 only.
@@ -34,6 +42,7 @@ from typing import Any
 
 import trio
 
+from bench import memory_owners
 from bench.fake_n8n import raise_nofile
 from bench.run import HUGE, ORIGIN, PAGE, ROOT, free_port
 
@@ -79,7 +88,9 @@ def type_counts() -> tuple[collections.Counter[str], collections.Counter[str]]:
         else:
             code = None
         if code is not None:
-            name = f"{name} {code.co_qualname} ({Path(code.co_filename).name})"
+            # not Path(...).name: pathlib interns each part, and the interned-string table
+            # growing here showed up as ~4.8 KB "per stream" in tracemalloc (our artefact)
+            name = f"{name} {code.co_qualname} ({code.co_filename.rsplit('/', 1)[-1]})"
         counts[name] += 1
         sizes[name] += sys.getsizeof(o)
     return counts, sizes
@@ -158,6 +169,8 @@ def report(a: Sample, b: Sample, top: int, frames: int) -> None:
                     print("      " + line)
             else:
                 print(s.traceback[0])
+        if frames > 1:
+            memory_owners.report(a.snapshot, b.snapshot, n, top)
         by_file = b.snapshot.compare_to(a.snapshot, "filename")
         print("\nby file, bytes per stream:")
         for s in by_file[:top]:

@@ -98,6 +98,19 @@ class ResponseReader:
     the connection. For the answer to a HEAD request pass `head_request=True`: it has no body,
     whatever its Content-Length says."""
 
+    # one per open answer stream (thousands per worker): no per-instance dict
+    __slots__ = (
+        "_buf",
+        "_chunk_state",
+        "_complete",
+        "_eof",
+        "_framing",
+        "_head",
+        "_head_request",
+        "_keep_alive",
+        "_left",
+    )
+
     def __init__(self, *, head_request: bool = False) -> None:
         self._head_request = head_request
         self._buf = bytearray()

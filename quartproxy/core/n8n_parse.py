@@ -51,6 +51,20 @@ def answer_text(obj: Any) -> str | None:
 class N8nAnswerParser:
     """Incremental parser of one n8n answer body."""
 
+    # one per open answer stream (thousands per worker): no per-instance dict
+    __slots__ = (
+        "_closed",
+        "_content_type",
+        "_failed",
+        "_open_groups",
+        "_pending",
+        "_seen_end",
+        "_streaming",
+        "_whole",
+        "garbage_lines",
+        "text_parts",
+    )
+
     def __init__(self, content_type: str = "application/json") -> None:
         self._content_type = content_type.lower()
         self._pending = b""  # bytes after the last newline

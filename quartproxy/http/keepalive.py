@@ -28,7 +28,8 @@ A body declared bigger than the bound, or one that does not come in time, is not
 the answer ends and Hypercorn closes the connection, as before.
 
 `headers`, when given, rewrites the response headers of `http.response.start` on the way
-(lean.share_response_headers): one wrapper, so one closure and one frame per request.
+(lean.share_response_headers); `request_headers`, when given, sees the scope's request headers
+first (lean.share_request_header_names): one wrapper, so one closure and one frame per request.
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ HeaderList = list[tuple[bytes, bytes]]
 
 
 def shield_final_send(
-    asgi_app: Any, headers: Callable[[HeaderList], HeaderList] | None = None
+    asgi_app: Any,
+    headers: Callable[[HeaderList], HeaderList] | None = None,
+    request_headers: Callable[[HeaderList], None] | None = None,
 ) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":
             await asgi_app(scope, receive, send)
             return
+        if request_headers is not None:
+            request_headers(scope["headers"])
 
         budget = drain_budget(scope.get("http_version", ""), scope["headers"])
         body = None if budget is None else RequestBody(receive, budget)

@@ -67,6 +67,28 @@ def share_response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
     return out
 
 
+# Request header names: h11 lowercases every name into new bytes for every request, and the ASGI
+# scope keeps them (Hypercorn's stream and Quart's request hold it for as long as an answer
+# streams): ~45 bytes per header per open stream. The first copy of each name is kept and shared
+# (values never: they are the client's). Bounded against clients inventing names.
+MAX_SHARED_NAMES = 512
+_names: dict[bytes, bytes] = {}
+
+
+def share_request_header_names(headers: list[tuple[bytes, bytes]]) -> None:
+    """In place (the scope's own list, so Hypercorn's copy is the same one): each name replaced
+    by the first equal name seen; same order, same values. Anything but a list: left alone."""
+    if type(headers) is not list:
+        return
+    for i, (name, value) in enumerate(headers):
+        shared = _names.get(name)
+        if shared is None:
+            if len(_names) < MAX_SHARED_NAMES:
+                _names[name] = name
+        elif shared is not name:
+            headers[i] = (shared, value)
+
+
 class NoSessions(SecureCookieSessionInterface):
     """No cookie sessions: every request gets the same empty, read-only session."""
 

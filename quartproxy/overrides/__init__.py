@@ -18,8 +18,16 @@ upstream report that would make it unnecessary (docs/upstream/):
   chunked SEND_BODY) framed once and handed to `protocol_send`, past `Body`, `stream_send` and
   h11's state machine, which change no state for it; the rest goes through the original
   (h11-send-data-fast-path.md). Warns.
+- `hypercorn_read.py` - Hypercorn 0.17/0.18: `TCPServer._read_data` on plain TCP waits with
+  `wait_readable` and one read(2), keeping neither trio's receive wrappers nor the last read
+  while a connection waits (≈ 3 KB per open stream; hypercorn-trio-lean-idle-read.md). Warns.
+- `hypercorn_app_queue.py` - Hypercorn 0.18: `TaskGroup.spawn_app` gives an HTTP request a
+  slotted `AppQueue` instead of a trio memory channel, which can call back on `http.disconnect`
+  (hypercorn-trio-lean-request-queue.md). Warns, falls back.
 - `quart_trio_connection.py` - quart-trio 0.12/0.13: the connection's `__call__` copied, one
-  task fewer per request (quart-trio-one-task-per-request.md). Warns, falls back.
+  task fewer per request; its listener ends with the request body when the receive is an
+  `AppQueue` (the queue's callback cancels on disconnect) (quart-trio-one-task-per-request.md).
+  Warns, falls back.
 - `werkzeug_headers.py` - Werkzeug 3.0/3.1: `Headers._list` lookups without an exception, a
   `__class__` swap, shared header names (werkzeug-headers-get-without-exception.md). Warns.
 - `httpx_stream.py` - httpx 0.27/0.28: `is_stream_consumed` set by hand to read the transport's

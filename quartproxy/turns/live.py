@@ -31,9 +31,10 @@ class EventSource(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveTurn:
-    """In-process broadcast of one answer's events to any number of listeners."""
+    """In-process broadcast of one answer's events to any number of listeners. Slotted: one
+    per open answer (thousands per worker), no per-instance dict."""
 
     message_id: str
     session_id: str

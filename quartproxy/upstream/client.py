@@ -140,11 +140,12 @@ class N8nClient:
         (only Cancelled, and whatever `emit` raises, propagate).
 
         Steps: `_send` (the request, until the head or the first-byte timeout), `refusal`
-        (no head, or not 200), `_pump` (the body, read by read), `_tail` (what the parser
+        (no head, or not 200), `_pump` (the body, read by read), `tail` (what the parser
         holds at the end); `_failure` maps transport errors to the contract's codes."""
         response: httpx.Response | None = None
+        closer: httpx.Response | httpx.AsyncByteStream | None = None
         try:
-            response = await self._send(
+            response = closer = await self._send(
                 session_id=session_id,
                 origin=origin,
                 message_id=message_id,
@@ -160,14 +161,19 @@ class N8nClient:
                 await emit([refused or TIMEOUT])
                 return
             parser = N8nAnswerParser(response.headers.get("content-type", ""))
-            if await self._pump(body(response), parser, emit):
+            stream = body(response)
+            if isinstance(stream, httpx.AsyncByteStream):
+                # the transport's stream itself: closing it is what response.aclose() does, so
+                # the response (its headers, ~1 KB) is not kept for as long as the answer streams
+                closer, response = stream, None
+            if await self._pump(stream, parser, emit):
                 await tail(parser, emit)
         except (httpx.HTTPError, httpx.StreamError) as exc:
             await emit([self._failure(exc)])
         finally:
-            if response is not None:
+            if closer is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
-                    await response.aclose()
+                    await closer.aclose()
 
     async def _send(self, **call: Any) -> httpx.Response | None:
         """The sendMessage call up to the response head; None when none came within

@@ -23,7 +23,7 @@ import trio
 Origin = tuple[str, str, int]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per open answer: no per-instance dict
 class Connection:
     stream: trio.abc.Stream
     origin: Origin

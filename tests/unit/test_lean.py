@@ -4,6 +4,7 @@ same values; only equal objects are shared."""
 
 from __future__ import annotations
 
+import trio
 from quart import request, session
 from werkzeug.datastructures import Headers
 
@@ -65,6 +66,71 @@ def test_request_header_name_sharing_is_bounded(monkeypatch) -> None:  # type: i
     wrappers.share_names(h)
     assert [k for k, _ in h.items()] == [f"X-Made-Up-{i}" for i in range(10)]
     assert len(wrappers._names) == 3
+
+
+def test_request_header_names_of_the_scope_are_shared_values_never(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(lean, "_names", {})
+    first = encoded([("Authorization", "Bearer a"), ("User-Agent", "probe/1.0")])
+    second = encoded([("Authorization", "Bearer b"), ("User-Agent", "probe/1.0")])
+    expected = [list(first), list(second)]
+    for headers in (first, second):
+        lean.share_request_header_names(headers)
+    assert [first, second] == expected  # same order, names and values
+    assert all(a[0] is b[0] for a, b in zip(first, second, strict=True))
+    assert all(a[1] is not b[1] for a, b in zip(first, second, strict=True))
+    monkeypatch.setattr(lean, "MAX_SHARED_NAMES", 3)
+    many = encoded([(f"X-Made-Up-{i}", "v") for i in range(10)])
+    lean.share_request_header_names(many)
+    assert len(lean._names) == 3
+    frozen = tuple(encoded([("Accept", "*/*")]))
+    lean.share_request_header_names(frozen)  # type: ignore[arg-type]  # not a list: untouched
+
+
+async def test_the_app_shares_the_request_header_names_of_the_scope(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Wired in the app (factory.py): what Hypercorn hands over is shared before Quart reads it."""
+    from quartproxy.factory import create_app
+
+    monkeypatch.setattr(lean, "_names", {})
+    app = create_app(settings_for("http://127.0.0.1:9/webhook"))
+    scopes = []
+    async with app.test_app():
+        for _ in range(2):
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/health",
+                "raw_path": b"/health",
+                "query_string": b"",
+                "root_path": "",
+                "headers": encoded([("Host", "localhost"), ("User-Agent", "probe")]),
+                "client": ("127.0.0.1", 1),
+                "server": ("127.0.0.1", 2),
+                "extensions": {},
+                "state": {},
+            }
+            sent: list[dict[str, object]] = []
+
+            calls: list[int] = []
+
+            async def receive(calls: list[int] = calls) -> dict[str, object]:
+                calls.append(1)
+                if len(calls) > 1:  # then nothing until the request is over (it cancels us)
+                    await trio.sleep_forever()
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(
+                message: dict[str, object], sent: list[dict[str, object]] = sent
+            ) -> None:
+                sent.append(message)
+
+            await app.asgi_app(scope, receive, send)
+            assert sent[0]["type"] == "http.response.start"
+            scopes.append(scope)
+    first, second = (s["headers"] for s in scopes)
+    assert all(a[0] is b[0] for a, b in zip(first, second, strict=True))
 
 
 async def test_no_cookie_sessions() -> None:

@@ -2,7 +2,7 @@
 when the library changes the code the override copies, replaces or relies on, so the override
 is re-read before a new version is trusted. (The Hypercorn guards have their own:
 test_hypercorn_guards.py.) Behaviour is tested elsewhere: test_lean.py, test_fast_headers.py,
-tests/integration/test_http2*.py, test_idle_streams.py, test_chat.py."""
+tests/integration/test_http2*.py, test_idle_streams.py, test_chat.py, test_hypercorn_read.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from importlib.metadata import version
 import httpx
 import pytest
 from hypercorn.protocol import h2 as hypercorn_h2
+from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.tcp_server import TCPServer
+from quart.asgi import ASGIHTTPConnection
 from quart_trio.asgi import TrioASGIHTTPConnection
 from quart_trio.wrappers import TrioRequest, TrioWebsocket
 from werkzeug.datastructures import Headers
@@ -197,3 +199,42 @@ def test_the_body_fast_path_is_not_applied_on_an_unverified_h11(
     assert HTTPStream.app_send is not stock
     if not was_installed:
         hypercorn_body.uninstall()
+
+
+def test_hypercorn_read_data_is_the_one_that_was_replaced() -> None:
+    read_data = TCPServer._read_data  # the original, whether or not the override is installed
+    seen = {"TCPServer._read_data": fingerprint(getattr(read_data, "__wrapped__", read_data))}
+    read("hypercorn", seen, {"0.18.0": {"TCPServer._read_data": "7ca747d922c65cf1"}})
+
+
+def test_hypercorn_spawn_app_is_the_one_that_was_replaced() -> None:
+    spawn = TaskGroup.spawn_app  # the original, whether or not the override is installed
+    seen = {"TaskGroup.spawn_app": fingerprint(getattr(spawn, "__wrapped__", spawn))}
+    read("hypercorn", seen, {"0.18.0": {"TaskGroup.spawn_app": "b4c1131427529801"}})
+
+
+def test_the_request_listener_steps_are_the_ones_that_were_copied() -> None:
+    """quart_trio_connection.HTTPConnection.handle_messages repeats the per-message steps of
+    quart-trio 0.13 (its own loop) and 0.12 (Quart's loop, which it calls)."""
+    seen = {
+        "TrioASGIHTTPConnection.handle_messages": fingerprint(
+            TrioASGIHTTPConnection.handle_messages
+        )
+    }
+    read(
+        "quart-trio",
+        seen,
+        {
+            "0.12.0": {"TrioASGIHTTPConnection.handle_messages": "8d994a7d28dcac9d"},
+            "0.13.0": {"TrioASGIHTTPConnection.handle_messages": "a7d08002145014e6"},
+        },
+    )
+    quart = {"ASGIHTTPConnection.handle_messages": fingerprint(ASGIHTTPConnection.handle_messages)}
+    read(
+        "quart",
+        quart,
+        {
+            "0.22.0": {"ASGIHTTPConnection.handle_messages": "c69dd49dbf636109"},
+            "0.23.1": {"ASGIHTTPConnection.handle_messages": "08d5fa00920c5ba4"},
+        },
+    )
