@@ -12,7 +12,10 @@ this machine for the same exchange (POST a chat message, stream back 20 chunks):
              framework's own CPU per streamed write this way)
 
 Nothing here is used by the gateway. Upstream URL from the env var CEILING_UPSTREAM
-(`http://127.0.0.1:<port>/webhook/chat`), variant from CEILING_VARIANT.
+(`http://127.0.0.1:<port>/webhook/chat`), variant from CEILING_VARIANT. CEILING_OVERRIDES=1
+installs the gateway's Hypercorn and quart-trio overrides (quartproxy/overrides/: the socket
+write, the body chunk, the idle reader, the request queue, one task per request), so the floor
+is measured with the same framework shortcuts the gateway takes (`ceiling_cost` runs both).
 """
 
 from __future__ import annotations
@@ -41,6 +44,18 @@ def upstream_request(body: bytes) -> bytes:
 
 
 app = QuartTrio(__name__)
+if os.environ.get("CEILING_OVERRIDES") == "1":
+    from quartproxy.overrides import (
+        hypercorn_app_queue,
+        hypercorn_body,
+        hypercorn_read,
+        hypercorn_send,
+        quart_trio_connection,
+    )
+
+    for override in (hypercorn_send, hypercorn_body, hypercorn_read, hypercorn_app_queue):
+        override.install()
+    app.asgi_http_class = quart_trio_connection.connection_class()  # type: ignore[assignment]
 
 
 class _Conn:

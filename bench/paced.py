@@ -163,16 +163,18 @@ def _cost_store(b: Bench) -> tuple[dict[str, str], Callable[[], dict[str, float]
     return {"DEPLOYMENT_MODE": "production", "REDIS_URL": url}, _redis_probe(url)
 
 
-def delta_cost(b: Bench, ceiling: bool = False) -> None:
+def delta_cost(b: Bench, ceiling: str = "") -> None:
     """CPU µs per delta at two answer lengths, alternated (short, long, short, long); with
     `--cost-mode production` also Redis's scripts (round trips) and CPU per delta.
-    `ceiling`: the same for the framework alone (bench/ceiling.py, `relay`: Quart on trio
-    under the same Hypercorn config relaying the fake n8n's body as it comes), the floor any
-    Quart app on this stack pays per streamed write."""
+    `ceiling` ("stock" or "overrides"): the same for the framework alone (bench/ceiling.py,
+    `relay`: Quart on trio under the same Hypercorn config relaying the fake n8n's body as it
+    comes, without or with the gateway's framework overrides), the floor any Quart app on this
+    stack pays per streamed write."""
     short, long_ = 20, 80
     c = b.a.cost_streams
     if ceiling:
-        (proxy, port), probe, mode = b.start_ceiling("relay"), None, "direct"
+        proxy, port = b.start_ceiling("relay", overrides=ceiling == "overrides")
+        probe, mode = None, "direct"
     else:
         env, probe = _cost_store(b)
         (proxy, port), mode = b.start_proxy(**env), "sse"
@@ -205,7 +207,7 @@ def delta_cost(b: Bench, ceiling: bool = False) -> None:
         marginal = (avg[long_] - avg[short]) / (wpt[long_] - wpt[short])
         row = {
             "scenario": "ceiling_cost" if ceiling else "delta_cost",
-            "store": "-" if ceiling else b.a.cost_mode,
+            "store": f"framework, {ceiling}" if ceiling else b.a.cost_mode,
             "concurrency": c,
             "rate": RATE,
             "cpu_us_per_delta": {
@@ -279,7 +281,7 @@ def markdown(results: list[dict[str, Any]]) -> list[str]:
     for r in results:
         if r.get("scenario") in ("delta_cost", "ceiling_cost"):
             who = (
-                "the framework alone (bench/ceiling.py relay)"
+                f"the framework alone (bench/ceiling.py relay, {r.get('store')})"
                 if r["scenario"] == "ceiling_cost"
                 else "the gateway"
             )

@@ -289,14 +289,16 @@ class Bench:
         finally:
             proxy.stop()
 
-    def start_ceiling(self, variant: str) -> tuple[Proc, int]:
-        """bench/ceiling.py under the proxy's Hypercorn config, pinned like one proxy worker."""
+    def start_ceiling(self, variant: str, overrides: bool = False) -> tuple[Proc, int]:
+        """bench/ceiling.py under the proxy's Hypercorn config, pinned like one proxy worker;
+        `overrides`: with the gateway's framework overrides installed."""
         port = free_port()
         log = open(self.tmp / f"ceiling-{variant}-{port}.log", "wb")  # noqa: SIM115
         env = {
             **os.environ,
             "CEILING_VARIANT": variant,
             "CEILING_UPSTREAM": f"http://127.0.0.1:{self.fake_port}/webhook/chat",
+            "CEILING_OVERRIDES": "1" if overrides else "0",
         }
         cmd = [*taskset("0"), PY, "-m", "hypercorn", "-c", "hypercorn.toml"]
         cmd += ["-b", f"127.0.0.1:{port}", "bench.ceiling:app"]
@@ -340,10 +342,12 @@ class Bench:
         paced.delta_cost(self)
 
     def ceiling_cost(self) -> None:
-        """delta_cost for the framework alone (bench/ceiling.py, relay): its floor."""
+        """delta_cost for the framework alone (bench/ceiling.py, relay): its floor, stock and
+        with the gateway's framework overrides."""
         from . import paced
 
-        paced.delta_cost(self, ceiling=True)
+        paced.delta_cost(self, ceiling="stock")
+        paced.delta_cost(self, ceiling="overrides")
 
     def ws_available(self, port: int) -> bool:
         try:
