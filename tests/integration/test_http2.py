@@ -315,37 +315,50 @@ async def test_the_websocket_channel_runs_over_http2_extended_connect(
 async def test_the_demo_serves_http2_with_a_labelled_throwaway_certificate() -> None:
     """`python -m quartproxy demo --tls`: HTTPS and HTTP/2 in one command, the certificate made
     at start, said to be throwaway, and deleted at exit. (The client skips verification on
-    purpose: nothing trusts a throwaway self-signed certificate.)"""
+    purpose: nothing trusts a throwaway self-signed certificate.) The demo's output is read to
+    its end, so a full pipe can never hold its exit, and shown when it does not exit."""
     port = free_port()
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "quartproxy", "demo", "--tls", "--bind", f"127.0.0.1:{port}"],
         cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
-    output = b""
-    try:
-        with trio.fail_after(60):
-            assert proc.stdout is not None
-            while b"Running on https://" not in output:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, output.decode()
-                output += chunk
-            text = output.decode()
-            assert "THROWAWAY self-signed certificate" in text
-            (certfile,) = re.findall(r"Certificate: (\S+)", text)
-            assert await trio.Path(certfile).is_file()
-            async with httpx.AsyncClient(
-                base_url=f"https://127.0.0.1:{port}", http2=True, verify=False
-            ) as client:
-                health = await client.get("/health")
-                page = await client.get("/")
-            assert (health.status_code, health.http_version) == (200, H2)
-            assert page.status_code == 200 and "widget.js" in page.text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        with trio.move_on_after(15):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    output = bytearray()
+    running = trio.Event()
+
+    async def read_all() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.receive_some():
+            output.extend(chunk)
+            if b"Running on https://" in output:
+                running.set()
+        running.set()  # ended before it ran: the assertions below say so
+
+    exited = True
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all)
+        try:
+            with trio.fail_after(60):
+                await running.wait()
+                text = output.decode()
+                assert "Running on https://" in text, text
+                assert "THROWAWAY self-signed certificate" in text
+                (certfile,) = re.findall(r"Certificate: (\S+)", text)
+                assert await trio.Path(certfile).is_file()
+                async with httpx.AsyncClient(
+                    base_url=f"https://127.0.0.1:{port}", http2=True, verify=False
+                ) as client:
+                    health = await client.get("/health")
+                    page = await client.get("/")
+                assert (health.status_code, health.http_version) == (200, H2)
+                assert page.status_code == 200 and "widget.js" in page.text
+        finally:
+            proc.send_signal(signal.SIGINT)
+            with trio.move_on_after(45):  # past graceful_timeout (30 s): a drain ends by then
+                await proc.wait()
+            if proc.returncode is None:
+                exited = False
+                proc.kill()
+                await proc.wait()
+    assert exited, f"the demo did not exit on SIGINT; its output:\n{output.decode()[-3000:]}"
     assert not await trio.Path(certfile).exists()  # deleted at exit
