@@ -181,10 +181,14 @@ def demo(args: argparse.Namespace) -> int:
             serve_config, demo_args, "quartproxy.demo:worker_app()", lambda: settings
         )
         return start(make_config(), make_config, debug=True)
-    from .server import apply_settings
+    from .server import apply_settings, shutdown_trigger
 
     config = apply_settings(hypercorn_config([bind], 1, certfile, keyfile), settings)
-    trio.run(hypercorn_serve, create_app(settings), config)
+    # SIGINT and SIGTERM end the demo the way they end a worker (a drain, then Hypercorn's
+    # shutdown), so the throwaway certificate is deleted at exit either way, also when SIGINT
+    # came ignored from the parent (`nohup ... &`, a CI job) and Python set no handler for it.
+    trigger = partial(shutdown_trigger, config.graceful_timeout, None)
+    trio.run(partial(hypercorn_serve, create_app(settings), config, shutdown_trigger=trigger))
     return 0
 
 

@@ -312,16 +312,26 @@ async def test_the_websocket_channel_runs_over_http2_extended_connect(
                 assert end["text"] == "echo: over h2"
 
 
-async def test_the_demo_serves_http2_with_a_labelled_throwaway_certificate() -> None:
+def _sigint_ignored() -> None:
+    """As under `nohup ... &` or a CI job: SIGINT inherited ignored (Python then sets no
+    handler of its own for it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_the_demo_serves_http2_with_a_labelled_throwaway_certificate(
+    stop: signal.Signals,
+) -> None:
     """`python -m quartproxy demo --tls`: HTTPS and HTTP/2 in one command, the certificate made
-    at start, said to be throwaway, and deleted at exit. (The client skips verification on
-    purpose: nothing trusts a throwaway self-signed certificate.) The demo's output is read to
-    its end, so a full pipe can never hold its exit, and shown when it does not exit."""
+    at start, said to be throwaway, and deleted at exit — on SIGINT (Ctrl-C, also when it came
+    ignored from the parent) and on SIGTERM. (The client skips verification on purpose:
+    nothing trusts a throwaway self-signed certificate.) The demo's output is read to its end,
+    so a full pipe can never hold its exit, and shown when it does not exit."""
     port = free_port()
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "quartproxy", "demo", "--tls", "--bind", f"127.0.0.1:{port}"],
         cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_sigint_ignored,
     )  # fmt: skip
     output = bytearray()
     running = trio.Event()
@@ -353,12 +363,12 @@ async def test_the_demo_serves_http2_with_a_labelled_throwaway_certificate() -> 
                 assert (health.status_code, health.http_version) == (200, H2)
                 assert page.status_code == 200 and "widget.js" in page.text
         finally:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
             with trio.move_on_after(45):  # past graceful_timeout (30 s): a drain ends by then
                 await proc.wait()
             if proc.returncode is None:
                 exited = False
                 proc.kill()
                 await proc.wait()
-    assert exited, f"the demo did not exit on SIGINT; its output:\n{output.decode()[-3000:]}"
+    assert exited, f"the demo did not exit on {stop.name}; its output:\n{output.decode()[-3000:]}"
     assert not await trio.Path(certfile).exists()  # deleted at exit
