@@ -54,6 +54,20 @@ class SqliteBase:
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
+            # Several workers opening one new file at once: switching it to WAL takes the
+            # write lock, and SQLite answers a second connection doing the same at that moment
+            # "database is locked" at once, past busy_timeout (it would deadlock otherwise).
+            # Tried again until busy_timeout, here in the store's thread.
+            deadline = time.monotonic() + self._busy_timeout
+            while True:
+                try:
+                    return connect_once()
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+        def connect_once() -> sqlite3.Connection:
             # isolation_level=None: no implicit transactions; we BEGIN explicitly.
             conn = sqlite3.connect(
                 self.path,
