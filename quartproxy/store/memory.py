@@ -27,14 +27,11 @@ from ..core.turn_buffer import appendable, finish_outcome, finish_reads_from
 from .base import BufferSlice, HistoryEntry, OwnedTurn, SessionRecord
 
 # One buffered event as kept here: (seq, key, value, key, value...), not (seq, record): a tuple
-# holding a dict stays tracked by the cyclic GC for ever, while a tuple of strings and numbers is
-# untracked by the first collection that meets it (and then the tuples holding it, one level per
-# pass). The buffers of every answer of the last STREAM_BUFFER_SECONDS are the bulk of a busy
-# worker's heap (≈ 20 events per answer, 75,000 answers at 250 turns/s for the default 300 s):
-# kept as records, every full collection walked them all. A finished answer's buffer becomes a
-# plain tuple too (`_Ended`: nothing is appended after a final event). Measured
-# (bench/gc_pause.py): 75,000 buffered answers, a full collection 359 ms -> 15 ms of CPU (every
-# stream of the worker stalls during one; the default thresholds run one about every minute).
+# holding a dict stays tracked by the cyclic GC for ever; a tuple of strings and numbers is
+# untracked by the first collection that meets it. The buffers of the last STREAM_BUFFER_SECONDS
+# are the bulk of a busy worker's heap, and a full collection walked every event of them,
+# stalling every stream; a finished answer's buffer becomes one plain tuple too (`_Ended`).
+# bench/gc_pause.py: 75,000 buffered answers, a full collection 343 -> 6 ms of CPU.
 _Kept = tuple[Any, ...]
 
 
